@@ -1,0 +1,78 @@
+import fs from 'node:fs/promises';
+import { Logger } from '@gltf-transform/core';
+import path from 'node:path';
+import { ConvertError, toConvertError } from './errors';
+import { checkFileName, formatFromName, sniffFormat } from './formats';
+import { importModel } from './importers/index';
+import { draftParts, finishManifest } from './manifest';
+import { cleanUp, compress } from './optimize';
+import { writeOutput } from './output';
+import type { ConvertJob, ConvertResult } from './types';
+
+export interface ConvertOptions {
+  /** Inputs larger than this are refused before any parsing. */
+  maxInputBytes: number;
+}
+
+export const DEFAULT_MAX_INPUT_BYTES = 2 * 1024 ** 3;
+
+export const failure = (err: unknown, stats: Partial<ConvertResult['stats']> = {}): ConvertResult => {
+  const error = toConvertError(err);
+  return {
+    ok: false,
+    error: error.message,
+    code: error.code,
+    stats: { triangles: 0, parts: 0, inputBytes: 0, outputBytes: 0, seconds: 0, ...stats },
+  };
+};
+
+/**
+ * One conversion, in this thread: input file in, model.glb and manifest.json out.
+ * result.json is the caller's to write, since only the caller sees timeouts and crashes.
+ */
+export async function convertFile(job: ConvertJob, options: ConvertOptions): Promise<ConvertResult> {
+  const started = performance.now();
+  const quality = job.quality ?? 'normal';
+  const seconds = (): number => Math.round((performance.now() - started) / 10) / 100;
+  let inputBytes = 0;
+  try {
+    const name = path.basename(job.input);
+    checkFileName(name);
+    const format = formatFromName(name);
+    const stat = await fs.stat(job.input).catch(() => {
+      throw new ConvertError('unsupported', `the input file ${JSON.stringify(job.input)} does not exist or cannot be read`);
+    });
+    if (!stat.isFile()) throw new ConvertError('unsupported', `the input ${JSON.stringify(job.input)} is not a regular file`);
+    inputBytes = stat.size;
+    if (stat.size === 0) throw new ConvertError('empty', 'the file is empty (0 bytes); upload the file again');
+    if (stat.size > options.maxInputBytes) {
+      throw new ConvertError(
+        'too-large',
+        `the file has ${stat.size} bytes, over the limit of ${options.maxInputBytes} bytes; raise --max-input-mb or split the model`,
+      );
+    }
+    const content = new Uint8Array(await fs.readFile(job.input));
+    const effective = sniffFormat(format, content);
+    const { doc, units } = await importModel({ name, format: effective, content, dir: path.dirname(path.resolve(job.input)) }, quality);
+    doc.setLogger(new Logger(Logger.Verbosity.WARN));
+    await cleanUp(doc);
+    const draft = draftParts(doc);
+    if (draft.triangles === 0) throw new ConvertError('corrupt', 'the file holds no triangle geometry to show');
+    const glb = await compress(doc, quality);
+    const manifest = finishManifest(doc, draft, { source: { name, format: effective, bytes: inputBytes }, quality, units });
+    const outputBytes = await writeOutput(job.outputDir, 'model.glb', glb);
+    await writeOutput(job.outputDir, 'manifest.json', JSON.stringify(manifest));
+    return {
+      ok: true,
+      stats: {
+        triangles: manifest.triangles,
+        parts: manifest.parts.filter((p) => p.meshes.length > 0).length,
+        inputBytes,
+        outputBytes,
+        seconds: seconds(),
+      },
+    };
+  } catch (err) {
+    return failure(err, { inputBytes, seconds: seconds() });
+  }
+}

@@ -1,0 +1,59 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import validator from 'gltf-validator';
+import type { Manifest } from '../../app/src/converter/manifest';
+import type { ConvertResult } from '../../app/src/converter/types';
+
+export const BIN = path.resolve('bin/cadfleet-convert.js');
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  result: ConvertResult;
+  outDir: string;
+}
+
+export function tempDir(prefix = 'cadfleet-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Runs the real cadfleet-convert binary. */
+export function runConvert(args: string[], outDir: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const file = path.join(outDir, 'result.json');
+      const result = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as ConvertResult) : (undefined as unknown as ConvertResult);
+      resolve({ code, stdout, stderr, result, outDir });
+    });
+  });
+}
+
+export function convertSample(input: string, extra: string[] = []): Promise<Run> {
+  const outDir = path.join(tempDir(), 'out');
+  return runConvert(['--input', input, '--output-dir', outDir, ...extra], outDir);
+}
+
+export function readManifest(outDir: string): Manifest {
+  return JSON.parse(fs.readFileSync(path.join(outDir, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+export interface Validation {
+  numErrors: number;
+  messages: Array<{ code: string; message: string; severity: number }>;
+  info: { extensionsUsed?: string[] };
+}
+
+/** The Khronos glTF validator on a GLB. */
+export async function validateGlb(file: string): Promise<Validation> {
+  const report = await validator.validateBytes(new Uint8Array(fs.readFileSync(file)));
+  return { numErrors: report.issues.numErrors, messages: report.issues.messages, info: report.info };
+}
