@@ -218,11 +218,12 @@ class WarmProcess {
 }
 
 /** Warm converter processes, one job at a time each, replaced when they recycle or die. */
-class PoolConverter implements Converter {
+class PoolConverter implements ManagedConverter {
   private readonly processes: WarmProcess[] = [];
   private readonly queue: Array<() => void> = [];
   private nextId = 1;
   private closed = false;
+  private started = 0;
 
   constructor(
     private readonly bin: string,
@@ -241,6 +242,7 @@ class PoolConverter implements Converter {
       }
       if (this.processes.length < (this.options.poolSize ?? 1)) {
         const fresh = new WarmProcess(this.bin, this.options);
+        this.started++;
         fresh.busy = true;
         this.processes.push(fresh);
         return fresh;
@@ -269,6 +271,11 @@ class PoolConverter implements Converter {
     }
   }
 
+  /** How many warm processes this pool has started, recycled ones included. */
+  stats(): { processesStarted: number; alive: number } {
+    return { processesStarted: this.started, alive: this.processes.filter((p) => p.alive).length };
+  }
+
   /** Starts the pool's processes ahead of the first job. */
   async warmUp(): Promise<void> {
     const procs = await Promise.all(Array.from({ length: this.options.poolSize ?? 1 }, () => this.acquire()));
@@ -284,7 +291,14 @@ class PoolConverter implements Converter {
 }
 
 /** The converter the worker service uses: our warm pool, one process per job, or an operator's command. */
-export function createConverter(options: ConverterOptions = {}): Converter & { warmUp(): Promise<void> } {
+export interface ManagedConverter extends Converter {
+  warmUp(): Promise<void>;
+  stats(): { processesStarted: number; alive: number };
+}
+
+const NO_POOL = (): { processesStarted: number; alive: number } => ({ processesStarted: 0, alive: 0 });
+
+export function createConverter(options: ConverterOptions = {}): ManagedConverter {
   const limits: ConvertLimits = { ...DEFAULT_LIMITS, ...options.limits };
   if (options.commandTemplate !== undefined) {
     const template = options.commandTemplate;
@@ -293,6 +307,7 @@ export function createConverter(options: ConverterOptions = {}): Converter & { w
       convert: (job, over) =>
         runProcess(templateArgv(template, { input: job.input, outputDir: job.outputDir, quality: job.quality ?? 'normal' }), job, { ...limits, ...over }, options),
       warmUp: async () => undefined,
+      stats: NO_POOL,
       close: async () => undefined,
     };
   }
@@ -305,6 +320,7 @@ export function createConverter(options: ConverterOptions = {}): Converter & { w
         return runProcess(argv, job, l, options);
       },
       warmUp: async () => undefined,
+      stats: NO_POOL,
       close: async () => undefined,
     };
   }

@@ -52,7 +52,7 @@ export function convertCommand(): Command {
               process.stdout.write(JSON.stringify({ input, outputDir: folders[i], ...result }) + '\n');
             } else {
               const s = result.stats;
-              const what = result.ok ? `${s.parts} parts, ${s.triangles} triangles, ${s.outputBytes} bytes in ${s.seconds} s` : `FAILED: ${result.error}`;
+              const what = result.ok ? `${s.parts} part${s.parts === 1 ? "" : "s"}, ${s.triangles} triangles, ${s.outputBytes} bytes in ${s.seconds} s` : `FAILED: ${result.error}`;
               process.stdout.write(`${result.ok ? 'ok  ' : 'fail'} ${input} -> ${folders[i]}  ${what}\n`);
             }
           }),

@@ -64,13 +64,14 @@ export function resolveReference(dir: string, reference: string): string {
   // Models written on Windows name their textures with backslashes (`.\\tex.jpg`).
   const normalized = reference.replace(/\\/g, '/');
   const resolved = path.resolve(dir, normalized);
-  const inside = (target: string): boolean => {
-    const rel = path.relative(dir, target);
+  const inside = (base: string, target: string): boolean => {
+    const rel = path.relative(base, target);
     return rel !== '..' && !rel.startsWith('../') && !path.isAbsolute(rel);
   };
+  const lexicallyInside = !path.isAbsolute(normalized) && !/^[a-z]:/i.test(normalized) && inside(dir, resolved);
   // A symlink beside the model may point anywhere: judge where it really leads.
-  const real = fs.existsSync(resolved) ? path.join(fs.realpathSync(path.dirname(resolved)), path.basename(fs.realpathSync(resolved))) : resolved;
-  if (path.isAbsolute(normalized) || /^[a-z]:/i.test(normalized) || !inside(resolved) || !inside(real)) {
+  const reallyInside = lexicallyInside && (!fs.existsSync(resolved) || inside(fs.realpathSync(dir), fs.realpathSync(resolved)));
+  if (!reallyInside) {
     throw new ConvertError(
       'unsafe-reference',
       `the model references ${JSON.stringify(reference)}, which is outside its own folder; only files beside the model can be referenced`,

@@ -60,6 +60,13 @@ export async function importOcct(input: ImportInput, quality: Quality): Promise<
     throw new ConvertError('corrupt', `OpenCASCADE could not read the ${input.format.toUpperCase()} file (it is damaged or not a ${input.format.toUpperCase()} file)`);
   }
   if (result.meshes.length === 0) {
+    const text = Buffer.from(input.content.buffer, input.content.byteOffset, input.content.byteLength).toString('latin1');
+    if (input.format === 'step' && /DOCUMENT_FILE|EXTERNALLY_DEFINED/i.test(text)) {
+      throw new ConvertError(
+        'unsupported',
+        'the STEP file is an assembly whose parts live in other files (external references); export it as a single STEP file and upload that',
+      );
+    }
     throw new ConvertError('corrupt', `the ${input.format.toUpperCase()} file holds no solid or surface geometry`);
   }
 
