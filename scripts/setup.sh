@@ -33,7 +33,10 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
+# `npm install` rather than `npm ci`: it installs exactly the lock file's versions too, but
+# tolerates a registry mirror that lacks another platform's optional binaries (bullmq's
+# msgpackr-extract for macOS, say), which makes `npm ci` refuse the lock file as out of sync.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund
+  echo "setup: npm install (from package-lock.json)"
+  npm install --no-audit --no-fund
 fi
