@@ -9,6 +9,10 @@ PACKAGES=(
   assimp-testmodels # real sample models (IFC, OBJ, PLY, FBX, DAE, glTF, 3DS, OFF) for tests and the demo
   occt-draw         # native OpenCASCADE: the baseline of `npm run bench -- convert`
   ca-certificates
+  systemd-container # systemd-nspawn: the local fleet's hosts
+  debootstrap       # builds the local fleet's base image
+  iproute2          # the local fleet's bridge, namespaces and veths
+  openssh-client    # reaching the hosts
 )
 
 SUDO=()

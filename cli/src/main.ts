@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { convertCommand } from './commands/convert';
+import { localCommand, outputsCommand } from './commands/local';
 
 /** Builds the CLI afresh on each call: no global commander state for tests to tear down. */
 export function buildProgram(): Command {
@@ -9,6 +10,8 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)');
   program.addCommand(convertCommand());
+  program.addCommand(localCommand());
+  program.addCommand(outputsCommand());
   return program;
 }
 

@@ -1,0 +1,115 @@
+import { Command, Option } from 'commander';
+import { systemRunner } from '../local/exec';
+import { selectHosts } from '../local/fleet';
+import { defaultContext, destroy, down, openFleet, startHosts, status, up, type LocalContext } from '../local/local-fleet';
+import { localOutputs } from '../outputs';
+
+/** The local environment's fleet name: `cf` unless CADFLEET_LOCAL_FLEET says otherwise (tests use their own). */
+export const localFleetName = (): string => process.env.CADFLEET_LOCAL_FLEET ?? 'cf';
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+async function guarded(action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (err) {
+    process.stderr.write(`cadfleet local: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+export function localCommand(makeContext: () => LocalContext = () => defaultContext(systemRunner, log)): Command {
+  const local = new Command('local').description('The local fleet: Debian hosts booted with systemd-nspawn on this machine (needs root).');
+
+  local
+    .command('up')
+    .description('Boot the fleet (building the base image once); repairs a half-made or crashed fleet; changes nothing on a running one.')
+    .addOption(new Option('--subnet <cidr>', 'the /24 the fleet owns (first up only)'))
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local up\n  $ sudo cadfleet local up --subnet 10.214.0.0/24')
+    .action((opts: { subnet?: string; json?: boolean }) =>
+      guarded(async () => {
+        const ctx = makeContext();
+        const report = await up(ctx, localFleetName(), opts.subnet ? { subnet: opts.subnet } : {});
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ started: report.started, alreadyRunning: report.alreadyRunning, seconds: report.seconds, baseImage: report.baseImage })}\n`);
+          return;
+        }
+        const what = report.started.length ? `started ${report.started.length} host(s)` : 'nothing to do: every host was running';
+        log(`local fleet ${report.fleet.spec.name} is up (${what}) in ${report.seconds.toFixed(1)} s. Next: cadfleet deploy --env local`);
+      }),
+    );
+
+  local
+    .command('down')
+    .description('Stop hosts cleanly; their disks are kept. With a host or role, stop only those.')
+    .argument('[hosts...]', 'host names or roles (api, api/2, streamer-1)')
+    .action((selectors: string[]) =>
+      guarded(async () => {
+        const ctx = makeContext();
+        const { fleet } = openFleet(ctx, localFleetName());
+        const hosts = selectors.length ? selectors.flatMap((s) => selectHosts(fleet, s)) : undefined;
+        const outcome = await down(ctx, localFleetName(), hosts);
+        for (const [host, result] of Object.entries(outcome)) log(`${host}: ${result}`);
+      }),
+    );
+
+  local
+    .command('start')
+    .description('Start stopped hosts of a running fleet.')
+    .argument('<hosts...>', 'host names or roles')
+    .action((selectors: string[]) =>
+      guarded(async () => {
+        const ctx = makeContext();
+        const { fleet } = openFleet(ctx, localFleetName());
+        await startHosts(ctx, localFleetName(), selectors.flatMap((s) => selectHosts(fleet, s)));
+      }),
+    );
+
+  local
+    .command('status')
+    .description('Every host with its role, address and state.')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) =>
+      guarded(async () => {
+        const report = status(makeContext(), localFleetName());
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ fleet: report.fleet.spec.name, exists: report.exists, hosts: report.hosts })}\n`);
+          return;
+        }
+        if (!report.exists) {
+          log(`no local fleet ${report.fleet.spec.name}; create it with: sudo cadfleet local up`);
+          return;
+        }
+        const rows = report.hosts.map((h) => `${h.hostname.padEnd(16)} ${h.role.padEnd(9)} ${h.ip.padEnd(15)} ${h.state}`);
+        process.stdout.write(`${'HOST'.padEnd(16)} ${'ROLE'.padEnd(9)} ${'ADDRESS'.padEnd(15)} STATE\n${rows.join('\n')}\n`);
+      }),
+    );
+
+  local
+    .command('destroy')
+    .description('Stop the fleet and delete its hosts, keys and network.')
+    .option('--image', 'delete the cached base image too')
+    .action((opts: { image?: boolean }) =>
+      guarded(async () => {
+        await destroy(makeContext(), localFleetName(), opts);
+        log(`local fleet ${localFleetName()} destroyed`);
+      }),
+    );
+
+  return local;
+}
+
+export function outputsCommand(makeContext: () => LocalContext = () => defaultContext(systemRunner, log)): Command {
+  return new Command('outputs')
+    .description('The deployment outputs of an environment: LB address, hosts by role, endpoints, SSH access. No secrets.')
+    .requiredOption('--env <name>', 'environment: local, or an AWS environment')
+    .option('--json', 'print JSON (the default)')
+    .action((opts: { env: string }) =>
+      guarded(async () => {
+        if (opts.env !== 'local') throw new Error(`outputs of AWS environments come from terraform state; not available yet for ${opts.env}`);
+        const { fleet, paths } = openFleet(makeContext(), localFleetName());
+        process.stdout.write(`${JSON.stringify(localOutputs('local', fleet, paths), null, 2)}\n`);
+      }),
+    );
+}

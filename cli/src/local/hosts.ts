@@ -1,0 +1,223 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { inCgroups, nspawnCommand, sshCommand, sshKeygenCommand, type SshTarget } from './commands';
+import { must, type Runner } from './exec';
+import type { Fleet, HostSpec } from './fleet';
+
+export interface FleetPaths {
+  root: string;
+  keyFile: string;
+  knownHosts: string;
+  hostDir(host: HostSpec): string;
+  upper(host: HostSpec): string;
+}
+
+export function fleetPaths(stateDir: string, fleet: Fleet): FleetPaths {
+  const root = path.join(stateDir, fleet.spec.name);
+  return {
+    root,
+    keyFile: path.join(root, 'ssh', 'id_ed25519'),
+    knownHosts: path.join(root, 'ssh', 'known_hosts'),
+    hostDir: (host) => path.join(root, 'hosts', host.name),
+    upper: (host) => path.join(root, 'hosts', host.name, 'upper'),
+  };
+}
+
+export function sshTarget(fleet: Fleet, paths: FleetPaths, host: HostSpec): SshTarget {
+  return { user: fleet.spec.sshUser, ip: host.ip, keyFile: paths.keyFile, knownHosts: paths.knownHosts };
+}
+
+/** The operator's key for this fleet: made once, kept with the fleet's state. */
+export async function ensureFleetKey(runner: Runner, fleet: Fleet, paths: FleetPaths): Promise<void> {
+  if (fs.existsSync(paths.keyFile)) return;
+  fs.mkdirSync(path.dirname(paths.keyFile), { recursive: true, mode: 0o700 });
+  await must(runner, sshKeygenCommand(paths.keyFile, 'ed25519', `cadfleet-local-${fleet.spec.name}`));
+}
+
+function userIds(base: string, user: string): { uid: number; gid: number } {
+  const line = fs
+    .readFileSync(path.join(base, 'etc/passwd'), 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
+  if (!line) throw new Error(`the base image has no user ${user}; rebuild it (cadfleet local destroy --image)`);
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/**
+ * Gives a new host its own identity in its upper layer: machine-id, SSH host key, hostname and
+ * the operator's key. Done once; a host keeps its identity across `down` and `up`.
+ */
+export async function prepareHost(runner: Runner, fleet: Fleet, paths: FleetPaths, host: HostSpec, base: string): Promise<void> {
+  const upper = paths.upper(host);
+  const marker = path.join(paths.hostDir(host), 'identity');
+  if (fs.existsSync(marker)) return;
+  fs.rmSync(paths.hostDir(host), { recursive: true, force: true });
+  fs.mkdirSync(path.join(upper, 'etc/ssh'), { recursive: true });
+  fs.writeFileSync(path.join(upper, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`);
+  fs.writeFileSync(path.join(upper, 'etc/hostname'), `${host.hostname}\n`);
+  const hostsFile = ['127.0.0.1 localhost', `127.0.1.1 ${host.hostname}`, ...fleet.hosts.map((h) => `${h.ip} ${h.hostname} ${h.name}`)];
+  fs.writeFileSync(path.join(upper, 'etc/hosts'), `${hostsFile.join('\n')}\n`);
+  await must(runner, sshKeygenCommand(path.join(upper, 'etc/ssh/ssh_host_ed25519_key'), 'ed25519', host.hostname));
+  const { uid, gid } = userIds(base, fleet.spec.sshUser);
+  const sshDir = path.join(upper, 'home', fleet.spec.sshUser, '.ssh');
+  fs.mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  fs.copyFileSync(`${paths.keyFile}.pub`, path.join(sshDir, 'authorized_keys'));
+  fs.chmodSync(path.join(sshDir, 'authorized_keys'), 0o600);
+  for (const p of [path.join(upper, 'home', fleet.spec.sshUser), sshDir, path.join(sshDir, 'authorized_keys')]) fs.chownSync(p, uid, gid);
+  const hostKey = fs.readFileSync(path.join(upper, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+  fs.writeFileSync(marker, `${host.ip} ${hostKey}\n`);
+}
+
+/** Pins every host's key, so SSH checks it strictly from the first connection on. */
+export function writeKnownHosts(fleet: Fleet, paths: FleetPaths): void {
+  const lines = fleet.hosts
+    .map((h) => path.join(paths.hostDir(h), 'identity'))
+    .filter((f) => fs.existsSync(f))
+    .map((f) => fs.readFileSync(f, 'utf8').trim());
+  fs.writeFileSync(paths.knownHosts, `${lines.join('\n')}\n`);
+}
+
+/** The nspawn process of a host, if it is running (checked against its command line, not just the pid). */
+export function runningPid(fleet: Fleet, paths: FleetPaths, host: HostSpec): number | undefined {
+  const pidFile = path.join(paths.hostDir(host), 'nspawn.pid');
+  if (!fs.existsSync(pidFile)) return undefined;
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  try {
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return cmdline.includes(`--machine=${host.hostname}`) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** This host's group in every mounted cgroup hierarchy (v1 controllers, name=systemd, unified). */
+export function hostCgroups(host: HostSpec): string[] {
+  if (fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.procs'))) return [path.join(CGROUP_ROOT, 'cadfleet', host.hostname)];
+  return fs
+    .readdirSync(CGROUP_ROOT)
+    .map((d) => path.join(CGROUP_ROOT, d))
+    // A new cpuset group starts with no CPUs and refuses members; the container needs none of its own.
+    .filter((d) => fs.existsSync(path.join(d, 'cgroup.procs')) && !fs.existsSync(path.join(d, 'cpuset.cpus')))
+    .map((d) => path.join(d, 'cadfleet', host.hostname));
+}
+
+/** Removes a stopped host's groups, deepest first (the container's systemd made groups inside). */
+export function removeHostCgroups(host: HostSpec): void {
+  const remove = (dir: string): void => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) remove(path.join(dir, entry.name));
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      // Still in use or already gone: the next start reuses it.
+    }
+  };
+  for (const dir of hostCgroups(host)) remove(dir);
+}
+
+function groupPids(dir: string): number[] {
+  if (!fs.existsSync(dir)) return [];
+  // Zombies count as gone: this machine's PID 1 may be slow to reap what a dead nspawn left.
+  const alive = (pid: number): boolean => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  const own = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number).filter(alive);
+  const nested = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => groupPids(path.join(dir, e.name)));
+  return [...own, ...nested];
+}
+
+/**
+ * Kills what is left of a host whose nspawn process died: its container's processes live on
+ * in the host's cgroups (nspawn killed with SIGKILL does not take its container with it), and
+ * a second boot beside them would fight over the same disk and address.
+ */
+export async function killLeftovers(host: HostSpec): Promise<number> {
+  const pids = new Set(hostCgroups(host).flatMap(groupPids));
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  for (let i = 0; i < 50 && hostCgroups(host).some((d) => groupPids(d).length > 0); i++) await new Promise((r) => setTimeout(r, 100));
+  return pids.size;
+}
+
+export async function startHost(fleet: Fleet, paths: FleetPaths, host: HostSpec, base: string): Promise<number> {
+  await killLeftovers(host);
+  removeHostCgroups(host);
+  const groups = hostCgroups(host);
+  for (const dir of groups) fs.mkdirSync(dir, { recursive: true });
+  const argv = inCgroups(groups, nspawnCommand(host, { base, upper: paths.upper(host) }));
+  const console = fs.openSync(path.join(paths.hostDir(host), 'console.log'), 'a');
+  const child = spawn(argv[0]!, argv.slice(1), {
+    detached: true,
+    stdio: ['ignore', console, console],
+    env: { ...process.env, CADFLEET_CGROUPS: groups.join(' ') },
+  });
+  fs.closeSync(console);
+  child.unref();
+  fs.writeFileSync(path.join(paths.hostDir(host), 'nspawn.pid'), `${child.pid}\n`);
+  return child.pid!;
+}
+
+function tcpOpen(ip: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: ip, port, timeout: timeoutMs });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** Waits until the host answers SSH with its pinned key, or fails naming the host and its console log. */
+export async function waitForSsh(runner: Runner, fleet: Fleet, paths: FleetPaths, host: HostSpec, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    if (await tcpOpen(host.ip, 22, 1000)) {
+      const probe = await runner.run(sshCommand(sshTarget(fleet, paths, host), ['true']), { timeoutMs: 10_000 });
+      if (probe.code === 0) return (performance.now() - started) / 1000;
+    }
+    if (performance.now() - started > timeoutMs) {
+      throw new Error(`host ${host.hostname} (${host.ip}) did not answer SSH within ${timeoutMs / 1000} s; its console log: ${path.join(paths.hostDir(host), 'console.log')}`);
+    }
+    if (runningPid(fleet, paths, host) === undefined) {
+      throw new Error(`host ${host.hostname} stopped while booting; its console log: ${path.join(paths.hostDir(host), 'console.log')}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** An orderly shutdown (SIGTERM to nspawn powers the host off), then SIGKILL after the grace time. */
+export async function stopHost(fleet: Fleet, paths: FleetPaths, host: HostSpec, graceMs = 30_000): Promise<'stopped' | 'killed' | 'not running'> {
+  const pid = runningPid(fleet, paths, host);
+  if (pid === undefined) return 'not running';
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (runningPid(fleet, paths, host) === undefined) {
+      removeHostCgroups(host);
+      return 'stopped';
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  process.kill(pid, 'SIGKILL');
+  await killLeftovers(host);
+  removeHostCgroups(host);
+  return 'killed';
+}

@@ -1,0 +1,123 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sshCommand } from '../../cli/src/local/commands';
+import { parseFleetSpec, planFleet } from '../../cli/src/local/fleet';
+import { runCli } from '../helpers/cli';
+import { tempDir } from '../helpers/convert';
+
+// This suite's own fleet: its own name, range and state, so it never touches `cf`, the user's fleet.
+const NAME = 'cft';
+const SUBNET = '10.213.250.0/24';
+const state = tempDir('cadfleet-fleet-');
+const env = { CADFLEET_LOCAL_FLEET: NAME, CADFLEET_LOCAL_STATE: state };
+const fleet = planFleet(parseFleetSpec({ name: NAME, subnet: SUBNET }));
+const root = path.join(state, NAME);
+
+const cli = (...args: string[]) => runCli(args, env);
+
+function ssh(hostName: string, ...remote: string[]): { code: number; out: string } {
+  const host = fleet.hosts.find((h) => h.name === hostName)!;
+  const argv = sshCommand({ user: 'admin', ip: host.ip, keyFile: path.join(root, 'ssh/id_ed25519'), knownHosts: path.join(root, 'ssh/known_hosts') }, remote);
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status ?? 255, out: (r.stdout ?? '').trim() };
+}
+
+async function statusJson(): Promise<Record<string, string>> {
+  const r = await cli('local', 'status', '--json');
+  expect(r.code, r.stderr).toBe(0);
+  const parsed = JSON.parse(r.stdout) as { hosts: Array<{ name: string; state: string }> };
+  return Object.fromEntries(parsed.hosts.map((h) => [h.name, h.state]));
+}
+
+const links = (): string => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+
+beforeAll(async () => {
+  if (process.getuid?.() !== 0) throw new Error('the local fleet tests need root (namespaces, bridges, systemd-nspawn); run them as root, as CI does');
+  // Leftovers of an earlier run that died (kernel state survives processes): destroy repairs nothing, it removes.
+  await cli('local', 'destroy');
+}, 120_000);
+
+afterAll(async () => {
+  await cli('local', 'destroy');
+  fs.rmSync(state, { recursive: true, force: true });
+}, 120_000);
+
+describe('the local fleet', () => {
+  it('comes up from nothing: every host boots, answers SSH as itself', async () => {
+    const r = await cli('local', 'up', '--subnet', SUBNET, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { started: string[]; alreadyRunning: string[] };
+    expect(report.started.sort()).toEqual(fleet.hosts.map((h) => h.name).sort());
+    for (const host of fleet.hosts) expect(ssh(host.name, 'hostname')).toEqual({ code: 0, out: host.hostname });
+    // Every host has its own identity.
+    const ids = fleet.hosts.map((h) => ssh(h.name, 'cat', '/etc/machine-id').out);
+    expect(new Set(ids).size).toBe(fleet.hosts.length);
+    expect(ssh('api-1', 'systemctl', 'is-system-running').out).toBe('running');
+  }, 600_000);
+
+  it('changes nothing when brought up again', async () => {
+    const r = await cli('local', 'up', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ started: [], alreadyRunning: expect.arrayContaining(['lb', 'api-1', 'streamer-2']) });
+  });
+
+  it('stops and starts a single host', async () => {
+    expect((await cli('local', 'down', 'streamer/1')).code).toBe(0);
+    expect(await statusJson()).toMatchObject({ 'streamer-1': 'stopped', 'streamer-2': 'running' });
+    expect(ssh('streamer-1', 'true').code).not.toBe(0);
+    expect((await cli('local', 'start', 'streamer-1')).code).toBe(0);
+    expect(ssh('streamer-1', 'hostname').out).toBe('cft-streamer-1');
+  });
+
+  it('keeps host data across down and up', async () => {
+    expect(ssh('data', 'echo', 'kept', '|', 'sudo', 'tee', '/var/lib/marker').code).toBe(0);
+    const d = await cli('local', 'down');
+    expect(d.code, d.stderr).toBe(0);
+    expect(Object.values(await statusJson()).every((s) => s === 'stopped')).toBe(true);
+    expect(links()).not.toContain(fleet.bridge);
+    const u = await cli('local', 'up');
+    expect(u.code, u.stderr).toBe(0);
+    expect(ssh('data', 'cat', '/var/lib/marker').out).toBe('kept');
+  }, 300_000);
+
+  it('repairs a fleet whose processes died and whose network is half gone', async () => {
+    for (const host of fleet.hosts) process.kill(Number(fs.readFileSync(path.join(root, 'hosts', host.name, 'nspawn.pid'), 'utf8')), 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    execFileSync('ip', ['netns', 'delete', 'cft-api-1']);
+    execFileSync('ip', ['link', 'delete', fleet.hosts.find((h) => h.name === 'worker-2')!.veth]);
+    const r = await cli('local', 'up');
+    expect(r.code, r.stderr).toBe(0);
+    for (const host of fleet.hosts) expect(ssh(host.name, 'hostname').out).toBe(host.hostname);
+    // Remade network, same MAC: the others reach the repaired hosts at once, with no stale ARP entry.
+    expect(ssh('api-1', 'ip', '-br', 'link', 'show', 'eth0').out).toContain('02:cf:0a:d5:fa:15');
+  }, 300_000);
+
+  it('says which interface holds the range it was asked to use', async () => {
+    execFileSync('ip', ['link', 'add', 'cfxsquat', 'type', 'bridge']);
+    try {
+      execFileSync('ip', ['addr', 'add', '10.213.251.5/24', 'dev', 'cfxsquat']);
+      const r = await runCli(['local', 'up', '--subnet', '10.213.251.0/24'], { ...env, CADFLEET_LOCAL_FLEET: 'cfx' });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/range 10\.213\.251\.0\/24 is taken by interface cfxsquat \(10\.213\.251\.5\); choose another with --subnet/);
+    } finally {
+      execFileSync('ip', ['link', 'delete', 'cfxsquat']);
+      fs.rmSync(path.join(state, 'cfx'), { recursive: true, force: true });
+    }
+  });
+
+  it('tells a user who is not root to use sudo', async () => {
+    const r = await runCli(['local', 'up'], env, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/needs root .* run it with sudo/);
+  });
+
+  it('is destroyed without a trace', async () => {
+    const r = await cli('local', 'destroy');
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.existsSync(root)).toBe(false);
+    expect(links()).not.toMatch(/cft/);
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toMatch(/cft-/);
+  }, 120_000);
+});
