@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { convertCommand } from './commands/convert';
 import { localCommand, outputsCommand } from './commands/local';
+import { execCommandLine, logsCommandLine, sshCommandLine } from './commands/ops';
 
 /** Builds the CLI afresh on each call: no global commander state for tests to tear down. */
 export function buildProgram(): Command {
@@ -12,7 +13,16 @@ export function buildProgram(): Command {
   program.addCommand(convertCommand());
   program.addCommand(localCommand());
   program.addCommand(outputsCommand());
+  program.addCommand(sshCommandLine());
+  program.addCommand(execCommandLine());
+  program.addCommand(logsCommandLine());
   return program;
 }
+
+// `cadfleet logs ... | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 await buildProgram().parseAsync(process.argv);

@@ -113,6 +113,33 @@ describe('the local fleet', () => {
     expect(r.stderr).toMatch(/needs root .* run it with sudo/);
   });
 
+  it('runs ssh, exec and logs against its hosts, and reports a host that is down as down', async () => {
+    const one = await cli('ssh', '--env', 'local', 'worker/2', '--', 'hostname');
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout.trim()).toBe('cft-worker-2');
+
+    const all = await cli('exec', '--env', 'local', 'api', '--', 'hostname');
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout.trim().split('\n').sort()).toEqual(['cft-api-1 | cft-api-1', 'cft-api-2 | cft-api-2']);
+
+    // Something in both workers' journals: the SSH logins this test just made.
+    expect((await cli('exec', '--env', 'local', 'worker', '--', 'true')).code).toBe(0);
+    const logs = await cli('logs', '--env', 'local', 'worker', '--unit', 'ssh.service', '--since', '10 min ago');
+    expect(logs.code, logs.stderr).toBe(0);
+    const prefixes = new Set(logs.stdout.trim().split('\n').map((l) => l.split(' | ')[0]!.trim()));
+    expect([...prefixes].sort()).toEqual(['cft-worker-1', 'cft-worker-2']);
+
+    expect((await cli('local', 'down', 'streamer-1')).code).toBe(0);
+    const partly = await cli('exec', '--env', 'local', 'streamer', '--', 'hostname');
+    expect(partly.code).toBe(1);
+    expect(partly.stdout.trim()).toBe('cft-streamer-2 | cft-streamer-2');
+    expect(partly.stderr).toMatch(/cft-streamer-1 \(10\.213\.250\.41\) did not answer: .*is it running\?/);
+    const down = await cli('ssh', '--env', 'local', 'streamer/1', '--', 'true');
+    expect(down.code).toBe(255);
+    expect(down.stderr).toMatch(/cft-streamer-1 \(10\.213\.250\.41\) did not answer SSH/);
+    expect((await cli('ssh', '--env', 'staging', 'api', '--', 'true')).stderr).toMatch(/environment "staging" is not known here/);
+  }, 120_000);
+
   it('is destroyed without a trace', async () => {
     const r = await cli('local', 'destroy');
     expect(r.code, r.stderr).toBe(0);

@@ -2,10 +2,9 @@ import { Command, Option } from 'commander';
 import { systemRunner } from '../local/exec';
 import { selectHosts } from '../local/fleet';
 import { defaultContext, destroy, down, openFleet, startHosts, status, up, type LocalContext } from '../local/local-fleet';
+import { localFleetName } from '../environment';
 import { localOutputs } from '../outputs';
 
-/** The local environment's fleet name: `cf` unless CADFLEET_LOCAL_FLEET says otherwise (tests use their own). */
-export const localFleetName = (): string => process.env.CADFLEET_LOCAL_FLEET ?? 'cf';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
