@@ -13,6 +13,11 @@ PACKAGES=(
   debootstrap       # builds the local fleet's base image
   iproute2          # the local fleet's bridge, namespaces and veths
   openssh-client    # reaching the hosts
+  openssl           # the local fleet's CA and certificates
+  ansible           # the playbooks (ansible-core 2.14 with community.postgresql, amazon.aws)
+  ansible-lint
+  postgresql-client # tests check the data host's PostgreSQL as the app reaches it
+  redis-tools       # ... and its Redis
 )
 
 SUDO=()

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { convertCommand } from './commands/convert';
+import { deployCommand } from './commands/deploy';
 import { localCommand, outputsCommand } from './commands/local';
 import { execCommandLine, logsCommandLine, sshCommandLine } from './commands/ops';
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
   program.addCommand(convertCommand());
   program.addCommand(localCommand());
   program.addCommand(outputsCommand());
+  program.addCommand(deployCommand());
   program.addCommand(sshCommandLine());
   program.addCommand(execCommandLine());
   program.addCommand(logsCommandLine());

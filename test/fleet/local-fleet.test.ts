@@ -63,6 +63,30 @@ describe('the local fleet', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ started: [], alreadyRunning: expect.arrayContaining(['lb', 'api-1', 'streamer-2']) });
   });
 
+  it('deploys the data services with TLS, and a second deploy changes nothing', async () => {
+    const first = await cli('deploy', '--env', 'local', '--json');
+    expect(first.code, first.stderr).toBe(0);
+    const again = await cli('deploy', '--env', 'local', '--json');
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, changed: 0 });
+    expect(JSON.parse(again.stdout).recap).toHaveLength(fleet.hosts.length);
+    // PostgreSQL as the app reaches it: TLS with the certificate checked against the fleet CA and the host's address.
+    const secrets = JSON.parse(fs.readFileSync(path.join(root, 'secrets.json'), 'utf8')) as { postgresPassword: string; redisPassword: string };
+    const data = fleet.hosts.find((h) => h.role === 'data')!;
+    const psql = spawnSync('psql', [`host=${data.ip} dbname=cadfleet user=cadfleet sslmode=verify-full sslrootcert=${path.join(root, 'pki/ca.crt')}`, '-tAc', 'show ssl'], {
+      encoding: 'utf8',
+      env: { ...process.env, PGPASSWORD: secrets.postgresPassword },
+    });
+    expect(psql.stdout.trim(), psql.stderr).toBe('on');
+    const redis = spawnSync('redis-cli', ['-h', data.ip, '--tls', '--cacert', path.join(root, 'pki/ca.crt'), 'config', 'get', 'maxmemory-policy'], {
+      encoding: 'utf8',
+      env: { ...process.env, REDISCLI_AUTH: secrets.redisPassword },
+    });
+    expect(redis.stdout.trim().split('\n')).toEqual(['maxmemory-policy', 'noeviction']);
+    const plain = spawnSync('redis-cli', ['-h', data.ip, 'ping'], { encoding: 'utf8', timeout: 10_000 });
+    expect(plain.stdout).not.toContain('PONG');
+  }, 300_000);
+
   it('stops and starts a single host', async () => {
     expect((await cli('local', 'down', 'streamer/1')).code).toBe(0);
     expect(await statusJson()).toMatchObject({ 'streamer-1': 'stopped', 'streamer-2': 'running' });
@@ -138,7 +162,12 @@ describe('the local fleet', () => {
     expect(down.code).toBe(255);
     expect(down.stderr).toMatch(/cft-streamer-1 \(10\.213\.250\.41\) did not answer SSH/);
     expect((await cli('ssh', '--env', 'staging', 'api', '--', 'true')).stderr).toMatch(/environment "staging" is not known here/);
-  }, 120_000);
+
+    const deploy = await cli('deploy', '--env', 'local');
+    expect(deploy.code).toBe(1);
+    expect(deploy.stderr).toMatch(/FAILED on cft-streamer-1, task ".*\(host unreachable\)": .*Connection refused/);
+    expect(deploy.stderr).toMatch(/the whole Ansible output is in .*last-deploy\.log/);
+  }, 300_000);
 
   it('is destroyed without a trace', async () => {
     const r = await cli('local', 'destroy');

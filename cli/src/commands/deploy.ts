@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { loadEnvironment, localFleetName } from '../environment';
+import { deploy } from '../deploy/deploy';
+import { systemRunner } from '../local/exec';
+import { defaultContext, openFleet } from '../local/local-fleet';
+
+export function deployCommand(): Command {
+  return new Command('deploy')
+    .description('Install the release and configure every host of an environment with the Ansible playbooks.')
+    .requiredOption('--env <name>', 'environment')
+    .option('--limit <hosts>', 'only these hosts or groups (Ansible --limit)')
+    .option('--json', 'print the report as JSON')
+    .option('-v, --verbose', 'print every line of Ansible output')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet deploy --env local\n  $ sudo cadfleet deploy --env local --limit data')
+    .action(async (opts: { env: string; limit?: string; json?: boolean; verbose?: boolean }) => {
+      try {
+        const env = loadEnvironment(opts.env);
+        const { paths } = openFleet(defaultContext(systemRunner, () => undefined), localFleetName());
+        let tasks = 0;
+        const report = await deploy({
+          env,
+          stateRoot: paths.root,
+          runner: systemRunner,
+          limit: opts.limit,
+          onLine: (line) => {
+            if (opts.verbose) return void process.stderr.write(`${line}\n`);
+            const task = /^TASK \[(.+?)\]/.exec(line);
+            if (task) process.stderr.write(`  [${++tasks}] ${task[1]}\n`);
+          },
+        });
+        if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        if (report.ok) {
+          process.stderr.write(`deployed ${env.name} in ${report.seconds.toFixed(1)} s: ${report.changed ? `${report.changed} change(s)` : 'no changes'} on ${report.recap.length} host(s)\n`);
+          return;
+        }
+        for (const f of report.failures) process.stderr.write(`FAILED on ${f.host}, task "${f.task}": ${f.message}\n`);
+        process.stderr.write(`deploy of ${env.name} failed; the whole Ansible output is in ${report.log}. Fix the cause and run the deploy again: it only changes what differs.\n`);
+        process.exitCode = 1;
+      } catch (err) {
+        process.stderr.write(`cadfleet deploy: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    });
+}

@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Environment } from '../environment';
+import type { Runner } from '../local/exec';
+import { ensureCa, ensureServerCert, pkiPaths } from '../local/pki';
+import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayFailure, type RecapLine } from './ansible';
+import { ensureLocalSecrets, redact } from './local-secrets';
+
+export interface DeployOptions {
+  env: Environment;
+  /** The local fleet's state folder (keys, PKI, secrets); deploy files go in `deploy/` there. */
+  stateRoot: string;
+  runner: Runner;
+  limit?: string;
+  /** Each line of ansible-playbook's output, secrets redacted. */
+  onLine?: (line: string) => void;
+}
+
+export interface DeployReport {
+  ok: boolean;
+  seconds: number;
+  recap: RecapLine[];
+  changed: number;
+  failures: PlayFailure[];
+  log: string;
+}
+
+export function ansibleDir(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'ansible', 'playbooks', 'site.yml'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find ansible/playbooks/site.yml above the CLI');
+    dir = parent;
+  }
+  return path.join(dir, 'ansible');
+}
+
+/** Everything the playbooks need for the local fleet: secrets, the CA and the data host's certificate. */
+async function localVars(opts: DeployOptions): Promise<Record<string, unknown>> {
+  const secrets = ensureLocalSecrets(opts.stateRoot);
+  const pki = pkiPaths(opts.stateRoot);
+  await ensureCa(opts.runner, pki, opts.env.name);
+  const data = opts.env.hosts.find((h) => h.role === 'data');
+  if (!data) throw new Error('the local environment has no data host');
+  const cert = await ensureServerCert(opts.runner, pki, data.name, { dns: [data.name, 'data'], ip: [data.address] });
+  const read = (file: string): string => fs.readFileSync(file, 'utf8');
+  const subnet = `${data.address.split('.').slice(0, 3).join('.')}.0/24`;
+  return {
+    common_ca_certificate: read(pki.caCert),
+    common_unattended_upgrades: false,
+    postgresql_local_password: secrets.postgresPassword,
+    postgresql_local_allowed_cidr: subnet,
+    postgresql_local_tls_cert: read(cert.cert),
+    postgresql_local_tls_key: read(cert.key),
+    redis_local_password: secrets.redisPassword,
+    redis_local_tls_cert: read(cert.cert),
+    redis_local_tls_key: read(cert.key),
+    redis_local_tls_ca: read(pki.caCert),
+  };
+}
+
+/** Generates the inventory and variables, runs the site playbook, and reads what happened. */
+export async function deploy(opts: DeployOptions): Promise<DeployReport> {
+  const started = performance.now();
+  const dir = path.join(opts.stateRoot, 'deploy');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const inventory = path.join(dir, 'inventory.json');
+  fs.writeFileSync(inventory, `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`);
+  const varsFile = path.join(dir, 'vars.json');
+  fs.writeFileSync(varsFile, `${JSON.stringify(await localVars(opts))}\n`, { mode: 0o600 });
+  const secrets = ensureLocalSecrets(opts.stateRoot);
+  const log = path.join(dir, 'last-deploy.log');
+  const argv = ansiblePlaybookArgv({ playbook: 'playbooks/site.yml', inventory, varsFile, limit: opts.limit });
+  const cwd = ansibleDir();
+  let output = '';
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd,
+      env: { ...process.env, ANSIBLE_CONFIG: path.join(cwd, 'ansible.cfg'), ANSIBLE_FORCE_COLOR: '0', ANSIBLE_NOCOLOR: '1', PYTHONUNBUFFERED: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let rest = '';
+    const take = (chunk: Buffer): void => {
+      const text = redact(chunk.toString(), secrets);
+      output += text;
+      const lines = (rest + text).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) opts.onLine?.(line);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.once('error', (err) => {
+      output += `ansible-playbook could not be started: ${err.message}\n`;
+      resolve(127);
+    });
+    child.once('close', (c) => resolve(c ?? 1));
+  });
+  fs.writeFileSync(log, output, { mode: 0o600 });
+  const recap = playRecap(output);
+  const failures = playFailures(output);
+  if (code === 127 && !recap.length) failures.push({ host: 'this machine', task: 'start ansible-playbook', message: 'ansible-playbook is not installed: apt-get install ansible (or pipx install ansible)' });
+  return {
+    ok: code === 0,
+    seconds: (performance.now() - started) / 1000,
+    recap,
+    changed: recap.reduce((sum, r) => sum + r.changed, 0),
+    failures,
+    log,
+  };
+}
