@@ -1,9 +1,11 @@
 import { benchConvert } from './convert';
+import { benchPipeline } from './pipeline';
 import { table, writeReport, type Section } from './report';
 
 /** Sub-benchmarks by name: `npm run bench -- convert`. Each runs against baselines measured in the same run. */
 const BENCHMARKS: Record<string, () => Promise<Section>> = {
   convert: benchConvert,
+  pipeline: benchPipeline,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -6,6 +6,7 @@ import { build } from 'esbuild';
 const entries = {
   'cadfleet-convert': 'app/src/converter/cli.ts',
   cadfleet: 'cli/src/main.ts',
+  'cadfleet-service': 'app/src/main.ts',
 };
 
 await build({

@@ -9,6 +9,8 @@ PACKAGES=(
   assimp-testmodels # real sample models (IFC, OBJ, PLY, FBX, DAE, glTF, 3DS, OFF) for tests and the demo
   occt-draw         # native OpenCASCADE: the baseline of `npm run bench -- convert`
   ca-certificates
+  postgresql        # the service's state (tests and `npm run demo` start private instances)
+  redis-server      # the service's queue and node registry
   systemd-container # systemd-nspawn: the local fleet's hosts
   debootstrap       # builds the local fleet's base image
   iproute2          # the local fleet's bridge, namespaces and veths

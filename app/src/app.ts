@@ -1,0 +1,87 @@
+// The api as a Fastify plugin: routes, authentication, the dependency gate and error replies.
+// It never touches the process (listen, signals): that is server.ts's job.
+import multipart from '@fastify/multipart';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { ApiContext } from './api-context';
+import { authenticator } from './auth';
+import { HttpError, errorBody, isDependencyError } from './http-errors';
+import { modelRoutes } from './routes/models';
+import { opsRoutes } from './routes/ops';
+import { uploadRoutes } from './routes/uploads';
+
+export interface AppOptions {
+  ctx: ApiContext;
+}
+
+/** Multipart parser failures that mean the request body is malformed, not that we are. */
+const MALFORMED_MULTIPART = /Unexpected end of (form|file|multipart data)|Malformed|Boundary not found|Part terminated early|multipart/i;
+
+const MULTIPART_CODES: Record<string, [number, string, string]> = {
+  FST_INVALID_MULTIPART_CONTENT_TYPE: [415, 'not_multipart', 'send the file as multipart/form-data in a field named "file"'],
+  FST_REQ_FILE_TOO_LARGE: [413, 'file_too_large', 'the file is larger than the upload limit (use POST /api/v1/uploads for large files)'],
+  FST_FILES_LIMIT: [400, 'too_many_files', 'send one file per request'],
+  FST_PARTS_LIMIT: [400, 'too_many_parts', 'the form has too many parts; send the file and at most a quality field'],
+  FST_FIELDS_LIMIT: [400, 'too_many_fields', 'the form has too many fields; send the file and at most a quality field'],
+  FST_PROTO_VIOLATION: [400, 'malformed_multipart', 'the form uses a forbidden field name'],
+  FST_MP_PREMATURE_CLOSE: [400, 'malformed_multipart', 'the request ended before the multipart body was complete'],
+  FST_INVALID_JSON_FIELD_ERROR: [400, 'malformed_multipart', 'a form field declared as JSON is not valid JSON'],
+};
+
+export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Promise<void> {
+  const { ctx } = options;
+  const authenticate = authenticator(ctx.keys);
+  const retryAfter = String(ctx.config.retryAfterSeconds);
+
+  // preservePath: the raw file name reaches our check, which refuses path-like names
+  // instead of quietly taking their last segment.
+  await app.register(multipart, { preservePath: true, limits: { fileSize: ctx.config.uploads.maxBytes, files: 1 } });
+
+  // While PostgreSQL, Redis or S3 is down the api answers 503 at once instead of timing out.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/api/')) return;
+    const down = ctx.health.down();
+    if (down.length) {
+      return reply
+        .code(503)
+        .header('retry-after', retryAfter)
+        .send(errorBody(503, 'dependency_unavailable', `${down.map((d) => d.name).join(', ')} unreachable; try again in ${retryAfter} s`));
+    }
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    ctx.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    ctx.metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
+    if (err instanceof HttpError) {
+      if (err.statusCode >= 500) request.log.warn({ code: err.code }, err.message);
+      return reply.code(err.statusCode).headers(err.headers).send(errorBody(err.statusCode, err.code, err.message));
+    }
+    const mapped = typeof err.code === 'string' ? MULTIPART_CODES[err.code] : undefined;
+    if (mapped) return reply.code(mapped[0]).send(errorBody(...mapped));
+    if (isDependencyError(err)) {
+      request.log.warn({ err }, 'a dependency failed during the request');
+      return reply.code(503).header('retry-after', retryAfter).send(errorBody(503, 'dependency_unavailable', 'a storage service is unreachable; try again shortly'));
+    }
+    if (err.validation || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.statusCode === 400) {
+      return reply.code(400).send(errorBody(400, 'bad_request', err.message));
+    }
+    if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(errorBody(413, 'body_too_large', err.message));
+    if (err.statusCode === 415) return reply.code(415).send(errorBody(415, 'unsupported_media_type', err.message));
+    if (request.isMultipart?.() && MALFORMED_MULTIPART.test(err.message)) {
+      return reply.code(400).send(errorBody(400, 'malformed_multipart', `the multipart body is malformed: ${err.message}`));
+    }
+    request.log.error({ err }, 'request failed');
+    return reply.code(500).send(errorBody(500, 'internal', 'the request failed on our side; it has been logged'));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(errorBody(404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+
+  opsRoutes(app, ctx, authenticate);
+  modelRoutes(app, ctx, authenticate);
+  uploadRoutes(app, ctx, authenticate);
+}

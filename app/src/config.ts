@@ -1,0 +1,273 @@
+// The service's runtime configuration: environment variables parsed once at start.
+// Every variable is named in the schema below with its default; an invalid value stops the
+// process with a message that names the variable.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const ROLES = ['api', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { error: `must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL` },
+  );
+const readableFile = z.string().refine((p) => fs.existsSync(p), { error: 'must name a readable file' });
+const nodeId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { error: 'must be letters, digits, dot, dash or underscore' });
+const bucket = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' });
+
+/** Variables every command needs: the database. */
+const databaseSchema = z.object({
+  /** postgres://user[:password]@host:port/db; sslmode and sslrootcert query parameters are honoured. */
+  CADFLEET_DATABASE_URL: url(['postgres:', 'postgresql:']),
+  /** disable | require | verify-ca | verify-full. Overrides the URL's sslmode. @default verify-full */
+  CADFLEET_DATABASE_SSLMODE: z.enum(SSL_MODES).optional(),
+  /** PEM bundle of the CA that signed the server certificate (the RDS CA bundle). Overrides sslrootcert. */
+  CADFLEET_DATABASE_CA_FILE: readableFile.optional(),
+  /** Secrets Manager secret (ARN or name) holding {"username","password"}; re-read when authentication fails. */
+  CADFLEET_DATABASE_SECRET_ARN: z.string().min(1).optional(),
+  /** Endpoint override for Secrets Manager (a VPC endpoint). */
+  CADFLEET_SECRETS_ENDPOINT: url(['http:', 'https:']).optional(),
+  CADFLEET_DATABASE_POOL_SIZE: int(1, 200).default(10),
+  /** Where the versioned SQL migrations live. @default app/migrations of this package */
+  CADFLEET_MIGRATIONS_DIR: z.string().optional(),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  CADFLEET_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Variables of the long-running roles. */
+const serviceSchema = databaseSchema.extend({
+  CADFLEET_ROLE: z.enum(ROLES).optional(),
+  /** This node's id in the registry. One process per role per host is the fleet's shape. @default <hostname>-<role> */
+  CADFLEET_NODE_ID: nodeId.optional(),
+  /** How other hosts reach this node (the LB reads it), e.g. http://10.0.1.5:8080. */
+  CADFLEET_ADVERTISE_URL: url(['http:', 'https:']).optional(),
+
+  /** redis://host:port or rediss://host:port (TLS). */
+  CADFLEET_REDIS_URL: url(['redis:', 'rediss:']),
+  /** PEM CA bundle for rediss:// (ElastiCache in-transit encryption uses a public CA: leave unset there). */
+  CADFLEET_REDIS_CA_FILE: readableFile.optional(),
+  /** Prefix of every Redis key the service writes (queue and registry). */
+  CADFLEET_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { error: 'must be letters, digits, colon, dash or underscore' }).default('cadfleet'),
+
+  /** S3 endpoint for an S3-compatible server (s3rver locally); unset on AWS. */
+  CADFLEET_S3_ENDPOINT: url(['http:', 'https:']).optional(),
+  /** Endpoint written into presigned URLs when clients reach S3 by another address than the service. */
+  CADFLEET_S3_PUBLIC_ENDPOINT: url(['http:', 'https:']).optional(),
+  /** Path-style addressing (bucket in the path), needed by s3rver. */
+  CADFLEET_S3_FORCE_PATH_STYLE: bool.default(false),
+  CADFLEET_S3_UPLOADS_BUCKET: bucket,
+  CADFLEET_S3_MODELS_BUCKET: bucket,
+
+  CADFLEET_HTTP_HOST: z.string().default('0.0.0.0'),
+  CADFLEET_HTTP_PORT: int(0, 65535).default(8080),
+  /** Worker only: serve /healthz and /metrics on this port (off when unset). */
+  CADFLEET_METRICS_PORT: int(0, 65535).optional(),
+  /** Largest file accepted by POST /api/v1/models (multipart). */
+  CADFLEET_MAX_UPLOAD_MB: int(1, 1_000_000).default(100),
+  /** Largest file accepted through a presigned upload. */
+  CADFLEET_MAX_PRESIGNED_UPLOAD_MB: int(1, 5_000_000).default(5120),
+  CADFLEET_PRESIGN_EXPIRES_SECONDS: int(60, 604_800).default(900),
+  /** Extensions accepted for upload. @default every format cadfleet-convert reads */
+  CADFLEET_ACCEPTED_EXTENSIONS: z.string().regex(/^[a-z0-9]+(,[a-z0-9]+)*$/, { error: 'must be comma-separated lowercase extensions' }).optional(),
+
+  CADFLEET_WORKER_CONCURRENCY: int(1, 64).default(1),
+  /** pool: warm converter processes; process: one converter process per job. */
+  CADFLEET_CONVERTER_MODE: z.enum(['pool', 'process']).default('pool'),
+  /** An operator's converter, e.g. `/opt/vendor/conv --in {input} --out {outputDir} --quality {quality}`. */
+  CADFLEET_CONVERTER_COMMAND: z.string().min(1).optional(),
+  CADFLEET_CONVERTER_RECYCLE_AFTER_JOBS: int(1).default(50),
+  CADFLEET_CONVERT_TIMEOUT_SECONDS: int(1).default(300),
+  CADFLEET_CONVERT_MAX_MEMORY_MB: int(64).default(2048),
+  CADFLEET_WORK_DIR: z.string().default(path.join(os.tmpdir(), 'cadfleet-work')),
+  /** Tries per job (the first run included). Read by the api, which sets it on each job it queues. */
+  CADFLEET_JOB_ATTEMPTS: int(1, 100).default(3),
+  /** First retry delay; doubles on each retry. Read by the api, like CADFLEET_JOB_ATTEMPTS. */
+  CADFLEET_JOB_BACKOFF_MS: int(0).default(5000),
+  /** A job whose worker stops renewing its lock for this long counts as stalled. */
+  CADFLEET_JOB_LOCK_MS: int(500).default(30_000),
+  /** How often workers look for stalled jobs to take over. */
+  CADFLEET_STALLED_INTERVAL_MS: int(200).default(30_000),
+  /** A job that stalls more often than this (it kills its worker) fails for good. */
+  CADFLEET_MAX_STALLED_COUNT: int(0, 100).default(2),
+  /** A queued model whose job is missing from Redis is enqueued again after this long. 0 disables. */
+  CADFLEET_REQUEUE_AFTER_MS: int(0).default(60_000),
+
+  CADFLEET_HEARTBEAT_INTERVAL_MS: int(100).default(5000),
+  /** A node whose heartbeat is older than this is gone. @default 3 heartbeats */
+  CADFLEET_NODE_TTL_MS: int(300).optional(),
+  /** How often the api checks PostgreSQL, Redis and S3 (answers 503 while one is down). */
+  CADFLEET_DEPENDENCY_CHECK_MS: int(100).default(2000),
+  /** Seconds a client is told to wait (Retry-After) while a dependency is down. */
+  CADFLEET_RETRY_AFTER_SECONDS: int(1).default(5),
+  /** Grace for in-flight requests and the running job on SIGTERM. */
+  CADFLEET_SHUTDOWN_TIMEOUT_MS: int(0).default(30_000),
+});
+
+export interface DatabaseConfig {
+  url: string;
+  sslMode: SslMode;
+  caFile?: string;
+  secretArn?: string;
+  secretsEndpoint?: string;
+  poolSize: number;
+  migrationsDir?: string;
+  region: string;
+}
+
+export interface Config {
+  role?: Role;
+  nodeId?: string;
+  advertiseUrl?: string;
+  logLevel: string;
+  database: DatabaseConfig;
+  redis: { url: string; caFile?: string; prefix: string };
+  s3: { endpoint?: string; publicEndpoint?: string; forcePathStyle: boolean; region: string; uploadsBucket: string; modelsBucket: string };
+  http: { host: string; port: number; metricsPort?: number };
+  uploads: { maxBytes: number; maxPresignedBytes: number; presignExpiresSeconds: number; acceptedExtensions?: string[] };
+  worker: {
+    concurrency: number;
+    converterMode: 'pool' | 'process';
+    converterCommand?: string;
+    recycleAfterJobs: number;
+    timeoutMs: number;
+    maxMemoryMb: number;
+    workDir: string;
+    attempts: number;
+    backoffMs: number;
+    lockMs: number;
+    stalledIntervalMs: number;
+    maxStalledCount: number;
+    requeueAfterMs: number;
+  };
+  heartbeatMs: number;
+  nodeTtlMs: number;
+  dependencyCheckMs: number;
+  retryAfterSeconds: number;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function parse<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+  // Empty variables count as unset: `FOO= cmd` is how shells unset for one command.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = schema.safeParse(present);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? '(environment)');
+    const value = present[name];
+    const shown = value === undefined ? 'it is not set' : /PASSWORD|SECRET|DATABASE_URL/.test(name) ? 'got [REDACTED]' : `got ${JSON.stringify(value)}`;
+    const message = issue.code === 'invalid_type' && value === undefined ? 'is required' : issue.message;
+    return `${name} ${message}, ${shown}`;
+  });
+  throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+}
+
+function databaseFrom(e: z.infer<typeof databaseSchema>): DatabaseConfig {
+  const u = new URL(e.CADFLEET_DATABASE_URL);
+  const urlMode = u.searchParams.get('sslmode');
+  if (urlMode !== null && !(SSL_MODES as readonly string[]).includes(urlMode)) {
+    throw new ConfigError(`invalid configuration:\n  CADFLEET_DATABASE_URL sslmode must be one of ${SSL_MODES.join(', ')}, got ${JSON.stringify(urlMode)}`);
+  }
+  const caFile = e.CADFLEET_DATABASE_CA_FILE ?? u.searchParams.get('sslrootcert') ?? undefined;
+  if (caFile !== undefined && !fs.existsSync(caFile)) {
+    throw new ConfigError(`invalid configuration:\n  CADFLEET_DATABASE_URL sslrootcert must name a readable file, got ${JSON.stringify(caFile)}`);
+  }
+  // TLS settings are applied by db.ts from these fields, not by the driver's URL parsing,
+  // whose sslmode semantics differ from libpq's.
+  for (const p of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'ssl', 'uselibpqcompat']) u.searchParams.delete(p);
+  return {
+    url: u.toString(),
+    sslMode: e.CADFLEET_DATABASE_SSLMODE ?? (urlMode as SslMode | null) ?? 'verify-full',
+    caFile,
+    secretArn: e.CADFLEET_DATABASE_SECRET_ARN,
+    secretsEndpoint: e.CADFLEET_SECRETS_ENDPOINT,
+    poolSize: e.CADFLEET_DATABASE_POOL_SIZE,
+    migrationsDir: e.CADFLEET_MIGRATIONS_DIR,
+    region: e.AWS_REGION,
+  };
+}
+
+/** The database settings alone, for the migrate and keys commands. */
+export function loadDatabaseConfig(env: Env = process.env): { database: DatabaseConfig; logLevel: string } {
+  const e = parse(databaseSchema, env);
+  return { database: databaseFrom(e), logLevel: e.CADFLEET_LOG_LEVEL };
+}
+
+/** The whole configuration of the api and worker roles. */
+export function loadConfig(env: Env = process.env): Config {
+  const e = parse(serviceSchema, env);
+  return {
+    role: e.CADFLEET_ROLE,
+    nodeId: e.CADFLEET_NODE_ID,
+    advertiseUrl: e.CADFLEET_ADVERTISE_URL,
+    logLevel: e.CADFLEET_LOG_LEVEL,
+    database: databaseFrom(e),
+    redis: { url: e.CADFLEET_REDIS_URL, caFile: e.CADFLEET_REDIS_CA_FILE, prefix: e.CADFLEET_REDIS_PREFIX },
+    s3: {
+      endpoint: e.CADFLEET_S3_ENDPOINT,
+      publicEndpoint: e.CADFLEET_S3_PUBLIC_ENDPOINT,
+      forcePathStyle: e.CADFLEET_S3_FORCE_PATH_STYLE,
+      region: e.AWS_REGION,
+      uploadsBucket: e.CADFLEET_S3_UPLOADS_BUCKET,
+      modelsBucket: e.CADFLEET_S3_MODELS_BUCKET,
+    },
+    http: { host: e.CADFLEET_HTTP_HOST, port: e.CADFLEET_HTTP_PORT, metricsPort: e.CADFLEET_METRICS_PORT },
+    uploads: {
+      maxBytes: e.CADFLEET_MAX_UPLOAD_MB * 1024 * 1024,
+      maxPresignedBytes: e.CADFLEET_MAX_PRESIGNED_UPLOAD_MB * 1024 * 1024,
+      presignExpiresSeconds: e.CADFLEET_PRESIGN_EXPIRES_SECONDS,
+      acceptedExtensions: e.CADFLEET_ACCEPTED_EXTENSIONS?.split(','),
+    },
+    worker: {
+      concurrency: e.CADFLEET_WORKER_CONCURRENCY,
+      converterMode: e.CADFLEET_CONVERTER_MODE,
+      converterCommand: e.CADFLEET_CONVERTER_COMMAND,
+      recycleAfterJobs: e.CADFLEET_CONVERTER_RECYCLE_AFTER_JOBS,
+      timeoutMs: e.CADFLEET_CONVERT_TIMEOUT_SECONDS * 1000,
+      maxMemoryMb: e.CADFLEET_CONVERT_MAX_MEMORY_MB,
+      workDir: e.CADFLEET_WORK_DIR,
+      attempts: e.CADFLEET_JOB_ATTEMPTS,
+      backoffMs: e.CADFLEET_JOB_BACKOFF_MS,
+      lockMs: e.CADFLEET_JOB_LOCK_MS,
+      stalledIntervalMs: e.CADFLEET_STALLED_INTERVAL_MS,
+      maxStalledCount: e.CADFLEET_MAX_STALLED_COUNT,
+      requeueAfterMs: e.CADFLEET_REQUEUE_AFTER_MS,
+    },
+    heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
+    nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
+    dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
+    retryAfterSeconds: e.CADFLEET_RETRY_AFTER_SECONDS,
+    shutdownTimeoutMs: e.CADFLEET_SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+/** This node's registry id. */
+export function nodeIdFor(config: Pick<Config, 'nodeId'>, role: string): string {
+  return config.nodeId ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${role}`;
+}

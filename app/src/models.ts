@@ -1,0 +1,273 @@
+// Models and their conversion state in PostgreSQL. Every read and write that a request makes
+// is scoped to the caller's project; `project: undefined` means an admin key.
+import type { Db } from './db';
+
+export const MODEL_STATES = ['queued', 'converting', 'ready', 'failed'] as const;
+export type ModelState = (typeof MODEL_STATES)[number];
+
+export interface ConversionStats {
+  triangles: number;
+  parts: number;
+  inputBytes: number;
+  outputBytes: number;
+  seconds: number;
+}
+
+export interface Model {
+  id: string;
+  project: string;
+  name: string;
+  format: string;
+  quality: string;
+  state: ModelState;
+  progress: number;
+  error: string | null;
+  errorCode: string | null;
+  inputKey: string;
+  inputBytes: number;
+  outputPrefix: string | null;
+  stats: ConversionStats | null;
+  attempts: number;
+  workerHost: string | null;
+  workerNode: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  updatedAt: Date;
+}
+
+/** Who asks: a project's key sees its project; an admin key (project undefined) sees all. */
+export interface Scope {
+  project?: string;
+}
+
+export interface WorkerIdentity {
+  node: string;
+  host: string;
+  pid: number;
+}
+
+interface Row {
+  id: string;
+  project: string;
+  name: string;
+  format: string;
+  quality: string;
+  state: ModelState;
+  progress: number;
+  error: string | null;
+  error_code: string | null;
+  input_key: string;
+  input_bytes: string;
+  output_prefix: string | null;
+  stats: ConversionStats | null;
+  attempts: number;
+  worker_host: string | null;
+  worker_node: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
+}
+
+const fromRow = (r: Row): Model => ({
+  id: r.id,
+  project: r.project,
+  name: r.name,
+  format: r.format,
+  quality: r.quality,
+  state: r.state,
+  progress: r.progress,
+  error: r.error,
+  errorCode: r.error_code,
+  inputKey: r.input_key,
+  inputBytes: Number(r.input_bytes),
+  outputPrefix: r.output_prefix,
+  stats: r.stats,
+  attempts: r.attempts,
+  workerHost: r.worker_host,
+  workerNode: r.worker_node,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  updatedAt: r.updated_at,
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Ids that are not UUIDs cannot exist; checking first keeps them away from a uuid cast error. */
+export const isModelId = (id: string): boolean => UUID.test(id);
+
+export interface NewModel {
+  id: string;
+  project: string;
+  name: string;
+  format: string;
+  quality: string;
+  inputKey: string;
+  inputBytes: number;
+  createdByKey?: string;
+}
+
+export interface ModelRepository {
+  create(m: NewModel): Promise<Model>;
+  get(id: string, scope: Scope): Promise<Model | undefined>;
+  list(scope: Scope, options?: { limit?: number; state?: ModelState }): Promise<Model[]>;
+  remove(id: string, scope: Scope): Promise<Model | undefined>;
+  countByState(): Promise<Record<ModelState, number>>;
+  /** Queued models older than `olderThanMs`, for re-enqueueing jobs that Redis lost. */
+  staleQueued(olderThanMs: number, limit?: number): Promise<Model[]>;
+
+  /** A worker starts (or restarts) the conversion. Undefined when the model is gone or already done. */
+  startConversion(id: string, jobId: string, attempt: number, worker: WorkerIdentity): Promise<{ model: Model; attemptId: string } | undefined>;
+  setProgress(id: string, progress: number): Promise<void>;
+  /** Records success; false when the model was deleted meanwhile or another run already finished it. */
+  finishReady(id: string, attemptId: string, result: { stats: ConversionStats; outputPrefix: string }, worker: WorkerIdentity): Promise<boolean>;
+  finishFailed(id: string, attemptId: string | undefined, failure: { error: string; code: string }): Promise<boolean>;
+  /** Ends an attempt that will be retried. */
+  finishAttempt(attemptId: string, outcome: 'retry' | 'skipped', error?: string): Promise<void>;
+  attempts(id: string): Promise<AttemptRecord[]>;
+}
+
+export interface AttemptRecord {
+  id: string;
+  attempt: number;
+  workerNode: string;
+  workerHost: string;
+  workerPid: number;
+  startedAt: Date;
+  finishedAt: Date | null;
+  outcome: 'ready' | 'failed' | 'retry' | 'skipped' | 'lost' | null;
+  error: string | null;
+  converterSeconds: number | null;
+}
+
+export function createModelRepository(db: Db): ModelRepository {
+  return {
+    async create(m) {
+      const { rows } = await db.query<Row>(
+        `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, created_by_key)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8) RETURNING *`,
+        [m.id, m.project, m.name, m.format, m.quality, m.inputKey, m.inputBytes, m.createdByKey ?? null],
+      );
+      return fromRow(rows[0]!);
+    },
+    async get(id, scope) {
+      if (!isModelId(id)) return undefined;
+      const { rows } = await db.query<Row>('SELECT * FROM models WHERE id = $1 AND ($2::text IS NULL OR project = $2)', [id, scope.project ?? null]);
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+    async list(scope, options = {}) {
+      const { rows } = await db.query<Row>(
+        `SELECT * FROM models WHERE ($1::text IS NULL OR project = $1) AND ($2::text IS NULL OR state = $2)
+         ORDER BY created_at DESC, id LIMIT $3`,
+        [scope.project ?? null, options.state ?? null, options.limit ?? 100],
+      );
+      return rows.map(fromRow);
+    },
+    async remove(id, scope) {
+      if (!isModelId(id)) return undefined;
+      const { rows } = await db.query<Row>('DELETE FROM models WHERE id = $1 AND ($2::text IS NULL OR project = $2) RETURNING *', [id, scope.project ?? null]);
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+    async countByState() {
+      const { rows } = await db.query<{ state: ModelState; n: string }>('SELECT state, count(*) AS n FROM models GROUP BY state');
+      const counts = Object.fromEntries(MODEL_STATES.map((s) => [s, 0])) as Record<ModelState, number>;
+      for (const r of rows) counts[r.state] = Number(r.n);
+      return counts;
+    },
+    async staleQueued(olderThanMs, limit = 100) {
+      const { rows } = await db.query<Row>(
+        `SELECT * FROM models WHERE state = 'queued' AND created_at < now() - make_interval(secs => $1::double precision / 1000)
+         ORDER BY created_at LIMIT $2`,
+        [olderThanMs, limit],
+      );
+      return rows.map(fromRow);
+    },
+    async startConversion(id, jobId, attempt, worker) {
+      return db.tx(async (client) => {
+        const { rows } = await client.query<Row>(
+          `UPDATE models SET state = 'converting', progress = 5, error = NULL, error_code = NULL, attempts = attempts + 1,
+             started_at = now(), worker_host = $2, worker_node = $3, updated_at = now()
+           WHERE id = $1 AND state IN ('queued', 'converting') RETURNING *`,
+          [id, worker.host, worker.node],
+        );
+        if (!rows[0]) return undefined;
+        // A run still open here belonged to a worker that stopped without finishing it.
+        await client.query(
+          `UPDATE conversion_attempts SET finished_at = now(), outcome = 'lost', error = 'the worker stopped during the conversion'
+           WHERE model_id = $1 AND finished_at IS NULL`,
+          [id],
+        );
+        const inserted = await client.query<{ id: string }>(
+          `INSERT INTO conversion_attempts (model_id, job_id, attempt, worker_node, worker_host, worker_pid) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+          [id, jobId, attempt, worker.node, worker.host, worker.pid],
+        );
+        return { model: fromRow(rows[0]), attemptId: inserted.rows[0]!.id };
+      });
+    },
+    async setProgress(id, progress) {
+      await db.query(`UPDATE models SET progress = $2, updated_at = now() WHERE id = $1 AND state = 'converting' AND progress < $2`, [id, progress]);
+    },
+    async finishReady(id, attemptId, result, worker) {
+      return db.tx(async (client) => {
+        const { rowCount } = await client.query(
+          `UPDATE models SET state = 'ready', progress = 100, stats = $2, output_prefix = $3, worker_host = $4, worker_node = $5,
+             finished_at = now(), updated_at = now()
+           WHERE id = $1 AND state = 'converting'`,
+          [id, JSON.stringify(result.stats), result.outputPrefix, worker.host, worker.node],
+        );
+        if (!rowCount) {
+          await client.query(`UPDATE conversion_attempts SET finished_at = now(), outcome = 'skipped' WHERE id = $1`, [attemptId]);
+          return false;
+        }
+        await client.query(`UPDATE conversion_attempts SET finished_at = now(), outcome = 'ready', converter_seconds = $2 WHERE id = $1`, [
+          attemptId,
+          result.stats.seconds,
+        ]);
+        return true;
+      });
+    },
+    async finishFailed(id, attemptId, failure) {
+      return db.tx(async (client) => {
+        const { rowCount } = await client.query(
+          `UPDATE models SET state = 'failed', error = $2, error_code = $3, finished_at = now(), updated_at = now()
+           WHERE id = $1 AND state IN ('queued', 'converting')`,
+          [id, failure.error, failure.code],
+        );
+        if (attemptId) {
+          await client.query(`UPDATE conversion_attempts SET finished_at = now(), outcome = 'failed', error = $2 WHERE id = $1`, [attemptId, failure.error]);
+        }
+        return (rowCount ?? 0) > 0;
+      });
+    },
+    async finishAttempt(attemptId, outcome, error) {
+      await db.query(`UPDATE conversion_attempts SET finished_at = now(), outcome = $2, error = $3 WHERE id = $1`, [attemptId, outcome, error ?? null]);
+    },
+    async attempts(id) {
+      const { rows } = await db.query<{
+        id: string;
+        attempt: number;
+        worker_node: string;
+        worker_host: string;
+        worker_pid: number;
+        started_at: Date;
+        finished_at: Date | null;
+        outcome: AttemptRecord['outcome'];
+        error: string | null;
+        converter_seconds: number | null;
+      }>('SELECT * FROM conversion_attempts WHERE model_id = $1 ORDER BY id', [id]);
+      return rows.map((r) => ({
+        id: r.id,
+        attempt: r.attempt,
+        workerNode: r.worker_node,
+        workerHost: r.worker_host,
+        workerPid: r.worker_pid,
+        startedAt: r.started_at,
+        finishedAt: r.finished_at,
+        outcome: r.outcome,
+        error: r.error,
+        converterSeconds: r.converter_seconds,
+      }));
+    },
+  };
+}

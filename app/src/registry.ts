@@ -1,0 +1,154 @@
+// The node registry in Redis: every api, worker and (later) streamer process announces itself
+// and heartbeats here. /status reads it, and the LB's sync service reads it to write nginx
+// upstreams, so the key layout below is a contract. Change it only together with its readers.
+//
+//   <prefix>:nodes               ZSET   member = node id, score = last heartbeat (ms since epoch)
+//   <prefix>:node:<id>           HASH   the fields of NodeRecord (all strings), PEXPIRE = ttl
+//   <prefix>:nodes:events        PUBSUB JSON NodeEvent on join, drain and leave
+//
+// A node is live while its hash exists and its ZSET score is newer than now - ttl. Readers
+// may prune ZSET members older than that. Roles add their own hash fields (the streamer:
+// `sessions`, `load`) through `extra`; readers ignore fields they do not know.
+import os from 'node:os';
+import type { Redis } from './redis';
+
+export const registryKeys = (prefix: string) => ({
+  nodes: `${prefix}:nodes`,
+  node: (id: string) => `${prefix}:node:${id}`,
+  events: `${prefix}:nodes:events`,
+});
+
+export type NodeState = 'active' | 'draining';
+
+export interface NodeRecord {
+  id: string;
+  role: string;
+  version: string;
+  host: string;
+  pid: number;
+  /** How other hosts reach the node (for the LB), when it serves HTTP. */
+  address?: string;
+  state: NodeState;
+  /** ms since epoch */
+  startedAt: number;
+  /** ms since epoch */
+  heartbeatAt: number;
+  /** Role-specific fields (streamer: sessions, load). */
+  extra: Record<string, string>;
+}
+
+export interface NodeEvent {
+  type: 'join' | 'drain' | 'leave';
+  id: string;
+  role: string;
+  at: number;
+}
+
+const BASE_FIELDS = new Set(['id', 'role', 'version', 'host', 'pid', 'address', 'state', 'startedAt', 'heartbeatAt']);
+
+export function parseNodeRecord(hash: Record<string, string>): NodeRecord | undefined {
+  if (!hash.id || !hash.role) return undefined;
+  const extra = Object.fromEntries(Object.entries(hash).filter(([k]) => !BASE_FIELDS.has(k)));
+  return {
+    id: hash.id,
+    role: hash.role,
+    version: hash.version ?? 'unknown',
+    host: hash.host ?? 'unknown',
+    pid: Number(hash.pid ?? 0),
+    address: hash.address || undefined,
+    state: hash.state === 'draining' ? 'draining' : 'active',
+    startedAt: Number(hash.startedAt ?? 0),
+    heartbeatAt: Number(hash.heartbeatAt ?? 0),
+    extra,
+  };
+}
+
+export interface NodeRegistration {
+  readonly id: string;
+  /** Writes one heartbeat now. */
+  beat(): Promise<void>;
+  /** Role-specific fields, written with the next heartbeat. */
+  setExtra(fields: Record<string, string | number>): void;
+  /** Marks the node draining (the LB stops sending new work) and keeps heartbeating. */
+  drain(): Promise<void>;
+  /** Stops heartbeats and removes the node. */
+  leave(): Promise<void>;
+}
+
+export interface Registry {
+  register(node: { id: string; role: string; version: string; address?: string }, options: { intervalMs: number; ttlMs: number; onError?: (err: unknown) => void }): NodeRegistration;
+  list(ttlMs: number): Promise<NodeRecord[]>;
+}
+
+export function createRegistry(redis: Redis, prefix: string): Registry {
+  const keys = registryKeys(prefix);
+  const publish = (event: Omit<NodeEvent, 'at'>) => redis.publish(keys.events, JSON.stringify({ ...event, at: Date.now() }));
+  return {
+    register(node, options) {
+      const startedAt = Date.now();
+      let state: NodeState = 'active';
+      let extra: Record<string, string> = {};
+      let joined = false;
+      let stopped = false;
+      const beat = async (): Promise<void> => {
+        if (stopped) return;
+        const now = Date.now();
+        const fields: Record<string, string> = {
+          ...extra,
+          id: node.id,
+          role: node.role,
+          version: node.version,
+          host: os.hostname(),
+          pid: String(process.pid),
+          address: node.address ?? '',
+          state,
+          startedAt: String(startedAt),
+          heartbeatAt: String(now),
+        };
+        await redis
+          .multi()
+          .hset(keys.node(node.id), fields)
+          .pexpire(keys.node(node.id), options.ttlMs)
+          .zadd(keys.nodes, now, node.id)
+          .exec();
+        if (!joined) {
+          joined = true;
+          await publish({ type: 'join', id: node.id, role: node.role });
+        }
+      };
+      const timer = setInterval(() => void beat().catch(options.onError ?? (() => undefined)), options.intervalMs);
+      timer.unref();
+      return {
+        id: node.id,
+        beat,
+        setExtra(fields) {
+          extra = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, String(v)]));
+        },
+        async drain() {
+          state = 'draining';
+          await beat();
+          await publish({ type: 'drain', id: node.id, role: node.role });
+        },
+        async leave() {
+          stopped = true;
+          clearInterval(timer);
+          await redis.multi().del(keys.node(node.id)).zrem(keys.nodes, node.id).exec();
+          await publish({ type: 'leave', id: node.id, role: node.role });
+        },
+      };
+    },
+    async list(ttlMs) {
+      const cutoff = Date.now() - ttlMs;
+      await redis.zremrangebyscore(keys.nodes, '-inf', `(${cutoff}`);
+      const ids = await redis.zrangebyscore(keys.nodes, cutoff, '+inf');
+      if (ids.length === 0) return [];
+      const pipeline = redis.pipeline();
+      for (const id of ids) pipeline.hgetall(keys.node(id));
+      const replies = (await pipeline.exec()) ?? [];
+      return replies
+        .map(([err, hash]) => (err ? undefined : parseNodeRecord(hash as Record<string, string>)))
+        .filter((n): n is NodeRecord => n !== undefined)
+        .sort((a, b) => a.role.localeCompare(b.role) || a.id.localeCompare(b.id));
+    },
+  };
+}

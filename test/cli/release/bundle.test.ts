@@ -1,0 +1,49 @@
+import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildRelease, tarballName, validateVersion } from '../../../cli/src/release/bundle';
+import { tempDir } from '../../helpers/convert';
+import { cax } from '../../helpers/samples';
+
+describe('release bundle', () => {
+  const outDir = tempDir('cadfleet-releases-');
+
+  it('packs its own Node, the service, the converter and the Ansible content; the same tree gives the same bundle', async () => {
+    const first = await buildRelease({ repoRoot: process.cwd(), outDir });
+    expect(first.version).toMatch(/^\d+\.\d+\.\d+-[0-9a-f]{10}$/);
+    expect(path.basename(first.tarball)).toBe(tarballName(first.version));
+    expect(fs.readFileSync(first.sums, 'utf8')).toBe(`${createHash('sha256').update(fs.readFileSync(first.tarball)).digest('hex')}  ${path.basename(first.tarball)}\n`);
+
+    const listing = execFileSync('tar', ['-tzf', first.tarball], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).split('\n');
+    const top = `cadfleet-${first.version}/`;
+    for (const file of ['node/bin/node', 'app/service.js', 'app/cadfleet-convert.js', 'app/s3-server.cjs', 'app/node_modules/occt-import-js/dist/occt-import-js.wasm', 'app/node_modules/web-ifc/web-ifc-node.wasm', 'app/migrations/', 'bin/cadfleet-convert', 'bin/cadfleet-convert.js', 'ansible/playbooks/site.yml', 'VERSION']) {
+      expect(listing, file).toContain(top + file);
+    }
+    expect(listing.every((entry) => entry === '' || entry.startsWith(top))).toBe(true);
+
+    const again = await buildRelease({ repoRoot: process.cwd(), outDir });
+    expect(again).toMatchObject({ version: first.version, sha256: first.sha256, reused: true });
+  }, 180_000);
+
+  it('runs its converter on its own runtime', async () => {
+    const release = await buildRelease({ repoRoot: process.cwd(), outDir });
+    const root = tempDir('cadfleet-unpacked-');
+    execFileSync('tar', ['-xzf', release.tarball, '-C', root]);
+    const home = path.join(root, `cadfleet-${release.version}`);
+    expect(execFileSync(path.join(home, 'node/bin/node'), ['--version'], { encoding: 'utf8' })).toMatch(/^v24\./);
+    const out = path.join(root, 'out');
+    const run = spawnSync(path.join(home, 'bin/cadfleet-convert'), ['--input', cax('as1-oc-214.stp'), '--output-dir', out], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8'))).toMatchObject({ ok: true, stats: { parts: 18, triangles: 5040 } });
+    const service = spawnSync(path.join(home, 'bin/cadfleet-service'), ['--help'], { encoding: 'utf8' });
+    expect(service.status, service.stderr).toBe(0);
+  }, 180_000);
+
+  it('refuses a version that could not be a file name', () => {
+    expect(validateVersion('2.3.0-rc.1')).toBe('2.3.0-rc.1');
+    expect(() => validateVersion('../../etc')).toThrow(/letters, digits, dots and dashes/);
+    expect(() => validateVersion('v 2')).toThrow(/got "v 2"/);
+  });
+});

@@ -1,0 +1,98 @@
+// Pure pieces of the service: configuration, names, keys in headers, error classification,
+// the registry record format.
+import { describe, expect, it } from 'vitest';
+import { keyFromHeader } from '../../app/src/auth';
+import { ConfigError, loadConfig, loadDatabaseConfig } from '../../app/src/config';
+import { inputFileName } from '../../app/src/conversion-worker';
+import { acceptedFormat, checkUploadName } from '../../app/src/file-names';
+import { HttpError, isDependencyError } from '../../app/src/http-errors';
+import { parseNodeRecord, registryKeys } from '../../app/src/registry';
+
+const BASE = {
+  CADFLEET_DATABASE_URL: 'postgres://u:secret-pw@db.internal:5432/cadfleet',
+  CADFLEET_REDIS_URL: 'rediss://cache.internal:6379',
+  CADFLEET_S3_UPLOADS_BUCKET: 'acme-uploads',
+  CADFLEET_S3_MODELS_BUCKET: 'acme-models',
+};
+
+describe('configuration', () => {
+  it('applies secure defaults', () => {
+    const config = loadConfig(BASE);
+    expect(config.database.sslMode).toBe('verify-full');
+    expect(config.http.port).toBe(8080);
+    expect(config.uploads.maxBytes).toBe(100 * 1024 * 1024);
+    expect(config.worker).toMatchObject({ attempts: 3, converterMode: 'pool', concurrency: 1 });
+    expect(config.nodeTtlMs).toBe(3 * config.heartbeatMs);
+  });
+
+  it('takes sslmode and sslrootcert from the URL and keeps them out of the driver URL', () => {
+    const { database } = loadDatabaseConfig({ CADFLEET_DATABASE_URL: 'postgres://u@h/db?sslmode=require&application_name=x' });
+    expect(database.sslMode).toBe('require');
+    expect(database.url).toBe('postgres://u@h/db?application_name=x');
+    expect(() => loadDatabaseConfig({ CADFLEET_DATABASE_URL: 'postgres://u@h/db?sslrootcert=/nonexistent/ca.pem' })).toThrow(/sslrootcert must name a readable file/);
+  });
+
+  it('names every bad variable and never echoes the database URL', () => {
+    let error: unknown;
+    try {
+      loadConfig({ ...BASE, CADFLEET_DATABASE_URL: 'mysql://u:secret-pw@h/db', CADFLEET_REDIS_URL: undefined, CADFLEET_MAX_UPLOAD_MB: '0' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/CADFLEET_DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL, got \[REDACTED\]/);
+    expect(message).toMatch(/CADFLEET_REDIS_URL is required, it is not set/);
+    expect(message).toMatch(/CADFLEET_MAX_UPLOAD_MB must be at least 1, got "0"/);
+    expect(message).not.toContain('secret-pw');
+  });
+});
+
+describe('upload names', () => {
+  it.each(['../x.stp', '..\\x.stp', 'a/b.stp', 'x\u0000.stp', '', '..'])('refuses %j', (name) => {
+    expect(() => checkUploadName(name)).toThrow(HttpError);
+  });
+  it('accepts plain names and known extensions in any case', () => {
+    expect(checkUploadName('Bracket v2 (final).STEP')).toBe('Bracket v2 (final).STEP');
+    expect(acceptedFormat('Bracket.STEP')).toBe('step');
+    expect(() => acceptedFormat('x.exe')).toThrow(/not supported/);
+  });
+  it('names the worker input after the upload only when that is safe', () => {
+    expect(inputFileName('part.stp', 'stp')).toBe('part.stp');
+    expect(inputFileName('../part.stp', 'stp')).toBe('input.stp');
+    expect(inputFileName('part.txt', 'stp')).toBe('input.stp');
+  });
+});
+
+describe('keys in headers', () => {
+  it('reads Bearer everywhere and Basic only where allowed', () => {
+    expect(keyFromHeader('Bearer cfk_abc', false)).toBe('cfk_abc');
+    const basic = `Basic ${Buffer.from('admin:cfk_abc').toString('base64')}`;
+    expect(keyFromHeader(basic, true)).toBe('cfk_abc');
+    expect(keyFromHeader(basic, false)).toBe('');
+    expect(keyFromHeader(undefined, true)).toBeUndefined();
+  });
+});
+
+describe('dependency errors', () => {
+  it('tells unreachable services from bugs', () => {
+    expect(isDependencyError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isDependencyError(Object.assign(new Error('the database system is shutting down'), { code: '57P03' }))).toBe(true);
+    expect(isDependencyError(Object.assign(new Error('S3 failed'), { $metadata: { httpStatusCode: 503 } }))).toBe(true);
+    expect(isDependencyError(Object.assign(new Error('NoSuchBucket'), { $metadata: { httpStatusCode: 404 } }))).toBe(false);
+    expect(isDependencyError(Object.assign(new Error('duplicate key'), { code: '23505' }))).toBe(false);
+    expect(isDependencyError(new TypeError('x is undefined'))).toBe(false);
+  });
+});
+
+describe('the node registry format', () => {
+  it('keeps its documented key layout', () => {
+    const keys = registryKeys('cadfleet');
+    expect([keys.nodes, keys.node('api-1'), keys.events]).toEqual(['cadfleet:nodes', 'cadfleet:node:api-1', 'cadfleet:nodes:events']);
+  });
+  it('parses a node hash and keeps role-specific fields apart', () => {
+    const record = parseNodeRecord({ id: 's-1', role: 'streamer', version: '1.2.3', host: 'h', pid: '42', address: 'http://10.0.0.5:8081', state: 'draining', startedAt: '1000', heartbeatAt: '5000', sessions: '3', load: '0.4' });
+    expect(record).toEqual({ id: 's-1', role: 'streamer', version: '1.2.3', host: 'h', pid: 42, address: 'http://10.0.0.5:8081', state: 'draining', startedAt: 1000, heartbeatAt: 5000, extra: { sessions: '3', load: '0.4' } });
+    expect(parseNodeRecord({})).toBeUndefined();
+  });
+});
