@@ -1,0 +1,314 @@
+// One AWS environment of cadfleet: network, load balancer, api/worker/streamer fleets,
+// Redis, PostgreSQL and buckets, with the outputs of DESIGN.md's deployment-outputs contract.
+import { Fn, LocalBackend, Op, S3Backend, TerraformOutput, TerraformStack, Token, ref } from 'cdktf';
+import type { Construct } from 'constructs';
+import { DataAwsAmi } from '@cdktf/provider-aws/lib/data-aws-ami';
+import { DataAwsAvailabilityZones } from '@cdktf/provider-aws/lib/data-aws-availability-zones';
+import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
+import { Eip } from '@cdktf/provider-aws/lib/eip';
+import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
+import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter';
+import { stackName, type StackConfig } from './config';
+import { APP_ROLES, HOST_ROLES, PORTS, SSH_USER, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, type AppRole, type HostRole } from './contract';
+import { METRICS, METRICS_NAMESPACE } from './metrics';
+import {
+  associateAddress,
+  bucketRead,
+  bucketReadWrite,
+  cacheConnect,
+  lifecycleActions,
+  parametersRead,
+  putMetrics,
+  secretRead,
+  sessionManager,
+  type Statement,
+} from './policies';
+import { bool, countIf, isEmpty, only, splat } from './tf';
+import { renderUserData } from './user-data';
+import { CadfleetVariables } from './variables';
+import { AppFleet, type AppFleetProps } from './constructs/app-fleet';
+import { Cache } from './constructs/cache';
+import { DATABASE_NAME, DATABASE_USER, Database } from './constructs/database';
+import { HostRole as HostIamRole } from './constructs/host-role';
+import { LoadBalancer } from './constructs/load-balancer';
+import { Network } from './constructs/network';
+import { PrivateBucket } from './constructs/private-bucket';
+import { SecurityGroups } from './constructs/security-groups';
+
+/** Owner of Debian's official AMIs (https://wiki.debian.org/Cloud/AmazonEC2Image). */
+export const DEBIAN_AMI_OWNER = '136693071363';
+/** Root device of Debian's AMIs, used when ami_id overrides the lookup. */
+export const DEFAULT_ROOT_DEVICE = '/dev/xvda';
+
+/** Seconds a terminating host may take to finish: a conversion (300 s default timeout) plus upload; a viewer session. */
+const DRAIN_SECONDS: Partial<Record<AppRole, number>> = { worker: 900, streamer: 600 };
+
+export class CadfleetStack extends TerraformStack {
+  readonly variables: CadfleetVariables;
+
+  constructor(scope: Construct, config: StackConfig) {
+    super(scope, stackName(config.environment));
+    const env = config.environment;
+    const name = stackName(env);
+
+    if (config.state.kind === 's3') {
+      new S3Backend(this, { bucket: config.state.bucket, key: config.state.key, region: config.state.region, encrypt: true });
+      // Native S3 locking (Terraform 1.10+): a lock file next to the state, no DynamoDB table.
+      // The 0.21 binding predates the argument.
+      this.addOverride('terraform.backend.s3.use_lockfile', true);
+    } else {
+      new LocalBackend(this, { path: config.state.path });
+    }
+
+    const vars = new CadfleetVariables(this, 'variables', { environment: env, production: config.production });
+    this.variables = vars;
+    const region = vars.region.stringValue;
+
+    new AwsProvider(this, 'aws', {
+      region,
+      defaultTags: [{ tags: { [TAG_ENVIRONMENT]: env, 'cadfleet:managed-by': 'cdktf' } }],
+    });
+
+    // Lookups that call AWS happen only when the variables leave them to AWS; an offline
+    // plan sets ami_id and availability_zones.
+    const zoneLookup = new DataAwsAvailabilityZones(this, 'zones', {
+      count: countIf(isEmpty(vars.availabilityZones.listValue)),
+      state: 'available',
+      filter: [{ name: 'opt-in-status', values: ['opt-in-not-required'] }],
+    });
+    const zones = Token.asList(Fn.coalescelist([vars.availabilityZones.listValue, Fn.flatten(splat(zoneLookup, 'names'))]));
+    const amiLookup = new DataAwsAmi(this, 'debian', {
+      count: countIf(isEmpty(vars.amiId.stringValue)),
+      owners: [DEBIAN_AMI_OWNER],
+      mostRecent: true,
+      filter: [
+        { name: 'name', values: ['debian-12-amd64-*'] },
+        { name: 'architecture', values: ['x86_64'] },
+        { name: 'virtualization-type', values: ['hvm'] },
+        { name: 'root-device-type', values: ['ebs'] },
+      ],
+    });
+    const imageId = Token.asString(Fn.coalesce([vars.amiId.stringValue, only(amiLookup, 'id')]));
+    const rootDeviceName = Token.asString(Fn.coalesce([only(amiLookup, 'root_device_name'), DEFAULT_ROOT_DEVICE]));
+
+    const network = new Network(this, 'network', {
+      name,
+      cidr: vars.vpcCidr.stringValue,
+      availabilityZones: zones,
+      natGatewayMode: vars.natGatewayMode.stringValue,
+      region,
+    });
+    const privateSubnetIds = network.privateSubnets.map((s) => s.id);
+    const publicSubnetIds = network.publicSubnets.map((s) => s.id);
+
+    // ARNs of things named by convention. The account id comes from the VPC so that no
+    // lookup (sts:GetCallerIdentity) is needed at plan time.
+    const partition = new DataAwsPartition(this, 'partition').partition;
+    const account = network.vpc.ownerId;
+    const arn = (service: string, resource: string): string => `arn:${partition}:${service}:${region}:${account}:${resource}`;
+    const parameterArn = (parameterName: string): string => arn('ssm', `parameter${parameterName}`);
+
+    const sg = new SecurityGroups(this, 'security-groups', { name, vpcId: network.vpc.id, adminCidrs: vars.adminCidrs.listValue });
+    const lbIp = new Eip(this, 'lb-ip', { domain: 'vpc', tags: { Name: `${name}-lb`, [TAG_ROLE]: 'lb' } });
+
+    const protect = bool(vars.deletionProtection.booleanValue);
+    const domainSet = CadfleetVariables.isSet(vars.domainName);
+    const lbOrigins = Token.asList(
+      Fn.conditional(domainSet, [`https://${vars.domainName.stringValue}`], [`http://${lbIp.publicIp}`, `https://${lbIp.publicIp}`]),
+    );
+    // One bucket for uploads (uploads/) and converted models (models/); the app takes both names.
+    const models = new PrivateBucket(this, 'models', {
+      namePrefix: `${name}-models-`,
+      noncurrentVersionDays: 30,
+      forceDestroy: bool(Op.not(protect)),
+      cors: { allowedOrigins: lbOrigins, allowedMethods: ['PUT'] },
+    }).bucket;
+    const releasesNameSet = CadfleetVariables.isSet(vars.releasesBucketName);
+    const releases = new PrivateBucket(this, 'releases', {
+      bucketName: Token.asString(Fn.conditional(releasesNameSet, vars.releasesBucketName.stringValue, Token.nullValue())),
+      namePrefix: Token.asString(Fn.conditional(releasesNameSet, Token.nullValue(), `${name}-releases-`)),
+      // The pointer's history is the release history: keep it longer.
+      noncurrentVersionDays: 90,
+      forceDestroy: bool(Op.not(protect)),
+    }).bucket;
+
+    const database = new Database(this, 'database', {
+      name,
+      subnetIds: privateSubnetIds,
+      securityGroupIds: [sg.groups.database.id],
+      instanceClass: CadfleetVariables.field(vars.database, 'instance_class'),
+      allocatedStorageGb: CadfleetVariables.numberField(vars.database, 'allocated_storage_gb'),
+      maxAllocatedStorageGb: CadfleetVariables.numberField(vars.database, 'max_allocated_storage_gb'),
+      multiAz: bool(ref(`var.database.multi_az`)),
+      backupRetentionDays: CadfleetVariables.numberField(vars.database, 'backup_retention_days'),
+      deletionProtection: protect,
+    });
+    const cache = new Cache(this, 'cache', {
+      name,
+      subnetIds: privateSubnetIds,
+      securityGroupIds: [sg.groups.cache.id],
+      nodeType: CadfleetVariables.field(vars.cache, 'node_type'),
+      replicas: CadfleetVariables.numberField(vars.cache, 'replicas'),
+    });
+
+    // The app's settings: no secrets (the database password stays in Secrets Manager, Redis
+    // uses IAM), so a plain String parameter that hosts read at boot.
+    const configName = configParameterName(env);
+    const appSettings: Record<string, string> = {
+      CADFLEET_ENV: env,
+      AWS_REGION: region,
+      CADFLEET_DATABASE_URL: `postgres://${DATABASE_USER}@${database.instance.address}:${PORTS.postgres}/${DATABASE_NAME}?sslmode=verify-full`,
+      CADFLEET_DATABASE_SECRET_ARN: database.secretArn,
+      CADFLEET_REDIS_URL: `rediss://${cache.appUser.userName}@${cache.endpoint}:${PORTS.redis}`,
+      CADFLEET_REDIS_AUTH: 'iam',
+      CADFLEET_REDIS_IAM_CACHE_ID: cache.replicationGroup.replicationGroupId,
+      CADFLEET_S3_UPLOADS_BUCKET: models.bucket,
+      CADFLEET_S3_MODELS_BUCKET: models.bucket,
+      CADFLEET_RELEASES_BUCKET: releases.bucket,
+      CADFLEET_CONVERTER_LICENSE_PARAMETER: vars.converterLicenseParameter.stringValue,
+      CADFLEET_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    };
+    const settings = new SsmParameter(this, 'app-config', {
+      name: configName,
+      type: 'String',
+      description: `cadfleet ${env}: app settings read by hosts at boot (no secrets)`,
+      value: Object.entries(appSettings)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n'),
+    });
+
+    // What every host may do: read the releases and its settings, publish cadfleet metrics.
+    const common: Statement[] = [
+      ...bucketRead('Releases', releases.arn, 'releases/'),
+      parametersRead('Settings', [settings.arn]),
+      putMetrics(),
+    ];
+    const cacheAccess = cacheConnect(cache.replicationGroup.arn, cache.appUser.arn);
+    const appStatements: Record<AppRole, Statement[]> = {
+      api: [...common, ...bucketReadWrite('Models', models.arn), secretRead('DatabaseSecret', database.secretArn), cacheAccess],
+      worker: [...common, ...bucketReadWrite('Models', models.arn), secretRead('DatabaseSecret', database.secretArn), cacheAccess],
+      // Streamers only read converted models.
+      streamer: [...common, ...bucketRead('Models', models.arn, 'models/'), secretRead('DatabaseSecret', database.secretArn), cacheAccess],
+    };
+    const hostTags = (role: HostRole): Record<string, string> => ({ [TAG_ENVIRONMENT]: env, [TAG_ROLE]: role });
+    const lbStatements: Statement[] = [
+      ...common,
+      cacheAccess,
+      ...associateAddress(arn('ec2', `elastic-ip/${lbIp.allocationId}`), [arn('ec2', 'instance/*'), arn('ec2', 'network-interface/*')], hostTags('lb')),
+    ];
+
+    const roles = {} as Record<HostRole, HostIamRole>;
+    for (const role of HOST_ROLES) {
+      roles[role] = new HostIamRole(this, `${role}-role`, { name: `${name}-${role}`, statements: role === 'lb' ? lbStatements : appStatements[role] });
+      roles[role].addPolicy('session-manager', [sessionManager()], bool(vars.ssmAccess.booleanValue));
+    }
+    roles.worker.addPolicy(
+      'converter-license',
+      [parametersRead('ConverterLicense', [parameterArn(vars.converterLicenseParameter.stringValue)])],
+      CadfleetVariables.isSet(vars.converterLicenseParameter),
+    );
+    roles.lb.addPolicy(
+      'tls-certificate',
+      [parametersRead('TlsCertificate', [parameterArn(vars.tlsCertificateParameter.stringValue)])],
+      CadfleetVariables.isSet(vars.tlsCertificateParameter),
+    );
+
+    const userData = (role: HostRole): string =>
+      renderUserData({
+        role,
+        environment: env,
+        region,
+        releasesBucket: releases.bucket,
+        configParameter: configName,
+        installSsmAgent: bool(vars.ssmAccess.booleanValue),
+        elasticIpAllocationId: role === 'lb' ? lbIp.allocationId : undefined,
+      });
+    const hostProps = (role: HostRole) => ({
+      name: `${name}-${role}`,
+      environment: env,
+      imageId,
+      rootDeviceName,
+      instanceProfileArn: roles[role].instanceProfile.arn,
+      keyName: vars.sshKeyName.stringValue,
+      userData: userData(role),
+    });
+
+    const lb = new LoadBalancer(this, 'lb', {
+      ...hostProps('lb'),
+      instanceType: vars.lbInstanceType.stringValue,
+      rootVolumeGb: 20,
+      securityGroupIds: [sg.groups.lb.id],
+      subnetIds: publicSubnetIds,
+      elasticIp: lbIp,
+    });
+
+    const fleetVariable = { api: vars.apiFleet, worker: vars.workerFleet, streamer: vars.streamerFleet };
+    const scaling: Record<AppRole, AppFleetProps['scaling']> = {
+      api: { kind: 'cpu', targetPercent: 60 },
+      worker: { kind: 'per-host', metric: METRICS.queueDepth, targetPerHost: CadfleetVariables.numberField(vars.workerFleet, 'jobs_per_worker') },
+      streamer: { kind: 'per-host', metric: METRICS.activeSessions, targetPerHost: CadfleetVariables.numberField(vars.streamerFleet, 'sessions_per_streamer') },
+    };
+    const fleets = {} as Record<AppRole, AppFleet>;
+    for (const role of APP_ROLES) {
+      const v = fleetVariable[role];
+      fleets[role] = new AppFleet(this, role, {
+        ...hostProps(role),
+        role,
+        instanceType: CadfleetVariables.field(v, 'instance_type'),
+        rootVolumeGb: CadfleetVariables.numberField(v, 'root_volume_gb'),
+        minSize: CadfleetVariables.numberField(v, 'min_size'),
+        maxSize: CadfleetVariables.numberField(v, 'max_size'),
+        securityGroupIds: [sg.groups[role].id],
+        subnetIds: privateSubnetIds,
+        scaling: scaling[role],
+        drainTimeoutSeconds: DRAIN_SECONDS[role],
+      });
+      if (DRAIN_SECONDS[role] !== undefined) roles[role].addPolicy('drain', [lifecycleActions(fleets[role].group.arn)]);
+    }
+
+    // Deployment outputs (DESIGN.md): the document `cadfleet outputs` builds on. No secrets:
+    // the database secret's ARN names where the password is, it is not the password.
+    const lbAddress = Token.asString(Fn.conditional(domainSet, vars.domainName.stringValue, lbIp.publicIp));
+    const output = (id: string, value: unknown, description: string): void => {
+      new TerraformOutput(this, id, { value, description }).overrideLogicalId(id);
+    };
+    output('environment', env, 'Environment name.');
+    output('region', region, 'AWS region of the fleet.');
+    output('lb_address', lbAddress, 'Where users reach the fleet: domain_name if set, else the Elastic IP.');
+    output('lb_public_ip', lbIp.publicIp, 'Elastic IP of the load balancer (point domain_name\'s A record here).');
+    output(
+      'hosts',
+      Object.fromEntries(
+        HOST_ROLES.map((role) => [
+          role,
+          {
+            filters: { [`tag:${TAG_ENVIRONMENT}`]: env, [`tag:${TAG_ROLE}`]: role, 'instance-state-name': 'running' },
+            auto_scaling_group: role === 'lb' ? lb.group.name : fleets[role].group.name,
+          },
+        ]),
+      ),
+      'Hosts by role, as EC2 tag filters (amazon.aws.aws_ec2 inventory) and auto scaling group names.',
+    );
+    output(
+      'redis',
+      { host: cache.endpoint, port: PORTS.redis, tls: true, auth: 'iam', user: cache.appUser.userName, cache_id: cache.replicationGroup.replicationGroupId },
+      'Redis (ElastiCache): TLS only, IAM authentication as `user`.',
+    );
+    output(
+      'postgres',
+      {
+        host: database.instance.address,
+        port: PORTS.postgres,
+        database: DATABASE_NAME,
+        user: DATABASE_USER,
+        sslmode: 'verify-full',
+        password_secret_arn: database.secretArn,
+      },
+      'PostgreSQL (RDS). The password is in the Secrets Manager secret password_secret_arn, managed and rotated by RDS.',
+    );
+    output('buckets', { uploads: models.bucket, models: models.bucket, releases: releases.bucket }, 'S3 buckets: uploads and models share one bucket (uploads/, models/); releases holds bundles and releases/current.');
+    output('ssh_user', SSH_USER, 'Login user on every host.');
+    output('bastion', { host: lbIp.publicIp, user: SSH_USER }, 'SSH jump host (the load balancer): private hosts accept SSH only from it.');
+    output('config_parameter', configName, 'SSM parameter with the app settings hosts read at boot.');
+  }
+}

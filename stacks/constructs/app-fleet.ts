@@ -1,0 +1,134 @@
+// An auto scaling group of one app role in the private subnets. It scales either on CPU
+// or on a cadfleet metric divided by the hosts in service (queued jobs per worker, sessions
+// per streamer), and can hold terminating hosts so they drain before they go.
+import { Construct } from 'constructs';
+import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group';
+import { AutoscalingPolicy } from '@cdktf/provider-aws/lib/autoscaling-policy';
+import { METRICS_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../metrics';
+import { must, mustBeIntegerIn } from '../validate';
+import { HostLaunchTemplate, type HostLaunchTemplateProps } from './host-launch-template';
+
+/** Scale so that the fleet's average CPU stays near a target. */
+export interface CpuScaling {
+  readonly kind: 'cpu';
+  /** @default 60 */
+  readonly targetPercent?: number;
+}
+
+/** Scale so that a fleet-wide cadfleet metric divided by the hosts in service stays near a target. */
+export interface PerHostScaling {
+  readonly kind: 'per-host';
+  readonly metric: MetricName;
+  /** Value of the metric per host the group aims at. */
+  readonly targetPerHost: number;
+}
+
+export interface AppFleetProps extends HostLaunchTemplateProps {
+  readonly subnetIds: string[];
+  readonly minSize: number;
+  readonly maxSize: number;
+  readonly scaling: CpuScaling | PerHostScaling;
+  /**
+   * Hold a terminating host this long (a lifecycle hook) so it can finish its work; the host
+   * ends the wait itself when it has drained. @default no hook
+   */
+  readonly drainTimeoutSeconds?: number;
+  /** Seconds a new host needs before its metrics count. @default 180 */
+  readonly warmupSeconds?: number;
+}
+
+export function validateAppFleetProps(props: AppFleetProps): void {
+  must(props.role !== 'lb', 'role', 'be an app role (api, worker, streamer)', props.role);
+  must(props.subnetIds.length > 0, 'subnetIds', 'name at least one subnet', props.subnetIds);
+  mustBeIntegerIn(props.minSize, 'minSize', 1, 100);
+  mustBeIntegerIn(props.maxSize, 'maxSize', 1, 100);
+  // AWS bounds on lifecycle hook heartbeats.
+  mustBeIntegerIn(props.drainTimeoutSeconds, 'drainTimeoutSeconds', 30, 7200);
+  mustBeIntegerIn(props.warmupSeconds, 'warmupSeconds', 0, 3600);
+  if (props.scaling.kind === 'cpu') mustBeIntegerIn(props.scaling.targetPercent, 'scaling.targetPercent', 10, 95);
+}
+
+export class AppFleet extends Construct {
+  readonly launchTemplate: HostLaunchTemplate;
+  readonly group: AutoscalingGroup;
+
+  constructor(scope: Construct, id: string, props: AppFleetProps) {
+    super(scope, id);
+    validateAppFleetProps(props);
+    this.launchTemplate = new HostLaunchTemplate(this, 'launch-template', props);
+
+    this.group = new AutoscalingGroup(this, 'group', {
+      name: props.name,
+      vpcZoneIdentifier: props.subnetIds,
+      minSize: props.minSize,
+      maxSize: props.maxSize,
+      launchTemplate: { id: this.launchTemplate.template.id, version: this.launchTemplate.template.latestVersion.toString() },
+      healthCheckType: 'EC2',
+      healthCheckGracePeriod: 300,
+      defaultInstanceWarmup: props.warmupSeconds ?? 180,
+      // GroupInServiceInstances is the divisor of the per-host scaling metric.
+      enabledMetrics: ['GroupInServiceInstances', 'GroupDesiredCapacity', 'GroupMinSize', 'GroupMaxSize'],
+      metricsGranularity: '1Minute',
+      ...(props.drainTimeoutSeconds === undefined
+        ? {}
+        : {
+            initialLifecycleHook: [
+              {
+                name: 'drain',
+                lifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+                heartbeatTimeout: props.drainTimeoutSeconds,
+                // A host that never reports back is terminated anyway after the timeout.
+                defaultResult: 'CONTINUE',
+              },
+            ],
+          }),
+      tag: [{ key: 'Name', value: props.name, propagateAtLaunch: false }],
+    });
+
+    const scaling = props.scaling;
+    if (scaling.kind === 'cpu') {
+      new AutoscalingPolicy(this, 'scaling', {
+        name: `${props.name}-cpu`,
+        autoscalingGroupName: this.group.name,
+        policyType: 'TargetTrackingScaling',
+        targetTrackingConfiguration: {
+          predefinedMetricSpecification: { predefinedMetricType: 'ASGAverageCPUUtilization' },
+          targetValue: scaling.targetPercent ?? 60,
+        },
+      });
+    } else {
+      new AutoscalingPolicy(this, 'scaling', {
+        name: `${props.name}-${scaling.metric}-per-host`,
+        autoscalingGroupName: this.group.name,
+        policyType: 'TargetTrackingScaling',
+        targetTrackingConfiguration: {
+          targetValue: scaling.targetPerHost,
+          customizedMetricSpecification: {
+            metrics: [
+              {
+                id: 'fleet',
+                label: `${scaling.metric} of ${props.environment}`,
+                returnData: false,
+                metricStat: {
+                  // Maximum: several hosts may publish the same fleet-wide value.
+                  stat: 'Maximum',
+                  metric: { namespace: METRICS_NAMESPACE, metricName: scaling.metric, dimensions: [{ name: METRICS_DIMENSION, value: props.environment }] },
+                },
+              },
+              {
+                id: 'hosts',
+                label: 'hosts in service',
+                returnData: false,
+                metricStat: {
+                  stat: 'Average',
+                  metric: { namespace: 'AWS/AutoScaling', metricName: 'GroupInServiceInstances', dimensions: [{ name: 'AutoScalingGroupName', value: this.group.name }] },
+                },
+              },
+              { id: 'perhost', label: `${scaling.metric} per host`, expression: 'fleet / hosts', returnData: true },
+            ],
+          },
+        },
+      });
+    }
+  }
+}

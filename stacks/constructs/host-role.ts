@@ -1,0 +1,61 @@
+// The instance role of one kind of host: assumable by EC2 only, with inline policies built
+// from validated statements (stacks/policies.ts) and no managed policies, so everything a
+// host may do is written in this repository.
+import { Construct } from 'constructs';
+import { DataAwsIamPolicyDocument, type DataAwsIamPolicyDocumentStatement } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
+import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile';
+import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
+import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
+import { countIf, only } from '../tf';
+import { validateStatements, type Statement } from '../policies';
+import { must } from '../validate';
+
+export interface HostRoleProps {
+  /** Role and instance profile name, e.g. `cadfleet-staging-api`. */
+  readonly name: string;
+  /** What the hosts may do. */
+  readonly statements: Statement[];
+}
+
+const toDocument = (s: Statement): DataAwsIamPolicyDocumentStatement => ({
+  sid: s.sid,
+  effect: 'Allow',
+  actions: s.actions,
+  resources: s.resources,
+  condition: s.conditions?.map((c) => ({ test: c.test, variable: c.variable, values: c.values })),
+});
+
+export class HostRole extends Construct {
+  readonly role: IamRole;
+  readonly instanceProfile: IamInstanceProfile;
+  private readonly name: string;
+
+  constructor(scope: Construct, id: string, props: HostRoleProps) {
+    super(scope, id);
+    must(/^[A-Za-z0-9+=,.@_-]{1,58}$/.test(props.name), 'name', 'be an IAM role name of at most 58 characters', props.name);
+    this.name = props.name;
+
+    const trust = new DataAwsIamPolicyDocument(this, 'trust', {
+      statement: [{ actions: ['sts:AssumeRole'], principals: [{ type: 'Service', identifiers: ['ec2.amazonaws.com'] }] }],
+    });
+    this.role = new IamRole(this, 'role', { name: props.name, assumeRolePolicy: trust.json, description: `cadfleet hosts: ${props.name}` });
+    this.instanceProfile = new IamInstanceProfile(this, 'profile', { name: props.name, role: this.role.name });
+    this.addPolicy('host', props.statements);
+  }
+
+  /**
+   * Adds an inline policy. With `enabled` (a Terraform boolean), the policy exists only when
+   * it is true, for permissions that depend on a variable.
+   */
+  addPolicy(id: string, statements: Statement[], enabled?: boolean): void {
+    validateStatements(statements);
+    const count = enabled === undefined ? undefined : countIf(enabled);
+    const document = new DataAwsIamPolicyDocument(this, `${id}-document`, { count, statement: statements.map(toDocument) });
+    new IamRolePolicy(this, `${id}-policy`, {
+      count,
+      name: `${this.name}-${id}`,
+      role: this.role.id,
+      policy: count === undefined ? document.json : only(document, 'json'),
+    });
+  }
+}

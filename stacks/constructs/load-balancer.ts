@@ -1,0 +1,39 @@
+// The nginx load balancer: one EC2 host behind an Elastic IP, in an auto scaling group of
+// exactly one. An ELB cannot route a WebSocket to the streamer a session names, so nginx
+// does it (DESIGN.md); the group replaces a dead host, and the new host takes the Elastic IP
+// over at boot, so the address users know never changes.
+import { Construct } from 'constructs';
+import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group';
+import type { Eip } from '@cdktf/provider-aws/lib/eip';
+import { must } from '../validate';
+import { HostLaunchTemplate, type HostLaunchTemplateProps } from './host-launch-template';
+
+export interface LoadBalancerProps extends Omit<HostLaunchTemplateProps, 'role' | 'publicIp'> {
+  /** Public subnets, one per zone: the group relaunches in another zone if one fails. */
+  readonly subnetIds: string[];
+  /** The address the host claims at boot (its boot script must do so). */
+  readonly elasticIp: Eip;
+}
+
+export class LoadBalancer extends Construct {
+  readonly launchTemplate: HostLaunchTemplate;
+  readonly group: AutoscalingGroup;
+
+  constructor(scope: Construct, id: string, props: LoadBalancerProps) {
+    super(scope, id);
+    must(props.subnetIds.length > 0, 'subnetIds', 'name at least one public subnet', props.subnetIds);
+    this.launchTemplate = new HostLaunchTemplate(this, 'launch-template', { ...props, role: 'lb', publicIp: true });
+    this.group = new AutoscalingGroup(this, 'group', {
+      name: props.name,
+      vpcZoneIdentifier: props.subnetIds,
+      minSize: 1,
+      maxSize: 1,
+      launchTemplate: { id: this.launchTemplate.template.id, version: this.launchTemplate.template.latestVersion.toString() },
+      // EC2 status checks: a host that stops answering them is replaced.
+      healthCheckType: 'EC2',
+      healthCheckGracePeriod: 300,
+      tag: [{ key: 'Name', value: props.name, propagateAtLaunch: false }],
+      dependsOn: [props.elasticIp],
+    });
+  }
+}

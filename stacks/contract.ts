@@ -1,0 +1,52 @@
+// Names and numbers that other parts of cadfleet rely on (Ansible inventory, the CLI, the
+// app, user-data). DESIGN.md's contracts, written down once for the stacks.
+
+/** Every kind of host in a fleet. */
+export const HOST_ROLES = ['lb', 'api', 'worker', 'streamer'] as const;
+export type HostRole = (typeof HOST_ROLES)[number];
+
+/** Roles that run the app bundle's services in private subnets. */
+export const APP_ROLES = ['api', 'worker', 'streamer'] as const;
+export type AppRole = (typeof APP_ROLES)[number];
+
+/** Instance tags the Ansible `amazon.aws.aws_ec2` inventory and the CLI key on. */
+export const TAG_ENVIRONMENT = 'cadfleet:environment';
+export const TAG_ROLE = 'cadfleet:role';
+
+/** Ports. `/metrics` is served on each role's app port, on the private network only. */
+export const PORTS = {
+  ssh: 22,
+  http: 80,
+  https: 443,
+  /** api (HTTP) */
+  api: 8080,
+  /** streamer (WebSocket) */
+  streamer: 8090,
+  /** worker: /healthz and /metrics only (the Prometheus exporter port, as ansible's cadfleet_service role expects) */
+  worker: 9464,
+  postgres: 5432,
+  redis: 6379,
+} as const;
+
+/** Where release bundles and the pointer to the current one live in the releases bucket. */
+export const RELEASE_POINTER_KEY = 'releases/current';
+export const releaseBundleKey = (version: string): string => `releases/cadfleet-${version}-linux-x64.tar.gz`;
+/** `<sha256>  <bundle file name>`, beside the bundle (cli/src/release/bundle.ts writes it). */
+export const releaseSumsKey = (version: string): string => `${releaseBundleKey(version)}.SHA256SUMS`;
+
+/** Install location on hosts: releases/<version>, and `current` pointing at one of them. */
+export const INSTALL_DIR = '/opt/cadfleet';
+/** Environment file the role's systemd unit reads (EnvironmentFile of ansible's cadfleet_service unit). */
+export const envFile = (role: HostRole): string => `/etc/cadfleet/${role}.env`;
+
+/** System user the services run as, and its state folder (as ansible's cadfleet_service role makes them). */
+export const SERVICE_USER = 'cadfleet';
+export const STATE_DIR = '/var/lib/cadfleet';
+
+export const unitName = (role: HostRole): string => `cadfleet-${role}.service`;
+
+/** Login user of Debian's AMIs (and of the image cadfleet builds from them). */
+export const SSH_USER = 'admin';
+
+/** SSM parameter with the app's non-secret settings, as env-file lines. */
+export const configParameterName = (environment: string): string => `/cadfleet/${environment}/app.env`;

@@ -1,0 +1,567 @@
+// The whole staging stack, synthesized, then initialized, validated and planned by the real
+// terraform with the real AWS provider, offline, with terraform.tfvars.example as its
+// variables. The policy tests read the plan: planned values where they are known, the
+// configuration (expressions and references) where they are not, such as ARNs.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../stacks/app';
+import type { StackConfig } from '../../stacks/config';
+import { PORTS, TAG_ENVIRONMENT, TAG_ROLE } from '../../stacks/contract';
+import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE } from '../../stacks/metrics';
+import {
+  type ConfiguredResource,
+  type Json,
+  type Plan,
+  type PolicyStatement,
+  configured,
+  configuredAt,
+  expr,
+  planned,
+  plannedFor,
+  policyStatements,
+  referencedResources,
+  strings,
+} from './helpers/plan';
+import { type OfflineTerraform, offlineTerraform, oneLine, terraformVersion } from './helpers/terraform';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const exampleVars = path.join(repoRoot, 'terraform.tfvars.example');
+const ENV = 'staging';
+const config: StackConfig = {
+  environment: ENV,
+  production: false,
+  state: { kind: 's3', bucket: 'cadfleet-tfstate-example', key: `cadfleet/${ENV}/terraform.tfstate`, region: 'us-east-1' },
+};
+
+let workDir: string;
+let stackDir: string;
+let offlineVars: string;
+let tf: OfflineTerraform;
+let synthesized: Record<string, Json>;
+let plan: Plan;
+
+beforeAll(async () => {
+  await terraformVersion();
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-stacks-'));
+  const times: string[] = [];
+  let started = performance.now();
+  buildApp(config, { outdir: path.join(workDir, 'cdktf.out') }).app.synth();
+  times.push(`synth ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  stackDir = path.join(workDir, 'cdktf.out', 'stacks', `cadfleet-${ENV}`);
+  synthesized = JSON.parse(fs.readFileSync(path.join(stackDir, 'cdk.tf.json'), 'utf8'));
+
+  // Data sources would ask AWS for the AMI and the zones: the variables answer instead.
+  offlineVars = path.join(workDir, 'offline.tfvars');
+  fs.writeFileSync(offlineVars, 'ami_id = "ami-0123456789abcdef0"\navailability_zones = ["us-east-1a", "us-east-1b"]\n');
+
+  tf = offlineTerraform(stackDir, workDir);
+  started = performance.now();
+  for (const [name, args] of [
+    ['init', ['init', '-input=false']],
+    ['validate', ['validate']],
+    ['plan', ['plan', '-input=false', '-lock=false', `-var-file=${exampleVars}`, `-var-file=${offlineVars}`, '-out=plan.bin']],
+  ] as const) {
+    const result = await tf.ok([...args]);
+    times.push(`${name} ${result.seconds.toFixed(1)} s`);
+  }
+  const shown = await tf.ok(['show', '-json', 'plan.bin']);
+  times.push(`show ${shown.seconds.toFixed(1)} s`, `init+validate+plan+show ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  plan = JSON.parse(shown.stdout) as Plan;
+  console.log(`stacks offline pipeline: ${times.join(', ')}`);
+}, 240_000);
+
+afterAll(() => {
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+// --- helpers over this plan ------------------------------------------------------------
+
+const valuesOf = (address: string): Record<string, Json> => (plannedFor(plan, address)?.values ?? {}) as Record<string, Json>;
+
+/** Configured resources of a type whose `attribute` refers to `target`. */
+const referring = (type: string, attribute: string, target: string): ConfiguredResource[] =>
+  configured(plan, type).filter((r) => referencedResources(expr(r, attribute)).includes(target));
+
+function bucketAddress(kind: 'models' | 'releases'): string {
+  const bucket = planned(plan, 'aws_s3_bucket').find((b) => String(b.values.bucket_prefix ?? '').startsWith(`cadfleet-${ENV}-${kind}-`));
+  if (!bucket) throw new Error(`no ${kind} bucket in the plan`);
+  return bucket.address;
+}
+
+/** Addresses of route tables with a route to the internet gateway. */
+function publicRouteTables(): Set<string> {
+  return new Set(
+    configured(plan, 'aws_route')
+      .filter((r) => referencedResources(expr(r, 'gateway_id')).some((a) => a.startsWith('aws_internet_gateway.')))
+      .flatMap((r) => referencedResources(expr(r, 'route_table_id'))),
+  );
+}
+
+function privateSubnets(): Set<string> {
+  const publicTables = publicRouteTables();
+  const publicSubnets = new Set(
+    configured(plan, 'aws_route_table_association')
+      .filter((a) => referencedResources(expr(a, 'route_table_id')).some((t) => publicTables.has(t)))
+      .flatMap((a) => referencedResources(expr(a, 'subnet_id'))),
+  );
+  return new Set(configured(plan, 'aws_subnet').map((s) => s.address).filter((a) => !publicSubnets.has(a)));
+}
+
+/** Security group address by its planned name suffix (`lb`, `api`, `database`, ...). */
+function securityGroup(kind: string): string {
+  const group = planned(plan, 'aws_security_group').find((g) => g.values.name === `cadfleet-${ENV}-${kind}`);
+  if (!group) throw new Error(`no security group ${kind}`);
+  return group.address;
+}
+
+interface RolePolicies {
+  role: string;
+  statements: PolicyStatement[];
+}
+
+/** The instance roles (those in an instance profile) by host role, with every inline statement. */
+function instanceRolePolicies(): RolePolicies[] {
+  const roleAddresses = new Set(configured(plan, 'aws_iam_instance_profile').flatMap((p) => referencedResources(expr(p, 'role'))));
+  return [...roleAddresses].map((address) => {
+    const name = String(valuesOf(address).name);
+    const statements = referring('aws_iam_role_policy', 'role', address).flatMap((policy) =>
+      referencedResources(expr(policy, 'policy'))
+        .filter((a) => a.startsWith('data.aws_iam_policy_document.'))
+        .flatMap((doc) => policyStatements(configuredAt(plan, doc))),
+    );
+    return { role: name.replace(`cadfleet-${ENV}-`, ''), statements };
+  });
+}
+
+const refTo = (address: string, attribute: string): string => '${' + `${address}.${attribute}` + '}';
+
+// --- tests ---------------------------------------------------------------------------------
+
+describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () => {
+  it('is synthesized with a concrete S3 backend that locks with a lock file, and only the AWS provider', () => {
+    expect(synthesized.terraform.backend).toEqual({
+      s3: { bucket: 'cadfleet-tfstate-example', key: `cadfleet/${ENV}/terraform.tfstate`, region: 'us-east-1', encrypt: true, use_lockfile: true },
+    });
+    expect(Object.keys(synthesized.terraform.required_providers)).toEqual(['aws']);
+    expect(synthesized.terraform.required_providers.aws.version).toBe('5.100.0');
+    // The production provider block carries no credentials and no skip flags.
+    expect(synthesized.provider.aws).toHaveLength(1);
+    const provider = synthesized.provider.aws[0];
+    expect(Object.keys(provider).sort()).toEqual(['default_tags', 'region']);
+    expect(fs.readdirSync(stackDir).filter((f) => f.endsWith('_override.tf.json'))).toEqual(['offline_override.tf.json']);
+  });
+
+  it('plans the whole fleet: network, load balancer, three fleets, Redis, PostgreSQL, buckets', () => {
+    const count = (type: string): number => planned(plan, type).length;
+    expect(count('aws_vpc')).toBe(1);
+    expect(count('aws_subnet')).toBe(4);
+    expect(count('aws_nat_gateway')).toBe(1); // nat_gateway_mode = "single"
+    expect(planned(plan, 'aws_vpc_endpoint').map((e) => e.values.service_name)).toEqual(['com.amazonaws.us-east-1.s3']);
+    expect(planned(plan, 'aws_autoscaling_group').map((g) => g.values.name).sort()).toEqual(
+      ['api', 'lb', 'streamer', 'worker'].map((r) => `cadfleet-${ENV}-${r}`),
+    );
+    expect(count('aws_launch_template')).toBe(4);
+    expect(count('aws_elasticache_replication_group')).toBe(1);
+    expect(count('aws_db_instance')).toBe(1);
+    expect(count('aws_s3_bucket')).toBe(2);
+    const lb = planned(plan, 'aws_autoscaling_group').find((g) => g.values.name === `cadfleet-${ENV}-lb`)!;
+    expect([lb.values.min_size, lb.values.max_size]).toEqual([1, 1]);
+    const fleets = Object.fromEntries(planned(plan, 'aws_autoscaling_group').map((g) => [g.values.name, [g.values.min_size, g.values.max_size]]));
+    expect(fleets).toMatchObject({ [`cadfleet-${ENV}-api`]: [2, 4], [`cadfleet-${ENV}-worker`]: [1, 4], [`cadfleet-${ENV}-streamer`]: [2, 4] });
+  });
+
+  it('opens only 80 and 443 to the internet, on the load balancer; never SSH or an app port', () => {
+    const lb = securityGroup('lb');
+    const rules = configured(plan, 'aws_vpc_security_group_ingress_rule');
+    expect(rules.length).toBeGreaterThan(0);
+    for (const rule of planned(plan, 'aws_vpc_security_group_ingress_rule')) {
+      const v = rule.values;
+      const world = v.cidr_ipv4 === '0.0.0.0/0' || v.cidr_ipv6 === '::/0';
+      if (!world) continue;
+      const group = referencedResources(expr(configuredAt(plan, rule.address.replace(/\[\d+\]$/, '')), 'security_group_id'));
+      expect({ rule: rule.address, group, protocol: v.ip_protocol, ports: [v.from_port, v.to_port] }).toMatchObject({ group: [lb], protocol: 'tcp' });
+      expect([80, 443]).toContain(v.from_port);
+      expect(v.to_port).toBe(v.from_port);
+    }
+    const sensitivePorts = [PORTS.ssh, PORTS.api, PORTS.streamer, PORTS.postgres, PORTS.redis];
+    const openToWorld = planned(plan, 'aws_vpc_security_group_ingress_rule').filter(
+      (r) => (r.values.cidr_ipv4 === '0.0.0.0/0' || r.values.cidr_ipv6 === '::/0') && sensitivePorts.some((p) => Number(r.values.from_port) <= p && p <= Number(r.values.to_port)),
+    );
+    expect(openToWorld).toEqual([]);
+    expect(planned(plan, 'aws_security_group_rule')).toEqual([]);
+    for (const group of planned(plan, 'aws_security_group')) expect(group.values.ingress ?? []).toEqual([]);
+    // The VPC's default group is emptied so it cannot be attached to open a path.
+    expect(planned(plan, 'aws_default_security_group')[0]?.values.ingress ?? []).toEqual([]);
+  });
+
+  it('lets SSH reach the bastion only from admin_cidrs, and private hosts only through the bastion', () => {
+    const ssh = planned(plan, 'aws_vpc_security_group_ingress_rule').filter((r) => r.values.from_port === PORTS.ssh);
+    const fromCidr = ssh.filter((r) => r.values.cidr_ipv4 !== null && r.values.cidr_ipv4 !== undefined);
+    expect(fromCidr.map((r) => r.values.cidr_ipv4)).toEqual(['203.0.113.0/24']);
+    const configuredCidrRule = configuredAt(plan, fromCidr[0]!.address.replace(/\[\d+\]$/, ''));
+    expect(referencedResources(expr(configuredCidrRule, 'security_group_id'))).toEqual([securityGroup('lb')]);
+    for (const role of ['api', 'worker', 'streamer']) {
+      const rules = referring('aws_vpc_security_group_ingress_rule', 'security_group_id', securityGroup(role)).filter(
+        (r) => expr(r, 'from_port').constant_value === PORTS.ssh,
+      );
+      expect(rules.map((r) => referencedResources(expr(r, 'referenced_security_group_id')))).toEqual([[securityGroup('lb')]]);
+    }
+  });
+
+  it('keeps PostgreSQL private, encrypted, TLS-only and backed up, with a password RDS manages', () => {
+    const [db] = planned(plan, 'aws_db_instance');
+    expect(db!.values).toMatchObject({
+      engine: 'postgres',
+      publicly_accessible: false,
+      storage_encrypted: true,
+      manage_master_user_password: true,
+      backup_retention_period: 7,
+      deletion_protection: false, // terraform.tfvars.example: a staging environment
+    });
+    expect(db!.values.password ?? null).toBeNull();
+    const [parameters] = planned(plan, 'aws_db_parameter_group');
+    expect(parameters!.values.parameter).toContainEqual(expect.objectContaining({ name: 'rds.force_ssl', value: '1' }));
+    const ingress = referring('aws_vpc_security_group_ingress_rule', 'security_group_id', securityGroup('database'));
+    expect(ingress.length).toBe(3);
+    for (const rule of ingress) {
+      expect(expr(rule, 'cidr_ipv4').constant_value).toBeUndefined();
+      expect(referencedResources(expr(rule, 'referenced_security_group_id'))).toHaveLength(1);
+    }
+  });
+
+  it('keeps Redis private, TLS-only, encrypted at rest, password-less (IAM users) and noeviction', () => {
+    const [redis] = planned(plan, 'aws_elasticache_replication_group');
+    expect(redis!.values).toMatchObject({
+      engine: 'redis',
+      at_rest_encryption_enabled: 'true',
+      transit_encryption_enabled: true,
+      transit_encryption_mode: 'required',
+      automatic_failover_enabled: true,
+      num_cache_clusters: 2,
+    });
+    expect(redis!.values.auth_token ?? null).toBeNull();
+    const users = planned(plan, 'aws_elasticache_user').map((u) => u.values);
+    expect(users.map((u) => [u.user_name, u.access_string, (u.authentication_mode as Array<{ type: string }>)[0]?.type]).sort()).toEqual([
+      [`cadfleet-${ENV}-app`, 'on ~* &* +@all', 'iam'],
+      ['default', 'off -@all', 'no-password-required'],
+    ]);
+    for (const user of users) expect(user.passwords ?? null).toBeNull();
+    const redisConfig = configuredAt(plan, planned(plan, 'aws_elasticache_replication_group')[0]!.address);
+    const parameterGroup = referencedResources(expr(redisConfig, 'parameter_group_name'))[0]!;
+    expect(valuesOf(parameterGroup).parameter).toEqual([{ name: 'maxmemory-policy', value: 'noeviction' }]);
+    const sources = referring('aws_vpc_security_group_ingress_rule', 'security_group_id', securityGroup('cache')).map((r) =>
+      referencedResources(expr(r, 'referenced_security_group_id'))[0],
+    );
+    expect(sources.sort()).toEqual(['lb', 'api', 'worker', 'streamer'].map(securityGroup).sort());
+  });
+
+  it('puts the database and the cache in private subnets only', () => {
+    const privateOnes = privateSubnets();
+    expect(privateOnes.size).toBe(2);
+    for (const type of ['aws_db_subnet_group', 'aws_elasticache_subnet_group']) {
+      const [group] = configured(plan, type);
+      expect(new Set(referencedResources(expr(group!, 'subnet_ids')))).toEqual(privateOnes);
+    }
+    for (const subnet of planned(plan, 'aws_subnet')) expect(subnet.values.map_public_ip_on_launch).toBe(false);
+  });
+
+  it('blocks public access to every bucket, encrypts it, versions it and refuses plain HTTP', () => {
+    const buckets = configured(plan, 'aws_s3_bucket').map((b) => b.address);
+    expect(buckets).toHaveLength(2);
+    for (const bucket of buckets) {
+      const [block] = referring('aws_s3_bucket_public_access_block', 'bucket', bucket);
+      expect(valuesOf(block!.address)).toMatchObject({ block_public_acls: true, block_public_policy: true, ignore_public_acls: true, restrict_public_buckets: true });
+      const [sse] = referring('aws_s3_bucket_server_side_encryption_configuration', 'bucket', bucket);
+      const algorithm = (valuesOf(sse!.address).rule as Json[])[0].apply_server_side_encryption_by_default[0].sse_algorithm;
+      expect(['AES256', 'aws:kms']).toContain(algorithm);
+      const [versioning] = referring('aws_s3_bucket_versioning', 'bucket', bucket);
+      expect((valuesOf(versioning!.address).versioning_configuration as Json[])[0].status).toBe('Enabled');
+      const [ownership] = referring('aws_s3_bucket_ownership_controls', 'bucket', bucket);
+      expect((valuesOf(ownership!.address).rule as Json[])[0].object_ownership).toBe('BucketOwnerEnforced');
+      const [lifecycle] = referring('aws_s3_bucket_lifecycle_configuration', 'bucket', bucket);
+      expect((valuesOf(lifecycle!.address).rule as Json[]).map((r) => r.abort_incomplete_multipart_upload[0]?.days_after_initiation)).toContain(1);
+      const [policy] = referring('aws_s3_bucket_policy', 'bucket', bucket);
+      const document = referencedResources(expr(policy!, 'policy')).find((a) => a.startsWith('data.'))!;
+      expect(policyStatements(configuredAt(plan, document))).toEqual([
+        {
+          sid: 'DenyInsecureTransport',
+          effect: 'Deny',
+          actions: ['s3:*'],
+          resources: [refTo(bucket, 'arn'), `${refTo(bucket, 'arn')}/*`],
+          conditions: [{ test: 'Bool', variable: 'aws:SecureTransport', values: ['false'] }],
+        },
+      ]);
+    }
+    expect(planned(plan, 'aws_s3_bucket_acl')).toEqual([]);
+  });
+
+  it('allows browser uploads to the models bucket only from the load balancer origin, with PUT', () => {
+    const [cors] = referring('aws_s3_bucket_cors_configuration', 'bucket', bucketAddress('models'));
+    const rule = (expr(cors!, 'cors_rule') as unknown as Array<Record<string, unknown>>)[0]!;
+    const origins = expr(rule, 'allowed_origins');
+    expect(origins.references).toEqual(expect.arrayContaining(['var.domain_name', 'aws_eip.lb-ip.public_ip']));
+    expect(JSON.stringify(origins.constant_value ?? '')).not.toContain('"*"');
+    expect(expr(rule, 'allowed_methods').constant_value).toEqual(['PUT']);
+    expect(referring('aws_s3_bucket_cors_configuration', 'bucket', bucketAddress('releases'))).toEqual([]);
+  });
+
+  it('requires IMDSv2 and encrypted gp3 root volumes in every launch template, and tags hosts for the inventory', () => {
+    const templates = planned(plan, 'aws_launch_template');
+    expect(templates).toHaveLength(4);
+    for (const t of templates) {
+      const metadata = (t.values.metadata_options as Json[])[0];
+      expect(metadata).toMatchObject({ http_endpoint: 'enabled', http_tokens: 'required', http_put_response_hop_limit: 1 });
+      const disks = t.values.block_device_mappings as Json[];
+      expect(disks.length).toBeGreaterThan(0);
+      for (const disk of disks) expect(disk.ebs[0]).toMatchObject({ encrypted: 'true', volume_type: 'gp3' });
+      expect(disks[0].device_name).toBe('/dev/xvda');
+      const role = String(t.values.name).replace(`cadfleet-${ENV}-`, '');
+      const specs = t.values.tag_specifications as Array<{ resource_type: string; tags: Record<string, string> }>;
+      expect(specs.map((s) => s.resource_type).sort()).toEqual(['instance', 'network-interface', 'volume']);
+      for (const spec of specs) expect(spec.tags).toEqual({ Name: `cadfleet-${ENV}-${role}`, [TAG_ENVIRONMENT]: ENV, [TAG_ROLE]: role });
+      expect(t.values.key_name).toBe('cadfleet-admin');
+      expect(t.values.image_id).toBe('ami-0123456789abcdef0');
+    }
+  });
+
+  it('lets instance roles reach only their own buckets, secrets and parameters', () => {
+    const models = bucketAddress('models');
+    const releases = bucketAddress('releases');
+    const [db] = configured(plan, 'aws_db_instance');
+    const dbSecret = refTo(db!.address, 'master_user_secret[0].secret_arn');
+    const [settings] = configured(plan, 'aws_ssm_parameter');
+    const settingsArn = refTo(settings!.address, 'arn');
+    const licence = 'arn:${data.aws_partition.partition.partition}:ssm:${var.region}:${aws_vpc.network_vpc_';
+    const allowed: Record<string, { s3: string[]; s3ReadOnly: boolean; secrets: string[]; parameters: RegExp[] }> = {
+      api: { s3: [models, releases], s3ReadOnly: false, secrets: [dbSecret], parameters: [] },
+      worker: { s3: [models, releases], s3ReadOnly: false, secrets: [dbSecret], parameters: [/parameter\$\{var\.converter_license_parameter\}$/] },
+      streamer: { s3: [models, releases], s3ReadOnly: true, secrets: [dbSecret], parameters: [] },
+      lb: { s3: [releases], s3ReadOnly: true, secrets: [], parameters: [/parameter\$\{var\.tls_certificate_parameter\}$/] },
+    };
+    const roles = instanceRolePolicies();
+    expect(roles.map((r) => r.role).sort()).toEqual(['api', 'lb', 'streamer', 'worker']);
+    for (const { role, statements } of roles) {
+      const rules = allowed[role]!;
+      const bucketResources = rules.s3.flatMap((b) => [refTo(b, 'arn'), `${refTo(b, 'arn')}/*`, `${refTo(b, 'arn')}/releases/*`, `${refTo(b, 'arn')}/models/*`]);
+      for (const s of statements) {
+        const where = `${role}: ${s.sid}`;
+        expect(s.effect, where).toBe('Allow');
+        for (const action of s.actions) expect(action, where).not.toMatch(/\*/);
+        const services = new Set(s.actions.map((a) => a.split(':')[0]));
+        if (services.has('s3')) {
+          for (const r of s.resources) expect(bucketResources, `${where} -> ${r}`).toContain(r);
+          const onReleases = s.resources.some((r) => r.startsWith(refTo(releases, 'arn')));
+          if (onReleases || rules.s3ReadOnly) for (const a of s.actions) expect(['s3:GetObject', 's3:ListBucket'], `${where} ${a}`).toContain(a);
+        }
+        if (services.has('secretsmanager')) expect(s.resources, where).toEqual(rules.secrets);
+        if (s.actions.some((a) => a.startsWith('ssm:GetParameter'))) {
+          for (const r of s.resources) expect(r === settingsArn || rules.parameters.some((p) => p.test(r) && r.startsWith(licence)), `${where} -> ${r}`).toBe(true);
+        }
+        expect(services.has('kms'), where).toBe(false);
+        if (s.resources.includes('*')) {
+          // Only actions that have no resource-level permissions, and metrics only in our namespace.
+          for (const a of s.actions) expect(a, where).toMatch(/^(cloudwatch:PutMetricData|ssm:UpdateInstanceInformation|ssmmessages:\w+)$/);
+          if (s.actions.includes('cloudwatch:PutMetricData')) expect(s.conditions).toEqual([{ test: 'StringEquals', variable: 'cloudwatch:namespace', values: [METRICS_NAMESPACE] }]);
+        }
+      }
+      const secretStatements = statements.filter((s) => s.actions.some((a) => a.startsWith('secretsmanager:')));
+      expect(secretStatements.length, role).toBe(rules.secrets.length > 0 ? 1 : 0);
+    }
+    // Everything a host may do is written here: no managed policy is attached to a role.
+    expect(planned(plan, 'aws_iam_role_policy_attachment')).toEqual([]);
+    expect(planned(plan, 'aws_iam_policy_attachment')).toEqual([]);
+    for (const role of planned(plan, 'aws_iam_role')) expect(role.values.managed_policy_arns ?? []).toEqual([]);
+  });
+
+  it('scales workers on queued jobs and streamers on sessions per host, with the metric names of stacks/metrics.ts', () => {
+    const policies = Object.fromEntries(planned(plan, 'aws_autoscaling_policy').map((p) => [p.values.name, p.values]));
+    const perHost = (name: string) => {
+      const tracking = (policies[name]?.target_tracking_configuration as Json[])[0];
+      const metrics = tracking.customized_metric_specification[0].metrics as Json[];
+      return { target: tracking.target_value, metric: metrics.find((m) => m.id === 'fleet').metric_stat[0].metric[0], expression: metrics.find((m) => m.return_data).expression };
+    };
+    expect(perHost(`cadfleet-${ENV}-worker-${METRICS.queueDepth}-per-host`)).toEqual({
+      target: 2,
+      metric: expect.objectContaining({ namespace: METRICS_NAMESPACE, metric_name: METRICS.queueDepth, dimensions: [{ name: METRICS_DIMENSION, value: ENV }] }),
+      expression: 'fleet / hosts',
+    });
+    expect(perHost(`cadfleet-${ENV}-streamer-${METRICS.activeSessions}-per-host`)).toMatchObject({
+      target: 50,
+      metric: expect.objectContaining({ namespace: METRICS_NAMESPACE, metric_name: METRICS.activeSessions }),
+    });
+    expect(policies[`cadfleet-${ENV}-api-cpu`]).toBeDefined();
+    // Workers and streamers drain before they are terminated.
+    const hooks = Object.fromEntries(
+      planned(plan, 'aws_autoscaling_group').map((g) => [String(g.values.name).replace(`cadfleet-${ENV}-`, ''), (g.values.initial_lifecycle_hook as Json[]) ?? []]),
+    );
+    expect(hooks.worker?.map((h: Json) => [h.lifecycle_transition, h.heartbeat_timeout])).toEqual([['autoscaling:EC2_INSTANCE_TERMINATING', 900]]);
+    expect(hooks.streamer?.map((h: Json) => h.heartbeat_timeout)).toEqual([600]);
+    expect(hooks.api).toEqual([]);
+  });
+
+  it('writes the deployment outputs of DESIGN.md, and no secret among them', () => {
+    const outputs = plan.configuration.root_module.outputs ?? {};
+    expect(Object.keys(outputs).sort()).toEqual(
+      ['bastion', 'buckets', 'config_parameter', 'environment', 'hosts', 'lb_address', 'lb_public_ip', 'postgres', 'redis', 'region', 'ssh_user'].sort(),
+    );
+    for (const [name, output] of Object.entries(outputs)) {
+      expect(output.description, name).toBeTruthy();
+      expect(output.sensitive ?? false, name).toBe(false);
+      for (const ref of output.expression?.references ?? []) expect(ref, name).not.toMatch(/password|auth_token|secret_string|passwords/);
+    }
+    for (const [name, output] of Object.entries(plan.planned_values.outputs ?? {})) expect(output.sensitive, name).toBe(false);
+    const after = Object.fromEntries(Object.entries(plan.output_changes ?? {}).map(([k, v]) => [k, v.after]));
+    expect(after).toMatchObject({
+      environment: ENV,
+      region: 'us-east-1',
+      ssh_user: 'admin',
+      config_parameter: `/cadfleet/${ENV}/app.env`,
+      hosts: { worker: { filters: { [`tag:${TAG_ENVIRONMENT}`]: ENV, [`tag:${TAG_ROLE}`]: 'worker' }, auto_scaling_group: `cadfleet-${ENV}-worker` } },
+      redis: { port: 6379, tls: true, auth: 'iam', user: `cadfleet-${ENV}-app` },
+      postgres: { port: 5432, database: 'cadfleet', user: 'cadfleet', sslmode: 'verify-full' },
+    });
+    expect(Object.keys((after.postgres ?? {}) as object)).not.toContain('password');
+  });
+
+  it('keeps secrets out of the plan, the app settings and the boot scripts', () => {
+    for (const resource of plan.planned_values.root_module.resources ?? []) {
+      for (const key of ['password', 'auth_token', 'passwords', 'secret_string', 'master_password']) {
+        expect(resource.values?.[key] ?? null, `${resource.address}.${key}`).toBeNull();
+      }
+    }
+    expect(planned(plan, 'aws_secretsmanager_secret_version')).toEqual([]);
+    const [settings] = planned(plan, 'aws_ssm_parameter');
+    expect(settings!.values.type).toBe('String');
+    const settingsValue = String(expr(configured(plan, 'aws_ssm_parameter')[0]!, 'value').constant_value);
+    const keys = settingsValue.split('\n').map((l) => l.split('=')[0]);
+    expect(keys).toEqual(expect.arrayContaining(['CADFLEET_DATABASE_URL', 'CADFLEET_DATABASE_SECRET_ARN', 'CADFLEET_REDIS_URL', 'CADFLEET_S3_MODELS_BUCKET']));
+    expect(settingsValue).not.toMatch(/password=|:[^@/]+@|auth_token|secret_string/i);
+    const scripts = Object.values(synthesized.locals as Record<string, string>);
+    expect(scripts).toHaveLength(4);
+    for (const script of scripts) {
+      expect(script.startsWith('#!/bin/bash\n')).toBe(true);
+      for (const [, text] of strings(script)) expect(text).not.toMatch(/password|secret_string|AKIA|aws_secret_access_key/i);
+    }
+  });
+
+  it('plans the other choices too: per-zone NAT, a domain with its certificate, a licence, no SSH, protection on', async () => {
+    const alternative = path.join(workDir, 'alternative.tfvars');
+    fs.writeFileSync(
+      alternative,
+      [
+        'nat_gateway_mode = "per_az"',
+        'admin_cidrs = []',
+        'ssh_key_name = ""',
+        'ssm_access = false',
+        'domain_name = "cad.example.com"',
+        'tls_certificate_parameter = "/cadfleet/staging/lb/tls.pem"',
+        'converter_license_parameter = "/vendor/licence"',
+        'releases_bucket_name = "acme-cadfleet-releases"',
+        'deletion_protection = true',
+        'cache = { replicas = 0 }',
+      ].join('\n'),
+    );
+    await tf.ok(['plan', '-input=false', '-lock=false', `-var-file=${exampleVars}`, `-var-file=${offlineVars}`, `-var-file=${alternative}`, '-out=alternative.bin']);
+    const other = JSON.parse((await tf.ok(['show', '-json', 'alternative.bin'])).stdout) as Plan;
+    const values = (type: string): Array<Record<string, Json>> => planned(other, type).map((r) => r.values as Record<string, Json>);
+    expect(values('aws_nat_gateway')).toHaveLength(2);
+    expect(values('aws_launch_template').map((t) => t.key_name ?? null)).toEqual([null, null, null, null]);
+    expect(values('aws_vpc_security_group_ingress_rule').filter((r) => r.from_port === PORTS.ssh && r.cidr_ipv4)).toEqual([]);
+    expect(values('aws_s3_bucket_cors_configuration')[0]!.cors_rule[0].allowed_origins).toEqual(['https://cad.example.com']);
+    expect(values('aws_s3_bucket').map((b) => [b.bucket ?? b.bucket_prefix, b.force_destroy]).sort()).toEqual([
+      ['acme-cadfleet-releases', false],
+      [`cadfleet-${ENV}-models-`, false],
+    ]);
+    expect(values('aws_db_instance')[0]).toMatchObject({ deletion_protection: true, skip_final_snapshot: false });
+    expect(values('aws_elasticache_replication_group')[0]).toMatchObject({ num_cache_clusters: 1, automatic_failover_enabled: false });
+    // The optional grants exist now, each for its one parameter; Session Manager's are gone.
+    const policies = values('aws_iam_role_policy').map((p) => String(p.name).replace(`cadfleet-${ENV}-`, '')).sort();
+    expect(policies).toEqual(['api-host', 'lb-host', 'lb-tls-certificate', 'streamer-drain', 'streamer-host', 'worker-converter-license', 'worker-drain', 'worker-host']);
+    expect((other.output_changes?.lb_address as { after?: unknown }).after).toBe('cad.example.com');
+  });
+
+  describe('refuses bad variable values, naming the variable', () => {
+    const badPlan = async (extra: string[], varFile = exampleVars): Promise<string> => {
+      const result = await tf.run(['plan', '-input=false', '-lock=false', '-refresh=false', `-var-file=${varFile}`, `-var-file=${offlineVars}`, ...extra]);
+      expect(result.code, result.stdout.slice(-2000)).not.toBe(0);
+      return oneLine(result.stderr);
+    };
+
+    it.concurrent.each([
+      ['a CIDR that is not one', ['-var', 'vpc_cidr=10.0.0.0/33'], 'vpc_cidr must be an IPv4 network address with a prefix from /16 to /20, such as "10.40.0.0/16", got "10.0.0.0/33"'],
+      ['a VPC range too large', ['-var', 'vpc_cidr=10.0.0.0/8'], 'vpc_cidr must be an IPv4 network address'],
+      ['a worker fleet of 0', ['-var', 'worker_fleet={instance_type="c6i.large",min_size=0,max_size=4}'], 'worker_fleet.min_size must be a whole number of at least 1 (the role must always run), got 0'],
+      ['an api fleet of 0', ['-var', 'api_fleet={instance_type="t3.medium",min_size=0,max_size=0}'], 'api_fleet.min_size must be a whole number of at least 1'],
+      ['an unknown instance type family', ['-var', 'api_fleet={instance_type="z9.large",min_size=2,max_size=4}'], 'api_fleet.instance_type must be an x86_64 instance type of a known family'],
+      ['an ARM instance type for an x64 bundle', ['-var', 'lb_instance_type=t4g.small'], 'lb_instance_type must be an x86_64 instance type of a known family'],
+      ['SSH open to the internet', ['-var', 'admin_cidrs=["0.0.0.0/0"]'], 'admin_cidrs must not open SSH to the internet'],
+      ['an admin CIDR that is not one', ['-var', 'admin_cidrs=["203.0.113.300/32"]'], 'admin_cidrs must contain only IPv4 CIDR blocks'],
+      ['no admin CIDR with a key pair', ['-var', 'admin_cidrs=[]'], 'admin_cidrs must list at least one CIDR block when ssh_key_name is set'],
+      ["another environment's values", ['-var', 'environment=prod'], 'environment must be "staging" (this stack was synthesized with CADFLEET_ENV=staging), got "prod"'],
+      ['zones of another region', ['-var', 'availability_zones=["eu-west-1a","eu-west-1b"]'], 'availability_zones must be empty (look them up) or list at least 2 distinct zones of region us-east-1'],
+      ['a cache with 9 replicas', ['-var', 'cache={replicas=9}'], 'cache.replicas must be a whole number from 0 to 5, got 9'],
+    ])('%s', async (_case, extra, message) => {
+      expect(await badPlan(extra)).toContain(message);
+    });
+
+    it('a missing admin_cidrs', async () => {
+      const withoutAdmins = path.join(workDir, 'no-admin-cidrs.tfvars');
+      const example = fs.readFileSync(exampleVars, 'utf8');
+      expect(example).toMatch(/^admin_cidrs\s*=/m);
+      fs.writeFileSync(withoutAdmins, example.replace(/^admin_cidrs\s*=.*$/m, ''));
+      expect(await badPlan([], withoutAdmins)).toContain('The root module input variable "admin_cidrs" is not set, and has no default value');
+    });
+  });
+});
+
+describe('the synthesized S3 backend', () => {
+  // Terraform's S3 backend against s3rver, an S3-compatible server: proves that the backend
+  // block as synthesized (with use_lockfile, added by override) is one Terraform accepts, and
+  // that it locks with a lock file next to the state rather than a DynamoDB table.
+  it('initializes and takes a native S3 lock file during plan', async () => {
+    const dir = fs.mkdtempSync(path.join(workDir, 's3-backend-'));
+    const stack = path.join(dir, 'stack');
+    fs.mkdirSync(stack);
+    fs.copyFileSync(path.join(stackDir, 'cdk.tf.json'), path.join(stack, 'cdk.tf.json'));
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const s3rver = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'node_modules/s3rver/bin/s3rver.js'), '--silent', '-a', '127.0.0.1', '-p', String(port), '-d', path.join(dir, 's3'), '--configure-bucket', config.state.kind === 's3' ? config.state.bucket : ''],
+      { stdio: 'ignore' },
+    );
+    try {
+      await expect.poll(() => new Promise((resolve) => net.connect(port, '127.0.0.1').on('connect', function (this: net.Socket) { this.end(); resolve(true); }).on('error', () => resolve(false))), { timeout: 10_000 }).toBe(true);
+      const backendConfig = path.join(dir, 'backend.hcl');
+      fs.writeFileSync(
+        backendConfig,
+        [
+          `endpoints = { s3 = "http://127.0.0.1:${port}" }`,
+          'use_path_style = true',
+          'access_key = "S3RVER"',
+          'secret_key = "S3RVER"',
+          'skip_credentials_validation = true',
+          'skip_requesting_account_id = true',
+          'skip_metadata_api_check = true',
+          'skip_s3_checksum = true',
+        ].join('\n'),
+      );
+      const s3tf = offlineTerraform(stack, dir, { backend: 'as-synthesized' });
+      await s3tf.ok(['init', '-input=false', `-backend-config=${backendConfig}`]);
+      const planned = await s3tf.ok(['plan', '-input=false', '-refresh=false', `-var-file=${exampleVars}`, `-var-file=${offlineVars}`], { TF_LOG: 'INFO' });
+      expect(planned.stderr).toContain('Locked remote state (S3 Native only)');
+      expect(planned.stderr).toContain('Unlocked remote state (S3 Native only)');
+      expect(planned.stderr).not.toMatch(/dynamodb/i);
+    } finally {
+      s3rver.kill();
+    }
+  }, 120_000);
+});
