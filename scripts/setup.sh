@@ -9,6 +9,7 @@ PACKAGES=(
   assimp-testmodels # real sample models (IFC, OBJ, PLY, FBX, DAE, glTF, 3DS, OFF) for tests and the demo
   occt-draw         # native OpenCASCADE: the baseline of `npm run bench -- convert`
   ca-certificates
+  curl              # tests reach the fleet's load balancer as an outside client
   postgresql        # the service's state (tests and `npm run demo` start private instances)
   redis-server      # the service's queue and node registry
   systemd-container # systemd-nspawn: the local fleet's hosts
@@ -20,6 +21,7 @@ PACKAGES=(
   ansible-lint
   postgresql-client # tests check the data host's PostgreSQL as the app reaches it
   redis-tools       # ... and its Redis
+  shellcheck        # lints the boot script the stacks render (test/stacks)
 )
 
 SUDO=()
@@ -37,6 +39,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# terraform (1.10+) and a filesystem mirror of the hashicorp/aws 5.100.0 provider are not in
+# Debian: the stacks' tests need them on the machine and say so when they are missing.
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

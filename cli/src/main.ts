@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { convertCommand } from './commands/convert';
 import { deployCommand } from './commands/deploy';
+import { keysCommand } from './commands/keys';
 import { localCommand, outputsCommand } from './commands/local';
 import { execCommandLine, logsCommandLine, sshCommandLine } from './commands/ops';
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   program.addCommand(localCommand());
   program.addCommand(outputsCommand());
   program.addCommand(deployCommand());
+  program.addCommand(keysCommand());
   program.addCommand(sshCommandLine());
   program.addCommand(execCommandLine());
   program.addCommand(logsCommandLine());

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sshCommand } from '../../cli/src/local/commands';
 import { parseFleetSpec, planFleet } from '../../cli/src/local/fleet';
 import { runCli } from '../helpers/cli';
-import { tempDir } from '../helpers/convert';
+import { tempDir, validateGlb } from '../helpers/convert';
+import { cax } from '../helpers/samples';
 
 // This suite's own fleet: its own name, range and state, so it never touches `cf`, the user's fleet.
 const NAME = 'cft';
@@ -30,6 +31,16 @@ async function statusJson(): Promise<Record<string, string>> {
   const parsed = JSON.parse(r.stdout) as { hosts: Array<{ name: string; state: string }> };
   return Object.fromEntries(parsed.hosts.map((h) => [h.name, h.state]));
 }
+
+/** HTTPS through the LB, as a client outside the fleet: curl, checking the LB's certificate against the fleet CA. */
+function lb(method: string, urlPath: string, key: string, extra: string[] = []): { status: number; body: string } {
+  const host = fleet.hosts.find((h) => h.role === 'lb')!;
+  const r = spawnSync('curl', ['-sS', '--max-time', '60', '--cacert', path.join(root, 'pki/ca.crt'), '-X', method, '-H', `Authorization: Bearer ${key}`, '-w', '\n%{http_code}', ...extra, `https://${host.ip}${urlPath}`], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const lines = (r.stdout ?? '').split('\n');
+  return { status: Number(lines.pop()), body: lines.join('\n') };
+}
+
+const e2e = { key: '', modelId: '', version: '' };
 
 const links = (): string => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
 
@@ -87,6 +98,36 @@ describe('the local fleet', () => {
     expect(plain.stdout).not.toContain('PONG');
   }, 300_000);
 
+  it('serves through the LB: a STEP upload is converted on a worker host, every node reports its role and version', async () => {
+    const key = await cli('keys', 'create', '--env', 'local', '--project', 'e2e', '--admin');
+    expect(key.code, key.stderr).toBe(0);
+    e2e.key = key.stdout.trim().split('\n').pop()!;
+    expect(e2e.key).toMatch(/^cfk_/);
+    e2e.version = (JSON.parse((await cli('deploy', '--env', 'local', '--json')).stdout) as { release: { version: string } }).release.version;
+
+    const upload = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${cax('as1-oc-214.stp')}`]);
+    expect(upload.status, upload.body).toBe(201);
+    e2e.modelId = (JSON.parse(upload.body) as { id: string }).id;
+    let model: { state: string; workerHost?: string; stats?: { parts: number } } = { state: 'queued' };
+    for (let i = 0; i < 120 && !['ready', 'failed'].includes(model.state); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      model = JSON.parse(lb('GET', `/api/v1/models/${e2e.modelId}`, e2e.key).body) as typeof model;
+    }
+    expect(model).toMatchObject({ state: 'ready', stats: { parts: 18 } });
+    expect(['cft-worker-1', 'cft-worker-2']).toContain(model.workerHost);
+
+    const glb = path.join(tempDir(), 'model.glb');
+    expect(lb('GET', `/api/v1/models/${e2e.modelId}/files/model.glb`, e2e.key, ['-o', glb]).status).toBe(200);
+    expect((await validateGlb(glb)).numErrors).toBe(0);
+
+    const status = JSON.parse(lb('GET', '/status?format=json', e2e.key).body) as { nodes: Array<{ id: string; role: string; version: string }> };
+    const nodes = status.nodes.map((n) => `${n.id}:${n.role}:${n.version}`).sort();
+    expect(nodes).toEqual(expect.arrayContaining([`cft-api-1:api:${e2e.version}`, `cft-api-2:api:${e2e.version}`, `cft-worker-1:worker:${e2e.version}`, `cft-worker-2:worker:${e2e.version}`]));
+    // /metrics stays on the private network.
+    expect(lb('GET', '/metrics', e2e.key).status).toBe(404);
+    expect(lb('GET', '/api/v1/models', 'cfk_wrong_key').status).toBe(401);
+  }, 300_000);
+
   it('stops and starts a single host', async () => {
     expect((await cli('local', 'down', 'streamer/1')).code).toBe(0);
     expect(await statusJson()).toMatchObject({ 'streamer-1': 'stopped', 'streamer-2': 'running' });
@@ -104,6 +145,14 @@ describe('the local fleet', () => {
     const u = await cli('local', 'up');
     expect(u.code, u.stderr).toBe(0);
     expect(ssh('data', 'cat', '/var/lib/marker').out).toBe('kept');
+    // The converted model survives the fleet's restart, through the LB.
+    let model = { state: '' };
+    for (let i = 0; i < 60 && model.state !== 'ready'; i++) {
+      const r = lb('GET', `/api/v1/models/${e2e.modelId}`, e2e.key);
+      if (r.status === 200) model = JSON.parse(r.body) as typeof model;
+      else await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    expect(model.state).toBe('ready');
   }, 300_000);
 
   it('repairs a fleet whose processes died and whose network is half gone', async () => {

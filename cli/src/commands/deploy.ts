@@ -9,10 +9,11 @@ export function deployCommand(): Command {
     .description('Install the release and configure every host of an environment with the Ansible playbooks.')
     .requiredOption('--env <name>', 'environment')
     .option('--limit <hosts>', 'only these hosts or groups (Ansible --limit)')
+    .option('--version <version>', 'name the release built from the working tree (default: its content hash)')
     .option('--json', 'print the report as JSON')
     .option('-v, --verbose', 'print every line of Ansible output')
     .addHelpText('after', '\nExamples:\n  $ sudo cadfleet deploy --env local\n  $ sudo cadfleet deploy --env local --limit data')
-    .action(async (opts: { env: string; limit?: string; json?: boolean; verbose?: boolean }) => {
+    .action(async (opts: { env: string; limit?: string; version?: string; json?: boolean; verbose?: boolean }) => {
       try {
         const env = loadEnvironment(opts.env);
         const { paths } = openFleet(defaultContext(systemRunner, () => undefined), localFleetName());
@@ -22,6 +23,8 @@ export function deployCommand(): Command {
           stateRoot: paths.root,
           runner: systemRunner,
           limit: opts.limit,
+          version: opts.version,
+          log: (line) => process.stderr.write(`${line}\n`),
           onLine: (line) => {
             if (opts.verbose) return void process.stderr.write(`${line}\n`);
             const task = /^TASK \[(.+?)\]/.exec(line);
@@ -30,7 +33,7 @@ export function deployCommand(): Command {
         });
         if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         if (report.ok) {
-          process.stderr.write(`deployed ${env.name} in ${report.seconds.toFixed(1)} s: ${report.changed ? `${report.changed} change(s)` : 'no changes'} on ${report.recap.length} host(s)\n`);
+          process.stderr.write(`deployed ${report.release.version} to ${env.name} in ${report.seconds.toFixed(1)} s: ${report.changed ? `${report.changed} change(s)` : 'no changes'} on ${report.recap.length} host(s)\n`);
           return;
         }
         for (const f of report.failures) process.stderr.write(`FAILED on ${f.host}, task "${f.task}": ${f.message}\n`);

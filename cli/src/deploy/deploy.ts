@@ -7,6 +7,8 @@ import type { Runner } from '../local/exec';
 import { ensureCa, ensureServerCert, pkiPaths } from '../local/pki';
 import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayFailure, type RecapLine } from './ansible';
 import { ensureLocalSecrets, redact } from './local-secrets';
+import { buildRelease, type Release } from '../release/bundle';
+import { localServiceEnv } from './service-env';
 
 export interface DeployOptions {
   env: Environment;
@@ -16,10 +18,17 @@ export interface DeployOptions {
   limit?: string;
   /** Each line of ansible-playbook's output, secrets redacted. */
   onLine?: (line: string) => void;
+  /** Progress of the steps before Ansible (building the release). */
+  log?: (line: string) => void;
+  /** A release version to build and install; by default the working tree's content hash names it. */
+  version?: string;
+  /** Where built releases are kept. @default /var/lib/cadfleet/releases */
+  releasesDir?: string;
 }
 
 export interface DeployReport {
   ok: boolean;
+  release: Pick<Release, 'version' | 'sha256' | 'bytes' | 'reused'>;
   seconds: number;
   recap: RecapLine[];
   changed: number;
@@ -38,13 +47,15 @@ export function ansibleDir(): string {
 }
 
 /** Everything the playbooks need for the local fleet: secrets, the CA and the data host's certificate. */
-async function localVars(opts: DeployOptions): Promise<Record<string, unknown>> {
+async function localVars(opts: DeployOptions, release: Release): Promise<Record<string, unknown>> {
   const secrets = ensureLocalSecrets(opts.stateRoot);
   const pki = pkiPaths(opts.stateRoot);
   await ensureCa(opts.runner, pki, opts.env.name);
   const data = opts.env.hosts.find((h) => h.role === 'data');
-  if (!data) throw new Error('the local environment has no data host');
+  const lb = opts.env.hosts.find((h) => h.role === 'lb');
+  if (!data || !lb) throw new Error('the local environment has no data or lb host');
   const cert = await ensureServerCert(opts.runner, pki, data.name, { dns: [data.name, 'data'], ip: [data.address] });
+  const lbCert = await ensureServerCert(opts.runner, pki, lb.name, { dns: [lb.name, 'localhost'], ip: [lb.address] });
   const read = (file: string): string => fs.readFileSync(file, 'utf8');
   const subnet = `${data.address.split('.').slice(0, 3).join('.')}.0/24`;
   return {
@@ -58,6 +69,14 @@ async function localVars(opts: DeployOptions): Promise<Record<string, unknown>> 
     redis_local_tls_cert: read(cert.cert),
     redis_local_tls_key: read(cert.key),
     redis_local_tls_ca: read(pki.caCert),
+    s3_local_tls_cert: read(cert.cert),
+    s3_local_tls_key: read(cert.key),
+    nginx_lb_tls_cert: `${read(lbCert.cert)}${read(pki.caCert)}`,
+    nginx_lb_tls_key: read(lbCert.key),
+    release_version: release.version,
+    release_tarball: release.tarball,
+    release_sha256: release.sha256,
+    cadfleet_service_env_common: localServiceEnv(opts.env.outputs, secrets),
   };
 }
 
@@ -68,8 +87,15 @@ export async function deploy(opts: DeployOptions): Promise<DeployReport> {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const inventory = path.join(dir, 'inventory.json');
   fs.writeFileSync(inventory, `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`);
+  const release = await buildRelease({
+    repoRoot: path.dirname(ansibleDir()),
+    outDir: opts.releasesDir ?? process.env.CADFLEET_RELEASES_DIR ?? '/var/lib/cadfleet/releases',
+    version: opts.version,
+    log: opts.log,
+  });
+  opts.log?.(`release ${release.version} (${(release.bytes / 1024 ** 2).toFixed(0)} MiB${release.reused ? ', already built' : ''})`);
   const varsFile = path.join(dir, 'vars.json');
-  fs.writeFileSync(varsFile, `${JSON.stringify(await localVars(opts))}\n`, { mode: 0o600 });
+  fs.writeFileSync(varsFile, `${JSON.stringify(await localVars(opts, release))}\n`, { mode: 0o600 });
   const secrets = ensureLocalSecrets(opts.stateRoot);
   const log = path.join(dir, 'last-deploy.log');
   const argv = ansiblePlaybookArgv({ playbook: 'playbooks/site.yml', inventory, varsFile, limit: opts.limit });
@@ -103,6 +129,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployReport> {
   if (code === 127 && !recap.length) failures.push({ host: 'this machine', task: 'start ansible-playbook', message: 'ansible-playbook is not installed: apt-get install ansible (or pipx install ansible)' });
   return {
     ok: code === 0,
+    release: { version: release.version, sha256: release.sha256, bytes: release.bytes, reused: release.reused },
     seconds: (performance.now() - started) / 1000,
     recap,
     changed: recap.reduce((sum, r) => sum + r.changed, 0),

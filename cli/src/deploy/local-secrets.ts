@@ -11,8 +11,6 @@ import { z } from 'zod';
 export const localSecretsSchema = z.object({
   postgresPassword: z.string().min(16),
   redisPassword: z.string().min(16),
-  s3AccessKey: z.string().min(16),
-  s3SecretKey: z.string().min(16),
   streamTokenSecret: z.string().min(32),
 });
 export type LocalSecrets = z.infer<typeof localSecretsSchema>;
@@ -25,8 +23,6 @@ export function ensureLocalSecrets(fleetRoot: string): LocalSecrets {
   const secrets: LocalSecrets = {
     postgresPassword: token(24),
     redisPassword: token(24),
-    s3AccessKey: `CF${randomBytes(9).toString('hex').toUpperCase()}`,
-    s3SecretKey: token(30),
     streamTokenSecret: token(48),
   };
   fs.writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });

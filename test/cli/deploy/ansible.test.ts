@@ -58,7 +58,7 @@ describe('reading a playbook run', () => {
   });
 
   it('redacts secrets from output', () => {
-    const secrets = { postgresPassword: 'p'.repeat(20), redisPassword: 'r'.repeat(20), s3AccessKey: 'a'.repeat(16), s3SecretKey: 's'.repeat(20), streamTokenSecret: 't'.repeat(40) };
+    const secrets = { postgresPassword: 'p'.repeat(20), redisPassword: 'r'.repeat(20), streamTokenSecret: 't'.repeat(40) };
     expect(redact(`requirepass ${'r'.repeat(20)}`, secrets)).toBe('requirepass [REDACTED]');
   });
 });

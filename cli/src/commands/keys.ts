@@ -1,0 +1,65 @@
+import { spawn } from 'node:child_process';
+import { Command } from 'commander';
+import { loadEnvironment, sshTo, type Environment } from '../environment';
+
+/**
+ * Runs the service's own `keys` command on the first api host, with the host's environment
+ * file sourced there: the database credentials never cross this machine's command lines.
+ */
+/** Quotes one word for a POSIX shell (ssh hands the remote command to the login shell). */
+export const shellQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`;
+
+export function remoteServiceArgv(args: readonly string[]): string[] {
+  const script = `set -a; . /etc/cadfleet/api.env; exec /opt/cadfleet/current/bin/cadfleet-service keys ${args.map(shellQuote).join(' ')}`;
+  return ['sudo', '-u', 'cadfleet', 'sh', '-c', shellQuote(script)];
+}
+
+function runOnApi(env: Environment, args: string[]): Promise<number> {
+  const api = env.hosts.find((h) => h.role === 'api');
+  if (!api) throw new Error(`${env.name} has no api host`);
+  const argv = sshTo(env, api, remoteServiceArgv(args));
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', () => resolve(255));
+    child.once('close', (code) => resolve(code ?? 1));
+  });
+}
+
+export function keysCommand(): Command {
+  const keys = new Command('keys').description("Manage an environment's API keys (stored hashed; a new key is shown once).");
+  const run = (build: (opts: Record<string, unknown>, rest: string[]) => string[]) =>
+    async (...args: unknown[]): Promise<void> => {
+      const opts = args.find((a): a is Record<string, unknown> & { env: string } => typeof a === 'object' && a !== null && 'env' in a)!;
+      const rest = args.filter((a): a is string => typeof a === 'string');
+      try {
+        const code = await runOnApi(loadEnvironment(opts.env), build(opts, rest));
+        if (code === 255) process.stderr.write(`cadfleet keys: the api host did not answer SSH; is the environment up? (cadfleet local status)\n`);
+        process.exitCode = code;
+      } catch (err) {
+        process.stderr.write(`cadfleet keys: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    };
+  keys
+    .command('create')
+    .description('Create a key; it is printed alone on the last line of stdout.')
+    .requiredOption('--env <name>', 'environment')
+    .requiredOption('--project <project>', 'the project (tenant) the key belongs to')
+    .option('--admin', 'an admin key: manages keys, reads /status, sees every project')
+    .option('--name <name>', 'a label to recognise the key by')
+    .action(run((o) => ['create', '--project', String(o.project), ...(o.admin ? ['--admin'] : []), ...(o.name ? ['--name', String(o.name)] : [])]));
+  keys
+    .command('list')
+    .description('List keys (never the keys themselves).')
+    .requiredOption('--env <name>', 'environment')
+    .option('--project <project>', 'only this project')
+    .option('--json', 'JSON')
+    .action(run((o) => ['list', '--all', ...(o.project ? ['--project', String(o.project)] : []), ...(o.json ? ['--json'] : [])]));
+  keys
+    .command('revoke')
+    .description('Revoke a key by its id (from `keys list`).')
+    .requiredOption('--env <name>', 'environment')
+    .argument('<id>', 'key id')
+    .action(run((_o, rest) => ['revoke', rest[0]!]));
+  return keys;
+}

@@ -1,0 +1,37 @@
+import type { Outputs } from '../outputs';
+import type { LocalSecrets } from './local-secrets';
+
+/** Where the common role installs the fleet CA on every host (local fleet). */
+export const FLEET_CA_FILE = '/usr/local/share/ca-certificates/cadfleet-ca.crt';
+const RELEASE = '/opt/cadfleet/current';
+
+/**
+ * The service environment every app host shares (app/src/config.ts names each variable). The
+ * per-host part (node id, advertise URL, version) is added by the playbook. Local fleet: the
+ * data host's PostgreSQL, Redis and S3 server, all over TLS checked against the fleet CA.
+ */
+export function localServiceEnv(outputs: Outputs, secrets: LocalSecrets): Record<string, string> {
+  const { postgres, redis, buckets } = outputs;
+  if (!buckets.endpoint) throw new Error('the local outputs name no S3 endpoint');
+  return {
+    CADFLEET_DATABASE_URL: `postgres://cadfleet:${encodeURIComponent(secrets.postgresPassword)}@${postgres.host}:${postgres.port}/${postgres.database}`,
+    CADFLEET_DATABASE_SSLMODE: 'verify-full',
+    CADFLEET_DATABASE_CA_FILE: FLEET_CA_FILE,
+    CADFLEET_REDIS_URL: `rediss://:${encodeURIComponent(secrets.redisPassword)}@${redis.host}:${redis.port}`,
+    CADFLEET_REDIS_CA_FILE: FLEET_CA_FILE,
+    CADFLEET_S3_ENDPOINT: buckets.endpoint,
+    CADFLEET_S3_FORCE_PATH_STYLE: 'true',
+    CADFLEET_S3_UPLOADS_BUCKET: 'cadfleet-uploads',
+    CADFLEET_S3_MODELS_BUCKET: buckets.models,
+    // s3rver's one fixed key pair: on the local fleet, the network bounds access to S3.
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REGION: 'us-east-1',
+    // The AWS SDK speaks HTTPS to the S3 server: trust the fleet CA for it too.
+    NODE_EXTRA_CA_CERTS: FLEET_CA_FILE,
+    CADFLEET_CONVERT_BIN: `${RELEASE}/bin/cadfleet-convert.js`,
+    CADFLEET_MIGRATIONS_DIR: `${RELEASE}/app/migrations`,
+    CADFLEET_WORK_DIR: '/var/lib/cadfleet/work',
+    CADFLEET_STREAM_TOKEN_SECRET: secrets.streamTokenSecret,
+  };
+}
