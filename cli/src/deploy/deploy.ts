@@ -8,7 +8,7 @@ import { ensureCa, ensureServerCert, pkiPaths } from '../local/pki';
 import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayFailure, type RecapLine } from './ansible';
 import { ensureLocalSecrets, redact } from './local-secrets';
 import { buildRelease, type Release } from '../release/bundle';
-import { localServiceEnv } from './service-env';
+import { localLbSyncEnv, localServiceEnv } from './service-env';
 
 export interface DeployOptions {
   env: Environment;
@@ -57,6 +57,7 @@ async function localVars(opts: DeployOptions, release: Release): Promise<Record<
   const cert = await ensureServerCert(opts.runner, pki, data.name, { dns: [data.name, 'data'], ip: [data.address] });
   const lbCert = await ensureServerCert(opts.runner, pki, lb.name, { dns: [lb.name, 'localhost'], ip: [lb.address] });
   const read = (file: string): string => fs.readFileSync(file, 'utf8');
+  const serviceEnv = localServiceEnv(opts.env.outputs, secrets);
   const subnet = `${data.address.split('.').slice(0, 3).join('.')}.0/24`;
   return {
     common_ca_certificate: read(pki.caCert),
@@ -76,7 +77,8 @@ async function localVars(opts: DeployOptions, release: Release): Promise<Record<
     release_version: release.version,
     release_tarball: release.tarball,
     release_sha256: release.sha256,
-    cadfleet_service_env_common: localServiceEnv(opts.env.outputs, secrets),
+    cadfleet_service_env_common: serviceEnv,
+    cadfleet_lb_sync_env: localLbSyncEnv(serviceEnv),
   };
 }
 

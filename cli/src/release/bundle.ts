@@ -101,7 +101,11 @@ async function stage(repoRoot: string, payload: string, nodeBinary: string): Pro
   const common = { bundle: true, platform: 'node' as const, target: 'node20', logLevel: 'warning' as const, legalComments: 'none' as const };
   await build({
     ...common,
-    entryPoints: { service: path.join(repoRoot, 'app/src/main.ts'), 'cadfleet-convert': path.join(repoRoot, 'app/src/converter/cli.ts') },
+    entryPoints: {
+      service: path.join(repoRoot, 'app/src/main.ts'),
+      'cadfleet-convert': path.join(repoRoot, 'app/src/converter/cli.ts'),
+      'lb-sync': path.join(repoRoot, 'app/src/lb-sync/main.ts'),
+    },
     outdir: path.join(payload, 'app'),
     format: 'esm',
     external: ['pg-native', ...Object.keys(WASM_PACKAGES)],
@@ -131,6 +135,7 @@ async function stage(repoRoot: string, payload: string, nodeBinary: string): Pro
   };
   launch('cadfleet-convert', 'cadfleet-convert.js');
   launch('cadfleet-service', 'service.js');
+  launch('cadfleet-lb-sync', 'lb-sync.js');
   fs.writeFileSync(path.join(payload, 'package.json'), `${JSON.stringify({ name: 'cadfleet-release', private: true, type: 'module' })}\n`);
 }
 

@@ -1,0 +1,106 @@
+// cadfleet-lb-sync: keeps the LB's nginx routing in step with the node registry in Redis, so
+// hosts that an auto scaling group adds get traffic without a deploy, and hosts that drain or
+// vanish stop getting new work. Runs on the LB host (unit cadfleet-lb-sync).
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { createLogger } from '../logger';
+import { createRedis } from '../redis';
+import { createRegistry, registryKeys } from '../registry';
+import { parseUpstreamServers, renderRouting } from './render';
+
+const run = promisify(execFile);
+
+const envSchema = z.object({
+  CADFLEET_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  CADFLEET_REDIS_CA_FILE: z.string().optional(),
+  CADFLEET_REDIS_PREFIX: z.string().default('cadfleet'),
+  /** Where the two generated files live (included by nginx.conf). */
+  CADFLEET_LB_ROUTING_DIR: z.string().default('/etc/nginx/cadfleet'),
+  /** A node whose heartbeat is older than this is gone. */
+  CADFLEET_NODE_TTL_MS: z.coerce.number().int().min(300).default(15_000),
+  /** Full re-read interval, on top of the registry's join/drain/leave events. */
+  CADFLEET_LB_SYNC_INTERVAL_MS: z.coerce.number().int().min(100).default(2000),
+  CADFLEET_LOG_LEVEL: z.string().default('info'),
+});
+
+function loadEnv(): z.infer<typeof envSchema> {
+  const parsed = envSchema.safeParse(process.env);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  process.stderr.write(`cadfleet-lb-sync: ${String(issue.path[0])} ${issue.message}\n`);
+  process.exit(2);
+}
+
+function writeIfChanged(file: string, text: string): boolean {
+  if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === text) return false;
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+  return true;
+}
+
+async function main(): Promise<void> {
+  const env = loadEnv();
+  const log = createLogger({ level: env.CADFLEET_LOG_LEVEL, role: 'lb-sync' });
+  const redisConfig = { url: env.CADFLEET_REDIS_URL, caFile: env.CADFLEET_REDIS_CA_FILE, prefix: env.CADFLEET_REDIS_PREFIX };
+  const redis = createRedis(redisConfig, 'worker', 'cadfleet-lb-sync');
+  const events = createRedis(redisConfig, 'worker', 'cadfleet-lb-sync-events');
+  const registry = createRegistry(redis, env.CADFLEET_REDIS_PREFIX);
+  const apiFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'api-upstream.conf');
+  const mapFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'streamers.map');
+  const seeded = fs.existsSync(apiFile) ? parseUpstreamServers(fs.readFileSync(apiFile, 'utf8')) : [];
+
+  let running = false;
+  let again = false;
+  const sync = async (reason: string): Promise<void> => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      const routing = renderRouting(await registry.list(env.CADFLEET_NODE_TTL_MS), seeded);
+      const backup = { api: fs.existsSync(apiFile) ? fs.readFileSync(apiFile, 'utf8') : '', map: fs.existsSync(mapFile) ? fs.readFileSync(mapFile, 'utf8') : '' };
+      const changed = [writeIfChanged(apiFile, routing.apiUpstream), writeIfChanged(mapFile, routing.streamersMap)].some(Boolean);
+      if (changed) {
+        try {
+          await run('nginx', ['-t', '-q']);
+        } catch (err) {
+          // Never leave nginx with a file it refuses: put the last good ones back.
+          writeIfChanged(apiFile, backup.api);
+          writeIfChanged(mapFile, backup.map);
+          throw new Error(`nginx refused the new routing: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
+        }
+        await run('nginx', ['-s', 'reload']);
+        log.info({ reason, api: routing.apiServers, streamers: routing.streamers.map(([id]) => id) }, 'routing updated and nginx reloaded');
+      }
+    } catch (err) {
+      log.error({ err }, `routing sync failed: ${(err as Error).message}`);
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        void sync('queued');
+      }
+    }
+  };
+
+  await events.subscribe(registryKeys(env.CADFLEET_REDIS_PREFIX).events);
+  events.on('message', (_channel, message: string) => void sync(`event ${message.slice(0, 200)}`));
+  const timer = setInterval(() => void sync('interval'), env.CADFLEET_LB_SYNC_INTERVAL_MS);
+  await sync('start');
+  log.info({ dir: env.CADFLEET_LB_ROUTING_DIR }, 'following the node registry');
+  const stop = (): void => {
+    clearInterval(timer);
+    events.disconnect();
+    redis.disconnect();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+await main();
