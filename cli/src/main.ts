@@ -3,6 +3,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { convertCommand } from './commands/convert';
 import { deployCommand } from './commands/deploy';
 import { keysCommand } from './commands/keys';
+import { stackCommands } from './commands/stack';
 import { localCommand, outputsCommand } from './commands/local';
 import { execCommandLine, logsCommandLine, sshCommandLine } from './commands/ops';
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   program.addCommand(convertCommand());
   program.addCommand(localCommand());
   program.addCommand(outputsCommand());
+  for (const cmd of stackCommands()) program.addCommand(cmd);
   program.addCommand(deployCommand());
   program.addCommand(keysCommand());
   program.addCommand(sshCommandLine());

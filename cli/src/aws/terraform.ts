@@ -1,0 +1,82 @@
+import path from 'node:path';
+import type { Argv } from '../local/commands';
+import { ROLES } from '../local/fleet';
+import { outputsSchema, type Outputs } from '../outputs';
+import { HOST_ROLES, TAG_ENVIRONMENT, TAG_ROLE } from '../../../stacks/contract';
+
+/**
+ * An AWS environment as the operator tools drive it: the stack is synthesized with cdktf
+ * (CADFLEET_ENV names it), then planned and applied with terraform itself on the synthesized
+ * JSON, so `plan` shows exactly what `apply` will do.
+ */
+export interface AwsEnvironment {
+  name: string;
+  repoRoot: string;
+  /** The environment's variables: environments/<name>.tfvars by default. */
+  varFile: string;
+}
+
+export const ENV_NAME = /^[a-z][a-z0-9-]{0,14}[a-z0-9]$/;
+
+export function awsEnvironment(name: string, repoRoot: string, varFile?: string): AwsEnvironment {
+  if (name === 'local') throw new Error('the local environment has no stack: use cadfleet local up');
+  if (!ENV_NAME.test(name)) throw new Error(`--env must be 2 to 16 lowercase letters, digits or dashes, starting with a letter, got ${JSON.stringify(name)}`);
+  return { name, repoRoot, varFile: path.resolve(varFile ?? path.join(repoRoot, 'environments', `${name}.tfvars`)) };
+}
+
+export const stackDir = (env: AwsEnvironment): string => path.join(env.repoRoot, 'cdktf.out', 'stacks', `cadfleet-${env.name}`);
+
+export const synthArgv = (): Argv => ['npx', 'cdktf', 'synth'];
+export const initArgv = (env: AwsEnvironment): Argv => ['terraform', `-chdir=${stackDir(env)}`, 'init', '-input=false'];
+export const planArgv = (env: AwsEnvironment, planFile?: string): Argv => [
+  'terraform', `-chdir=${stackDir(env)}`, 'plan', '-input=false', `-var-file=${env.varFile}`, ...(planFile ? [`-out=${planFile}`] : []),
+];
+export const applyArgv = (env: AwsEnvironment, planFile: string): Argv => ['terraform', `-chdir=${stackDir(env)}`, 'apply', '-input=false', planFile];
+export const destroyArgv = (env: AwsEnvironment, yes: boolean): Argv => [
+  'terraform', `-chdir=${stackDir(env)}`, 'destroy', '-input=false', `-var-file=${env.varFile}`, ...(yes ? ['-auto-approve'] : []),
+];
+export const outputArgv = (env: AwsEnvironment): Argv => ['terraform', `-chdir=${stackDir(env)}`, 'output', '-json'];
+
+interface TfOutput<T> {
+  value: T;
+}
+interface StackOutputs {
+  environment: TfOutput<string>;
+  lb_address: TfOutput<string>;
+  redis: TfOutput<{ host: string; port: number; tls: boolean }>;
+  postgres: TfOutput<{ host: string; port: number; database: string }>;
+  buckets: TfOutput<{ models: string; releases: string }>;
+  ssh_user: TfOutput<string>;
+  bastion: TfOutput<{ host: string; user: string }>;
+}
+
+/** The deployment outputs of an AWS environment, from `terraform output -json` of its stack. */
+export function awsOutputs(tf: StackOutputs): Outputs {
+  return outputsSchema.parse({
+    environment: tf.environment.value,
+    provider: 'aws',
+    lb: { address: tf.lb_address.value, url: `https://${tf.lb_address.value}` },
+    // Auto scaling groups own the hosts: the inventory finds them by tag, not by list.
+    hosts: Object.fromEntries(ROLES.map((role) => [role, []])),
+    hostFilter: { [`tag:${TAG_ENVIRONMENT}`]: tf.environment.value },
+    redis: { host: tf.redis.value.host, port: tf.redis.value.port, tls: tf.redis.value.tls },
+    postgres: { host: tf.postgres.value.host, port: tf.postgres.value.port, database: tf.postgres.value.database, tls: true },
+    buckets: { models: tf.buckets.value.models, releases: tf.buckets.value.releases, endpoint: null },
+    ssh: { user: tf.ssh_user.value, keyFile: null, knownHostsFile: null, bastion: tf.bastion.value.host },
+  });
+}
+
+/**
+ * An `amazon.aws.aws_ec2` inventory that finds the environment's running hosts by the tags the
+ * stack puts on them, one group per role, reached through the LB host as bastion.
+ */
+export function awsEc2Inventory(outputs: Outputs, region: string): Record<string, unknown> {
+  return {
+    plugin: 'amazon.aws.aws_ec2',
+    regions: [region],
+    filters: { [`tag:${TAG_ENVIRONMENT}`]: outputs.environment, 'instance-state-name': 'running' },
+    hostnames: ['tag:Name', 'private-ip-address'],
+    compose: { ansible_host: 'private_ip_address' },
+    groups: Object.fromEntries(HOST_ROLES.map((role) => [role, `tags.get('${TAG_ROLE}') == '${role}'`])),
+  };
+}

@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { applyArgv, awsEnvironment, destroyArgv, initArgv, planArgv, synthArgv, type AwsEnvironment } from '../aws/terraform';
+import type { Argv } from '../local/commands';
+import { ansibleDir } from '../deploy/deploy';
+
+function runInherit(argv: Argv, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env: { ...process.env, ...env }, cwd });
+    child.once('error', (err) => {
+      process.stderr.write(`${argv[0]}: ${err.message}\n`);
+      resolve(127);
+    });
+    child.once('close', (code) => resolve(code ?? 1));
+  });
+}
+
+/** Synthesizes the environment's stack and initializes it; returns false (having said why) on failure. */
+async function prepare(env: AwsEnvironment): Promise<boolean> {
+  if (!fs.existsSync(env.varFile)) {
+    process.stderr.write(`cadfleet: no variables for ${env.name} at ${env.varFile}; start from the example: mkdir -p environments && cp terraform.tfvars.example ${path.relative(process.cwd(), env.varFile)}\n`);
+    return false;
+  }
+  process.stderr.write(`synthesizing stack cadfleet-${env.name}\n`);
+  if ((await runInherit(synthArgv(), { CADFLEET_ENV: env.name }, env.repoRoot)) !== 0) return false;
+  return (await runInherit(initArgv(env), {}, env.repoRoot)) === 0;
+}
+
+const repoRoot = (): string => path.dirname(ansibleDir());
+
+function stackCommand(name: string, description: string, action: (env: AwsEnvironment, opts: { yes?: boolean }) => Promise<number>): Command {
+  return new Command(name)
+    .description(description)
+    .requiredOption('--env <name>', 'an AWS environment (staging, prod, ...)')
+    .option('--var-file <file>', 'its variables (default: environments/<env>.tfvars)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .addHelpText('after', `\nExample:\n  $ cadfleet ${name} --env staging`)
+    .action(async (opts: { env: string; varFile?: string; yes?: boolean }) => {
+      try {
+        const env = awsEnvironment(opts.env, repoRoot(), opts.varFile);
+        process.exitCode = (await prepare(env)) ? await action(env, opts) : 1;
+      } catch (err) {
+        process.stderr.write(`cadfleet ${name}: ${(err as Error).message}\n`);
+        process.exitCode = 2;
+      }
+    });
+}
+
+export function stackCommands(): Command[] {
+  return [
+    stackCommand('plan', 'Show what apply would change in an AWS environment (cdktf synth, terraform plan).', (env) =>
+      runInherit(planArgv(env), {}, env.repoRoot),
+    ),
+    stackCommand('apply', 'Create or update the AWS infrastructure of an environment: plan, then apply exactly that plan.', async (env) => {
+      const planFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-plan-')), 'tfplan');
+      const planned = await runInherit(planArgv(env, planFile), {}, env.repoRoot);
+      return planned === 0 ? runInherit(applyArgv(env, planFile), {}, env.repoRoot) : planned;
+    }),
+    stackCommand('destroy', 'Delete all AWS infrastructure of an environment (asks first unless --yes).', async (env, opts) => {
+      if (!opts.yes && !process.stdin.isTTY) {
+        process.stderr.write(`cadfleet destroy: refusing to destroy ${env.name} without confirmation; run it in a terminal, or pass --yes\n`);
+        return 2;
+      }
+      return runInherit(destroyArgv(env, !!opts.yes), {}, env.repoRoot);
+    }),
+  ];
+}

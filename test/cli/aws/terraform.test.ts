@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { applyArgv, awsEc2Inventory, awsEnvironment, awsOutputs, destroyArgv, planArgv } from '../../../cli/src/aws/terraform';
+import { inventoryFrom } from '../../../cli/src/deploy/ansible';
+
+const env = awsEnvironment('staging', '/repo');
+
+describe('AWS environment commands', () => {
+  it('plans with the environment\'s tfvars and applies exactly the saved plan', () => {
+    expect(env.varFile).toBe('/repo/environments/staging.tfvars');
+    expect(planArgv(env, '/tmp/p/tfplan')).toEqual(['terraform', '-chdir=/repo/cdktf.out/stacks/cadfleet-staging', 'plan', '-input=false', '-var-file=/repo/environments/staging.tfvars', '-out=/tmp/p/tfplan']);
+    expect(applyArgv(env, '/tmp/p/tfplan')).toEqual(['terraform', '-chdir=/repo/cdktf.out/stacks/cadfleet-staging', 'apply', '-input=false', '/tmp/p/tfplan']);
+    expect(destroyArgv(env, false)).not.toContain('-auto-approve');
+    expect(destroyArgv(env, true)).toContain('-auto-approve');
+  });
+
+  it('refuses environment names the stack would refuse, and local', () => {
+    expect(() => awsEnvironment('Prod', '/repo')).toThrow(/--env must be 2 to 16 lowercase letters/);
+    expect(() => awsEnvironment('local', '/repo')).toThrow(/cadfleet local up/);
+  });
+});
+
+describe('deployment outputs of an AWS environment', () => {
+  const tf = {
+    environment: { value: 'staging' },
+    lb_address: { value: '203.0.113.7' },
+    redis: { value: { host: 'master.cadfleet-staging.abc.use1.cache.amazonaws.com', port: 6379, tls: true } },
+    postgres: { value: { host: 'cadfleet-staging.abc.us-east-1.rds.amazonaws.com', port: 5432, database: 'cadfleet' } },
+    buckets: { value: { models: 'cadfleet-staging-models-123', releases: 'cadfleet-staging-releases-123' } },
+    ssh_user: { value: 'admin' },
+    bastion: { value: { host: '203.0.113.7', user: 'admin' } },
+  };
+
+  it('has the same shape as the local ones, with a tag filter for the hosts and the LB as bastion', () => {
+    const outputs = awsOutputs(tf);
+    expect(outputs).toMatchObject({ environment: 'staging', provider: 'aws', lb: { url: 'https://203.0.113.7' }, hostFilter: { 'tag:cadfleet:environment': 'staging' }, ssh: { user: 'admin', bastion: '203.0.113.7' } });
+    expect(outputs.hosts.api).toEqual([]);
+    const inv = inventoryFrom(outputs) as { all: { vars: Record<string, string> } };
+    expect(inv.all.vars.ansible_ssh_common_args).toContain('-o ProxyJump=admin@203.0.113.7');
+  });
+
+  it('finds hosts for Ansible by the stack\'s tags, one group per role', () => {
+    const inv = awsEc2Inventory(awsOutputs(tf), 'us-east-1');
+    expect(inv).toMatchObject({
+      plugin: 'amazon.aws.aws_ec2',
+      filters: { 'tag:cadfleet:environment': 'staging', 'instance-state-name': 'running' },
+      groups: { lb: "tags.get('cadfleet:role') == 'lb'", worker: "tags.get('cadfleet:role') == 'worker'" },
+    });
+  });
+});
