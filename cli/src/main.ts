@@ -4,6 +4,8 @@ import { convertCommand } from './commands/convert';
 import { deployCommand } from './commands/deploy';
 import { keysCommand } from './commands/keys';
 import { stackCommands } from './commands/stack';
+import { statusCommand } from './commands/status';
+import { doctorCommand } from './commands/doctor';
 import { localCommand, outputsCommand } from './commands/local';
 import { execCommandLine, logsCommandLine, sshCommandLine } from './commands/ops';
 
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
   program.addCommand(outputsCommand());
   for (const cmd of stackCommands()) program.addCommand(cmd);
   program.addCommand(deployCommand());
+  program.addCommand(statusCommand());
+  program.addCommand(doctorCommand());
   program.addCommand(keysCommand());
   program.addCommand(sshCommandLine());
   program.addCommand(execCommandLine());

@@ -202,7 +202,15 @@ describe('the local fleet', () => {
     const prefixes = new Set(logs.stdout.trim().split('\n').map((l) => l.split(' | ')[0]!.trim()));
     expect([...prefixes].sort()).toEqual(['cft-worker-1', 'cft-worker-2']);
 
+    const healthy = await cli('status', '--env', 'local', '--json');
+    const report = JSON.parse(healthy.stdout) as { hosts: Array<{ host: string; role: string; ok: boolean; reachable: boolean; release: string }> };
+    expect(report.hosts).toHaveLength(fleet.hosts.length);
+    for (const h of report.hosts.filter((x) => ['lb', 'data', 'api', 'worker'].includes(x.role))) expect(h, h.host).toMatchObject({ ok: true, release: e2e.version });
+
     expect((await cli('local', 'down', 'streamer-1')).code).toBe(0);
+    const withDown = await cli('status', '--env', 'local', '--json');
+    expect(withDown.code).toBe(1);
+    expect((JSON.parse(withDown.stdout) as typeof report).hosts.find((h) => h.host === 'cft-streamer-1')).toMatchObject({ ok: false, reachable: false });
     const partly = await cli('exec', '--env', 'local', 'streamer', '--', 'hostname');
     expect(partly.code).toBe(1);
     expect(partly.stdout.trim()).toBe('cft-streamer-2 | cft-streamer-2');

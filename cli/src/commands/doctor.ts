@@ -1,0 +1,66 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+
+export interface Check {
+  name: string;
+  /** What the check is needed for; `optional` checks warn instead of failing. */
+  for: string;
+  ok: boolean;
+  optional?: boolean;
+  found: string;
+  fix: string;
+}
+
+type Probe = (argv: string[]) => { ok: boolean; out: string };
+
+const probe: Probe = (argv) => {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+};
+
+const version = (text: string): string => /\d+\.\d+(\.\d+)?/.exec(text)?.[0] ?? '';
+const atLeast = (found: string, wanted: [number, number]): boolean => {
+  const [major = 0, minor = 0] = found.split('.').map(Number);
+  return major > wanted[0] || (major === wanted[0] && minor >= wanted[1]);
+};
+
+/** The operator machine's prerequisites, each with how to fix it. Pure given its probe. */
+export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): Check[] {
+  const tool = (name: string, argv: string[], purpose: string, wanted: [number, number] | null, fix: string, optional = false): Check => {
+    const r = run(argv);
+    const v = version(r.out);
+    const ok = r.ok && (!wanted || atLeast(v, wanted));
+    return { name, for: purpose, ok, optional, found: r.ok ? v || 'yes' : 'not found', fix: ok ? '' : fix };
+  };
+  const awsCreds = !!(env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE || env.AWS_WEB_IDENTITY_TOKEN_FILE || fs.existsSync(path.join(os.homedir(), '.aws', 'credentials')));
+  return [
+    { name: 'node', for: 'the CLI', ok: atLeast(process.versions.node, [20, 19]), found: process.versions.node, fix: atLeast(process.versions.node, [20, 19]) ? '' : 'install Node.js 20.19 or newer' },
+    tool('ssh', ['ssh', '-V'], 'reaching hosts (ssh, logs, deploy)', null, 'apt-get install openssh-client'),
+    tool('ansible-playbook', ['ansible-playbook', '--version'], 'deploy', [2, 14], 'apt-get install ansible, or pipx install ansible-core (2.14 or newer)'),
+    tool('terraform', ['terraform', 'version'], 'plan, apply, destroy (AWS)', [1, 10], 'install Terraform 1.10 or newer from HashiCorp'),
+    { name: 'AWS credentials', for: 'plan, apply, destroy (AWS)', ok: awsCreds, optional: true, found: awsCreds ? 'yes' : 'none', fix: awsCreds ? '' : 'aws configure sso (or set AWS_PROFILE); not needed for the local fleet' },
+    { name: 'root', for: 'the local fleet', ok: uid === 0, optional: true, found: uid === 0 ? 'yes' : `uid ${uid}`, fix: uid === 0 ? '' : 'run cadfleet local ... with sudo' },
+    tool('systemd-nspawn', ['systemd-nspawn', '--version'], 'the local fleet', null, 'apt-get install systemd-container', true),
+    tool('debootstrap', ['sh', '-c', 'command -v debootstrap'], 'the local fleet\'s base image', null, 'apt-get install debootstrap', true),
+  ];
+}
+
+export function doctorCommand(): Command {
+  return new Command('doctor')
+    .description('Check what cadfleet needs on this machine, and say how to fix what is missing. Exit 1 if a required piece is missing.')
+    .option('--json', 'JSON')
+    .action((opts: { json?: boolean }) => {
+      const checks = runChecks();
+      if (opts.json) process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
+      else {
+        for (const c of checks) {
+          const mark = c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL';
+          process.stdout.write(`${mark}  ${c.name.padEnd(17)} ${c.found.padEnd(12)} ${c.for}${c.fix ? ` -> ${c.fix}` : ''}\n`);
+        }
+      }
+      if (checks.some((c) => !c.ok && !c.optional)) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,103 @@
+import { spawn } from 'node:child_process';
+import { Command } from 'commander';
+import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
+import type { Role } from '../local/fleet';
+
+/** The units that make a host of each role work, and where its health check answers. */
+export const ROLE_CHECKS: Readonly<Record<Role, { units: string[]; healthPort: number }>> = {
+  lb: { units: ['nginx', 'cadfleet-lb-sync'], healthPort: 80 },
+  data: { units: ['postgresql', 'redis-server', 'cadfleet-s3'], healthPort: 0 },
+  api: { units: ['cadfleet-api'], healthPort: 8080 },
+  worker: { units: ['cadfleet-worker'], healthPort: 9464 },
+  streamer: { units: ['cadfleet-streamer'], healthPort: 8090 },
+};
+
+/** One shell line run on the host: release, units, health, and the role's own figures from /metrics. */
+export function statusScript(role: Role): string {
+  const { units, healthPort } = ROLE_CHECKS[role];
+  return [
+    'echo "release=$(basename "$(readlink -f /opt/cadfleet/current 2>/dev/null)" 2>/dev/null)"',
+    `for u in ${units.join(' ')}; do echo "unit.$u=$(systemctl is-active "$u" 2>/dev/null)"; done`,
+    healthPort ? `echo "health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://127.0.0.1:${healthPort}/healthz)"` : 'echo health=n/a',
+    healthPort && role !== 'lb' ? `curl -s --max-time 3 http://127.0.0.1:${healthPort}/metrics | grep -E '^cadfleet_(queue_jobs\\{state="(waiting|active)"|stream_sessions|active_sessions)' | sed 's/^/metric /'` : 'true',
+  ].join('; ');
+}
+
+export interface HostStatus {
+  host: string;
+  role: Role;
+  address: string;
+  reachable: boolean;
+  release: string | null;
+  units: Record<string, string>;
+  health: string;
+  /** Queue depth on api hosts (waiting + active jobs), sessions on streamers. */
+  figures: Record<string, number>;
+  ok: boolean;
+}
+
+export function parseStatus(host: TargetHost, output: string, reachable: boolean): HostStatus {
+  const units: Record<string, string> = {};
+  const figures: Record<string, number> = {};
+  let release: string | null = null;
+  let health = reachable ? 'unknown' : 'unreachable';
+  for (const line of output.split('\n')) {
+    const unit = /^unit\.([\w.-]+)=(.*)$/.exec(line);
+    if (unit) units[unit[1]!] = unit[2] || 'unknown';
+    else if (line.startsWith('release=')) release = line.slice(8) || null;
+    else if (line.startsWith('health=')) health = line.slice(7) === '200' ? 'ok' : line.slice(7) === 'n/a' ? 'n/a' : `failing (${line.slice(7) || 'no answer'})`;
+    const metric = /^metric cadfleet_(\w+)(?:\{state="(\w+)"[^}]*\}|\{[^}]*\})? ([\d.e+-]+)$/.exec(line);
+    if (metric) {
+      const name = metric[1] === 'queue_jobs' ? 'queue' : 'sessions';
+      figures[name] = (figures[name] ?? 0) + Number(metric[3]);
+    }
+  }
+  const ok = reachable && Object.values(units).every((s) => s === 'active') && (health === 'ok' || health === 'n/a');
+  return { host: host.name, role: host.role, address: host.address, reachable, release, units, health, figures, ok };
+}
+
+function collect(env: Environment, host: TargetHost): Promise<HostStatus> {
+  const argv = sshTo(env, host, [statusScript(host.role)]);
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', () => resolve(parseStatus(host, '', false)));
+    child.once('close', (code) => resolve(parseStatus(host, out, code !== 255)));
+  });
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('Every host by role: release, units, health, queue depth (api) and sessions (streamers). Exit 1 if any host is not ok.')
+    .requiredOption('--env <name>', 'environment')
+    .option('--json', 'one JSON document')
+    .addHelpText('after', '\nExample:\n  $ cadfleet status --env local --json | jq \'.hosts[] | select(.ok | not)\'')
+    .action(async (opts: { env: string; json?: boolean }) => {
+      let env: Environment;
+      try {
+        env = loadEnvironment(opts.env);
+      } catch (err) {
+        process.stderr.write(`cadfleet status: ${(err as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const hosts = await Promise.all(env.hosts.map((h) => collect(env, h)));
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ environment: env.name, ok: hosts.every((h) => h.ok), hosts }, null, 2)}\n`);
+      } else {
+        const rows = hosts.map((h) => [
+          h.host,
+          h.role,
+          h.ok ? 'ok' : h.reachable ? 'DEGRADED' : 'DOWN',
+          h.release ?? '-',
+          h.health,
+          Object.entries(h.units).filter(([, s]) => s !== 'active').map(([u, s]) => `${u} ${s}`).join(', ') || Object.entries(h.figures).map(([k, v]) => `${k} ${v}`).join(', '),
+        ]);
+        const head = ['HOST', 'ROLE', 'STATE', 'RELEASE', 'HEALTH', 'DETAIL'];
+        const widths = head.map((t, i) => Math.max(t.length, ...rows.map((r) => r[i]!.length)));
+        for (const row of [head, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      }
+      if (!hosts.every((h) => h.ok)) process.exitCode = 1;
+    });
+}

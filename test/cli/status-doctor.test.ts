@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { runChecks } from '../../cli/src/commands/doctor';
+import { parseStatus, statusScript } from '../../cli/src/commands/status';
+
+const api = { name: 'cf-api-1', role: 'api' as const, index: 1, address: '10.213.0.21' };
+
+describe('status of a host', () => {
+  it('reads release, units, health and queue depth', () => {
+    const out = ['release=0.1.0-abc', 'unit.cadfleet-api=active', 'health=200', 'metric cadfleet_queue_jobs{state="waiting",role="api",node="cf-api-1"} 3', 'metric cadfleet_queue_jobs{state="active",role="api",node="cf-api-1"} 2'].join('\n');
+    expect(parseStatus(api, out, true)).toEqual({ host: 'cf-api-1', role: 'api', address: '10.213.0.21', reachable: true, release: '0.1.0-abc', units: { 'cadfleet-api': 'active' }, health: 'ok', figures: { queue: 5 }, ok: true });
+  });
+
+  it('calls a host with a stopped unit degraded, and one that does not answer down', () => {
+    expect(parseStatus(api, 'release=x\nunit.cadfleet-api=failed\nhealth=000', true)).toMatchObject({ ok: false, health: 'failing (000)', units: { 'cadfleet-api': 'failed' } });
+    expect(parseStatus(api, '', false)).toMatchObject({ ok: false, reachable: false, health: 'unreachable', release: null });
+  });
+
+  it('checks each role\'s own units and health port', () => {
+    expect(statusScript('lb')).toContain('for u in nginx cadfleet-lb-sync;');
+    expect(statusScript('worker')).toContain('http://127.0.0.1:9464/healthz');
+    expect(statusScript('data')).toContain('echo health=n/a');
+  });
+});
+
+describe('doctor', () => {
+  it('says how to fix each missing piece and tells required from optional', () => {
+    const missing = runChecks(() => ({ ok: false, out: '' }), {}, 1000);
+    const byName = Object.fromEntries(missing.map((c) => [c.name, c]));
+    expect(byName['ansible-playbook']).toMatchObject({ ok: false, optional: false, fix: expect.stringMatching(/apt-get install ansible/) });
+    expect(byName.terraform!.fix).toMatch(/Terraform 1\.10 or newer/);
+    expect(byName.root).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/sudo/) });
+    expect(byName['AWS credentials']).toMatchObject({ ok: false, optional: true });
+  });
+
+  it('refuses tools that are too old', () => {
+    const old = runChecks((argv) => ({ ok: true, out: argv[0] === 'ansible-playbook' ? 'ansible-playbook [core 2.12.1]' : 'v9.9.9' }), { AWS_PROFILE: 'x' }, 0);
+    expect(old.find((c) => c.name === 'ansible-playbook')).toMatchObject({ ok: false, found: '2.12.1' });
+    expect(old.find((c) => c.name === 'terraform')).toMatchObject({ ok: true });
+  });
+});
