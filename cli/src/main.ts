@@ -6,6 +6,7 @@ import { keysCommand } from './commands/keys';
 import { stackCommands } from './commands/stack';
 import { statusCommand } from './commands/status';
 import { doctorCommand } from './commands/doctor';
+import { upgradeCommands } from './commands/upgrade';
 import { localCommand, outputsCommand } from './commands/local';
 import { execCommandLine, logsCommandLine, sshCommandLine } from './commands/ops';
 
@@ -14,12 +15,15 @@ export function buildProgram(): Command {
   const program = new Command('cadfleet')
     .description('Deploy and operate a CAD conversion and 3D streaming fleet, on AWS or locally.')
     .version(pkg.version)
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    // Options after a command belong to it: `cadfleet upgrade --version 1.2` names a release, it does not print ours.
+    .enablePositionalOptions();
   program.addCommand(convertCommand());
   program.addCommand(localCommand());
   program.addCommand(outputsCommand());
   for (const cmd of stackCommands()) program.addCommand(cmd);
   program.addCommand(deployCommand());
+  for (const cmd of upgradeCommands()) program.addCommand(cmd);
   program.addCommand(statusCommand());
   program.addCommand(doctorCommand());
   program.addCommand(keysCommand());

@@ -3,6 +3,8 @@ import { loadEnvironment, localFleetName } from '../environment';
 import { deploy } from '../deploy/deploy';
 import { systemRunner } from '../local/exec';
 import { defaultContext, openFleet } from '../local/local-fleet';
+import { acquireLock, appendAudit, parseDuration } from '../upgrade/lock';
+import path from 'node:path';
 
 export function deployCommand(): Command {
   return new Command('deploy')
@@ -11,12 +13,18 @@ export function deployCommand(): Command {
     .option('--limit <hosts>', 'only these hosts or groups (Ansible --limit)')
     .option('--version <version>', 'name the release built from the working tree (default: its content hash)')
     .option('--json', 'print the report as JSON')
+    .option('--lock-wait <duration>', 'wait this long for another deploy, upgrade or rollback to finish (30s, 10m)', '0')
     .option('-v, --verbose', 'print every line of Ansible output')
     .addHelpText('after', '\nExamples:\n  $ sudo cadfleet deploy --env local\n  $ sudo cadfleet deploy --env local --limit data')
-    .action(async (opts: { env: string; limit?: string; version?: string; json?: boolean; verbose?: boolean }) => {
+    .action(async (opts: { env: string; limit?: string; version?: string; json?: boolean; verbose?: boolean; lockWait: string }) => {
       try {
         const env = loadEnvironment(opts.env);
         const { paths } = openFleet(defaultContext(systemRunner, () => undefined), localFleetName());
+        const unlock = await acquireLock(path.join(paths.root, 'lock.json'), 'deploy', { version: opts.version, waitMs: parseDuration(opts.lockWait) });
+        process.once('SIGINT', () => {
+          unlock();
+          process.exit(130);
+        });
         let tasks = 0;
         const report = await deploy({
           env,
@@ -31,6 +39,8 @@ export function deployCommand(): Command {
             if (task) process.stderr.write(`  [${++tasks}] ${task[1]}\n`);
           },
         });
+        unlock();
+        appendAudit(path.join(paths.root, 'audit.log'), { action: 'deploy', version: report.release.version, previous: null, ok: report.ok, seconds: report.seconds, ...(report.ok ? {} : { detail: report.failures.map((f) => `${f.host}: ${f.task}`).join('; ') }) });
         if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         if (report.ok) {
           process.stderr.write(`deployed ${report.release.version} to ${env.name} in ${report.seconds.toFixed(1)} s: ${report.changed ? `${report.changed} change(s)` : 'no changes'} on ${report.recap.length} host(s)\n`);

@@ -82,25 +82,36 @@ async function localVars(opts: DeployOptions, release: Release): Promise<Record<
   };
 }
 
-/** Generates the inventory and variables, runs the site playbook, and reads what happened. */
-export async function deploy(opts: DeployOptions): Promise<DeployReport> {
+export const releasesDir = (opts: { releasesDir?: string }): string => opts.releasesDir ?? process.env.CADFLEET_RELEASES_DIR ?? '/var/lib/cadfleet/releases';
+
+/** Builds (or finds) the release of the working tree under the given version. */
+export async function releaseFor(opts: Pick<DeployOptions, 'version' | 'releasesDir' | 'log'>): Promise<Release> {
+  const release = await buildRelease({ repoRoot: path.dirname(ansibleDir()), outDir: releasesDir(opts), version: opts.version, log: opts.log });
+  opts.log?.(`release ${release.version} (${(release.bytes / 1024 ** 2).toFixed(0)} MiB${release.reused ? ', already built' : ''})`);
+  return release;
+}
+
+export interface PlaybookResult {
+  ok: boolean;
+  seconds: number;
+  recap: RecapLine[];
+  changed: number;
+  failures: PlayFailure[];
+  log: string;
+}
+
+/** Writes the inventory and the variables (0600), runs one playbook, and reads what happened. */
+export async function runPlaybook(opts: DeployOptions, release: Release, playbook: string): Promise<PlaybookResult> {
   const started = performance.now();
   const dir = path.join(opts.stateRoot, 'deploy');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const inventory = path.join(dir, 'inventory.json');
   fs.writeFileSync(inventory, `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`);
-  const release = await buildRelease({
-    repoRoot: path.dirname(ansibleDir()),
-    outDir: opts.releasesDir ?? process.env.CADFLEET_RELEASES_DIR ?? '/var/lib/cadfleet/releases',
-    version: opts.version,
-    log: opts.log,
-  });
-  opts.log?.(`release ${release.version} (${(release.bytes / 1024 ** 2).toFixed(0)} MiB${release.reused ? ', already built' : ''})`);
   const varsFile = path.join(dir, 'vars.json');
   fs.writeFileSync(varsFile, `${JSON.stringify(await localVars(opts, release))}\n`, { mode: 0o600 });
   const secrets = ensureLocalSecrets(opts.stateRoot);
-  const log = path.join(dir, 'last-deploy.log');
-  const argv = ansiblePlaybookArgv({ playbook: 'playbooks/site.yml', inventory, varsFile, limit: opts.limit });
+  const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);
+  const argv = ansiblePlaybookArgv({ playbook, inventory, varsFile, limit: opts.limit });
   const cwd = ansibleDir();
   let output = '';
   const code = await new Promise<number>((resolve) => {
@@ -129,13 +140,13 @@ export async function deploy(opts: DeployOptions): Promise<DeployReport> {
   const recap = playRecap(output);
   const failures = playFailures(output);
   if (code === 127 && !recap.length) failures.push({ host: 'this machine', task: 'start ansible-playbook', message: 'ansible-playbook is not installed: apt-get install ansible (or pipx install ansible)' });
-  return {
-    ok: code === 0,
-    release: { version: release.version, sha256: release.sha256, bytes: release.bytes, reused: release.reused },
-    seconds: (performance.now() - started) / 1000,
-    recap,
-    changed: recap.reduce((sum, r) => sum + r.changed, 0),
-    failures,
-    log,
-  };
+  return { ok: code === 0, seconds: (performance.now() - started) / 1000, recap, changed: recap.reduce((sum, r) => sum + r.changed, 0), failures, log };
+}
+
+/** Builds the release of the working tree, then runs the site playbook with it. */
+export async function deploy(opts: DeployOptions): Promise<DeployReport> {
+  const started = performance.now();
+  const release = await releaseFor(opts);
+  const result = await runPlaybook(opts, release, 'playbooks/site.yml');
+  return { ...result, release: { version: release.version, sha256: release.sha256, bytes: release.bytes, reused: release.reused }, seconds: (performance.now() - started) / 1000 };
 }

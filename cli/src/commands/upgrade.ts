@@ -1,0 +1,162 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { Command } from 'commander';
+import { releaseFor, type DeployOptions } from '../deploy/deploy';
+import { loadEnvironment, localFleetName, sshTo } from '../environment';
+import { systemRunner } from '../local/exec';
+import { defaultContext, openFleet } from '../local/local-fleet';
+import { localUpgradeRunner } from '../upgrade/local-runner';
+import { acquireLock, appendAudit, parseDuration, readAudit, readLock } from '../upgrade/lock';
+import { parseBatchSize, type BatchSize } from '../upgrade/plan';
+import { rollingUpgrade, type UpgradeReport } from '../upgrade/rolling';
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function fleetRoot(envName: string): string {
+  if (envName !== 'local') throw new Error(`environment ${JSON.stringify(envName)} is not known here: only "local" can be upgraded until AWS environments are applied`);
+  return openFleet(defaultContext(systemRunner, () => undefined), localFleetName()).paths.root;
+}
+
+export const lockFile = (root: string): string => path.join(root, 'lock.json');
+export const auditFile = (root: string): string => path.join(root, 'audit.log');
+
+/** Runs an upgrade or rollback to `version` under the environment's lock, with an audit entry. */
+async function rollTo(action: 'upgrade' | 'rollback', envName: string, version: string | undefined, size: BatchSize, lockWaitMs: number, json: boolean): Promise<number> {
+  const root = fleetRoot(envName);
+  const release = acquireLock(lockFile(root), action, { version, waitMs: lockWaitMs });
+  const unlock = await release;
+  const onSignal = (): void => {
+    unlock();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let report: UpgradeReport | undefined;
+  const started = performance.now();
+  try {
+    const env = loadEnvironment(envName);
+    const deployOpts: DeployOptions = { env, stateRoot: root, runner: systemRunner, version, log };
+    const built = await releaseFor(deployOpts);
+    const runner = localUpgradeRunner({
+      deploy: deployOpts,
+      release: built,
+      readyTimeoutMs: Number(process.env.CADFLEET_READY_TIMEOUT_MS ?? 90_000),
+      pointerFile: path.join(root, 'release-pointer'),
+      log,
+    });
+    report = await rollingUpgrade(runner, built.version, size);
+    return report.ok ? 0 : 1;
+  } catch (err) {
+    log(`cadfleet ${action}: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    appendAudit(auditFile(root), {
+      action,
+      version: report?.version ?? version ?? 'unknown',
+      previous: report?.previous ?? null,
+      ok: !!report?.ok,
+      seconds: (performance.now() - started) / 1000,
+      ...(report?.ok === false ? { detail: `${report.failedHost}: ${report.reason}` } : {}),
+    });
+    unlock();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (report) {
+      if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
+      for (const h of report.hosts) log(`  ${h.host.padEnd(16)} ${h.role.padEnd(9)} ${h.result.padEnd(12)} ${h.from ?? '-'} -> ${h.to}${h.reason ? `  (${h.reason})` : ''}`);
+      log(
+        report.ok
+          ? `${action} to ${report.version} done in ${report.seconds.toFixed(1)} s`
+          : `${action} to ${report.version} STOPPED: ${report.failedHost} failed its readiness check and went back to ${report.previous}: ${report.reason}\nNext: cadfleet logs --env ${envName} ${report.failedHost} ; the rest of the fleet runs what the table above says.`,
+      );
+    }
+  }
+}
+
+const common = (cmd: Command): Command =>
+  cmd
+    .requiredOption('--env <name>', 'environment')
+    .option('--batch <n|p%>', 'hosts per batch within a role', '1')
+    .option('--lock-wait <duration>', 'wait this long for another deploy, upgrade or rollback to finish (30s, 10m)', '0')
+    .option('--json', 'print the report as JSON');
+
+export function upgradeCommands(): Command[] {
+  const upgrade = common(
+    new Command('upgrade')
+      .description('Rolling upgrade: install the release everywhere, migrate once, then role by role in batches drain, switch, restart and wait for readiness; a failing batch goes back by itself.')
+      .option('--version <version>', 'the release (built from the working tree when it does not exist yet)'),
+  )
+    .addHelpText('after', '\nExamples:\n  $ cadfleet upgrade --env local --version 1.4.0\n  $ cadfleet upgrade --env local --batch 50% --lock-wait 10m')
+    .action(async (opts: { env: string; version?: string; batch: string; lockWait: string; json?: boolean }) => {
+      try {
+        process.exitCode = await rollTo('upgrade', opts.env, opts.version, parseBatchSize(opts.batch), parseDuration(opts.lockWait), !!opts.json);
+      } catch (err) {
+        log(`cadfleet upgrade: ${(err as Error).message}`);
+        process.exitCode = 2;
+      }
+    });
+
+  const rollback = common(
+    new Command('rollback')
+      .description('Roll the fleet back, with the same rolling, health-checked steps: to --to, or to the release before the last upgrade.')
+      .option('--to <version>', 'the release to go back to'),
+  ).action(async (opts: { env: string; to?: string; batch: string; lockWait: string; json?: boolean }) => {
+    try {
+      const root = fleetRoot(opts.env);
+      const target = opts.to ?? [...readAudit(auditFile(root))].reverse().find((e) => e.action === 'upgrade' && e.ok && e.previous)?.previous;
+      if (!target) throw new Error('no earlier release to go back to in the audit log; name one with --to (cadfleet releases lists them)');
+      process.exitCode = await rollTo('rollback', opts.env, target, parseBatchSize(opts.batch), parseDuration(opts.lockWait), !!opts.json);
+    } catch (err) {
+      log(`cadfleet rollback: ${(err as Error).message}`);
+      process.exitCode = 2;
+    }
+  });
+
+  const releases = new Command('releases')
+    .description('What is installed and current on every host.')
+    .requiredOption('--env <name>', 'environment')
+    .option('--json', 'JSON')
+    .action(async (opts: { env: string; json?: boolean }) => {
+      const env = loadEnvironment(opts.env);
+      const rows = await Promise.all(
+        env.hosts.map(
+          (host) =>
+            new Promise<{ host: string; role: string; current: string | null; installed: string[] }>((resolve) => {
+              const argv = sshTo(env, host, ['basename "$(readlink -f /opt/cadfleet/current)"; ls -1 /opt/cadfleet/releases']);
+              const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+              let out = '';
+              child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+              child.once('close', () => {
+                const [current, ...installed] = out.trim().split('\n').filter(Boolean);
+                resolve({ host: host.name, role: host.role, current: current ?? null, installed });
+              });
+            }),
+        ),
+      );
+      if (opts.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+      else for (const r of rows) process.stdout.write(`${r.host.padEnd(16)} ${r.role.padEnd(9)} current ${r.current ?? '-'}  installed ${r.installed.join(', ') || '-'}\n`);
+    });
+
+  const lock = new Command('lock').description("An environment's deploy lock.");
+  lock
+    .command('status')
+    .requiredOption('--env <name>', 'environment')
+    .action((opts: { env: string }) => {
+      const holder = readLock(lockFile(fleetRoot(opts.env)));
+      if (!holder) return void process.stdout.write(`${opts.env} is not locked\n`);
+      process.stdout.write(`${opts.env} is locked by ${holder.who}@${holder.host} (pid ${holder.pid}) for ${holder.action}${holder.version ? ` ${holder.version}` : ''} since ${holder.since}\n`);
+      process.exitCode = 1;
+    });
+  lock
+    .command('release')
+    .description('Remove a lock left by a run that died (check with lock status first).')
+    .requiredOption('--env <name>', 'environment')
+    .action((opts: { env: string }) => {
+      const file = lockFile(fleetRoot(opts.env));
+      const holder = readLock(file);
+      fs.rmSync(file, { force: true });
+      process.stdout.write(holder ? `released the lock of ${holder.who}@${holder.host} (pid ${holder.pid}, ${holder.action})\n` : `${opts.env} was not locked\n`);
+    });
+  return [upgrade, rollback, releases, lock];
+}

@@ -1,0 +1,120 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { shellQuote } from '../commands/keys';
+import { runPlaybook, type DeployOptions } from '../deploy/deploy';
+import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
+import type { Role } from '../local/fleet';
+import type { Release } from '../release/bundle';
+import type { UpgradeRunner } from './rolling';
+
+const UNITS: Readonly<Record<Role, string[]>> = {
+  api: ['cadfleet-api'],
+  worker: ['cadfleet-worker'],
+  streamer: ['cadfleet-streamer'],
+  // nginx keeps serving: only the sync service runs from the release (and the viewer's files, switched atomically).
+  lb: ['cadfleet-lb-sync'],
+  data: [],
+};
+const READY: Readonly<Record<Role, string>> = {
+  api: 'http://127.0.0.1:8080/readyz',
+  worker: 'http://127.0.0.1:9464/healthz',
+  streamer: 'http://127.0.0.1:8090/healthz',
+  lb: 'http://127.0.0.1/healthz',
+  data: '',
+};
+
+/** The shell line that takes a host out, switches `current` atomically and starts it again. */
+export function switchScript(role: Role, version: string): string {
+  const units = UNITS[role].join(' ');
+  const target = `/opt/cadfleet/releases/${version}`;
+  return [
+    `test -f ${shellQuote(`${target}/VERSION`)} || { echo "release ${version} is not installed on this host" >&2; exit 3; }`,
+    // systemctl stop sends SIGTERM: the node drains (the LB drops it) and finishes its work first.
+    // Only the units this host runs (a role not deployed yet has none).
+    `units=$(for u in ${units || '""'}; do systemctl cat "$u" >/dev/null 2>&1 && echo "$u"; done; true)`,
+    'if [ -n "$units" ]; then sudo systemctl stop $units; fi',
+    `sudo ln -sfn ${shellQuote(target)} /opt/cadfleet/current.next`,
+    'sudo mv -Tf /opt/cadfleet/current.next /opt/cadfleet/current',
+    'if [ -n "$units" ]; then sudo systemctl start $units; fi',
+  ].join(' && ');
+}
+
+export interface LocalRunnerOptions {
+  deploy: DeployOptions;
+  release: Release;
+  /** The LB host: the api gate waits until the LB routes to the host again. */
+  readyTimeoutMs: number;
+  pointerFile: string;
+  log: (line: string) => void;
+}
+
+function ssh(env: Environment, host: TargetHost, script: string): Promise<{ code: number; out: string }> {
+  const argv = sshTo(env, host, [script]);
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', () => resolve({ code: 255, out }));
+    child.once('close', (code) => resolve({ code: code ?? 255, out: out.trim() }));
+  });
+}
+
+export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
+  let env = opts.deploy.env;
+  return {
+    async hosts() {
+      env = loadEnvironment(env.name);
+      return env.hosts.filter((h) => h.role !== 'data');
+    },
+    async current(host) {
+      const r = await ssh(env, host, 'readlink -f /opt/cadfleet/current');
+      return r.code === 0 && r.out ? path.basename(r.out) : null;
+    },
+    async install(version) {
+      if (version !== opts.release.version) throw new Error(`the runner was made for ${opts.release.version}, not ${version}`);
+      const result = await runPlaybook({ ...opts.deploy, env }, opts.release, 'playbooks/release-install.yml');
+      if (!result.ok) {
+        const f = result.failures[0];
+        throw new Error(`installing ${version} failed${f ? ` on ${f.host}, task "${f.task}": ${f.message}` : ''}; see ${result.log}`);
+      }
+    },
+    async migrate(version) {
+      const api = env.hosts.find((h) => h.role === 'api');
+      if (!api) return;
+      const home = `/opt/cadfleet/releases/${version}`;
+      const script = `set -a; . /etc/cadfleet/api.env; CADFLEET_MIGRATIONS_DIR=${home}/app/migrations exec ${home}/bin/cadfleet-service migrate`;
+      const r = await ssh(env, api, `sudo -u cadfleet sh -c ${shellQuote(script)}`);
+      if (r.code !== 0) throw new Error(`the migrations of ${version} failed on ${api.name}: ${r.out.split('\n').slice(-3).join(' / ')}`);
+    },
+    async switchTo(host, version) {
+      const r = await ssh(env, host, switchScript(host.role, version));
+      if (r.code !== 0) throw new Error(`switching ${host.name} to ${version} failed: ${r.out.split('\n').slice(-2).join(' / ')}`);
+    },
+    async waitReady(host) {
+      const deadline = Date.now() + opts.readyTimeoutMs;
+      const lb = env.hosts.find((h) => h.role === 'lb');
+      const deployed = await ssh(env, host, UNITS[host.role].map((u) => `systemctl cat ${u} >/dev/null 2>&1`).join(' && ') || 'true');
+      if (deployed.code !== 0) return { ok: true };
+      for (;;) {
+        const probe = await ssh(env, host, `curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${READY[host.role]}`);
+        let ready = probe.out.endsWith('200');
+        if (ready && host.role === 'api' && lb) {
+          // Back in service means back in the LB's upstream (the sync service follows the registry).
+          ready = (await ssh(env, lb, `grep -q ${shellQuote(`server ${host.address}:8080`)} /etc/nginx/cadfleet/api-upstream.conf`)).code === 0;
+        }
+        if (ready) return { ok: true };
+        if (Date.now() > deadline) {
+          const journal = await ssh(env, host, `sudo journalctl --no-pager -o cat -n 5 ${UNITS[host.role].map((u) => `-u ${u}`).join(' ')}`);
+          return { ok: false, reason: `not ready within ${opts.readyTimeoutMs / 1000} s (${READY[host.role]} answered ${probe.out.slice(-3) || 'nothing'}); last log lines: ${journal.out.split('\n').slice(-5).join(' | ').slice(0, 600)}` };
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    },
+    async setPointer(version) {
+      fs.writeFileSync(opts.pointerFile, `${version}\n`);
+    },
+    log: opts.log,
+  };
+}
