@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,13 +6,13 @@ import { sshCommand } from '../../cli/src/local/commands';
 import { parseFleetSpec, planFleet } from '../../cli/src/local/fleet';
 import { runCli } from '../helpers/cli';
 import { tempDir, validateGlb } from '../helpers/convert';
-import { cax } from '../helpers/samples';
+import { cax, stlSample } from '../helpers/samples';
 
 // This suite's own fleet: its own name, range and state, so it never touches `cf`, the user's fleet.
 const NAME = 'cft';
 const SUBNET = '10.213.250.0/24';
 const state = tempDir('cadfleet-fleet-');
-const env = { CADFLEET_LOCAL_FLEET: NAME, CADFLEET_LOCAL_STATE: state };
+const env = { CADFLEET_LOCAL_FLEET: NAME, CADFLEET_LOCAL_STATE: state, CADFLEET_RELEASES_DIR: path.join(state, 'releases') };
 const fleet = planFleet(parseFleetSpec({ name: NAME, subnet: SUBNET }));
 const root = path.join(state, NAME);
 
@@ -127,6 +127,58 @@ describe('the local fleet', () => {
     expect(lb('GET', '/metrics', e2e.key).status).toBe(404);
     expect(lb('GET', '/api/v1/models', 'cfk_wrong_key').status).toBe(401);
   }, 300_000);
+
+  it('upgrades under load with no failed request, returns a bad release by itself, and holds one upgrade at a time', async () => {
+    const lbHost = fleet.hosts.find((h) => h.role === 'lb')!;
+    const work = tempDir('cadfleet-upgrade-');
+    const load = spawn(process.execPath, [path.resolve('test/helpers/load.mjs')], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: path.join(root, 'pki/ca.crt'), LB_URL: `https://${lbHost.ip}`, API_KEY: e2e.key, STOP_FILE: path.join(work, 'stop'), OUT_FILE: path.join(work, 'load.json'), UPLOAD_FILE: stlSample('box_2x3x4.stl'), MAX_SECONDS: '240' },
+      stdio: 'ignore',
+    });
+    const loadDone = new Promise((resolve) => load.once('exit', resolve));
+    const v2 = `${e2e.version}-v2`;
+    const upgrading = cli('upgrade', '--env', 'local', '--version', v2, '--json');
+    // A second upgrade while the first runs is refused by the lock, naming the holder.
+    await new Promise((r) => setTimeout(r, 3000));
+    const second = await cli('upgrade', '--env', 'local', '--version', `${e2e.version}-other`);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toMatch(/locked by .* for upgrade .*-v2/);
+    const upgrade = await upgrading;
+    expect(upgrade.code, upgrade.stderr).toBe(0);
+    fs.writeFileSync(path.join(work, 'stop'), '');
+    await loadDone;
+    const traffic = JSON.parse(fs.readFileSync(path.join(work, 'load.json'), 'utf8')) as { requests: number; failures: number; byStatus: Record<string, number>; errors: string[]; uploads: string[] };
+    expect(traffic.requests).toBeGreaterThan(50);
+    expect(traffic.failures, JSON.stringify(traffic)).toBe(0);
+    const status = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ role: string; release: string }> };
+    for (const h of status.hosts.filter((x) => x.role !== 'data')) expect(h.release).toBe(v2);
+    for (const id of traffic.uploads) {
+      let state = '';
+      for (let i = 0; i < 60 && state !== 'ready'; i++) {
+        state = (JSON.parse(lb('GET', `/api/v1/models/${id}`, e2e.key).body) as { state: string }).state;
+        if (state !== 'ready') await new Promise((r) => setTimeout(r, 1000));
+      }
+      expect(state, id).toBe('ready');
+    }
+
+    // v3: a release whose service cannot start. Built from a copy of this tree with main.ts broken.
+    const tree = path.join(work, 'tree');
+    execFileSync('sh', ['-c', 'mkdir -p "$1" && git ls-files -z | xargs -0 -I{} cp --parents {} "$1" && ln -s "$PWD/node_modules" "$1/node_modules"', 'copy', tree]);
+    // Its roles exit at start; its migrations and commands still work, so only the readiness gate can catch it.
+    fs.appendFileSync(path.join(tree, 'app/src/main.ts'), "\nif (['api', 'worker', 'streamer'].includes(process.argv[2] ?? '')) process.exit(78);\n");
+    execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: tree });
+    const v3 = spawnSync(process.execPath, [path.join(tree, 'bin/cadfleet.js'), 'upgrade', '--env', 'local', '--version', `${e2e.version}-v3`], { env: { ...process.env, ...env, CADFLEET_READY_TIMEOUT_MS: '15000' }, encoding: 'utf8' });
+    expect(v3.status).toBe(1);
+    expect(v3.stderr).toMatch(/STOPPED: cft-worker-1 failed its readiness check and went back to .*-v2/);
+    const after = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ host: string; role: string; release: string; ok: boolean }> };
+    for (const h of after.hosts.filter((x) => ['api', 'worker', 'lb'].includes(x.role))) expect(h, h.host).toMatchObject({ release: v2, ok: true });
+
+    const back = await cli('rollback', '--env', 'local');
+    expect(back.code, back.stderr).toBe(0);
+    const final = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as typeof after;
+    for (const h of final.hosts.filter((x) => ['api', 'worker', 'lb'].includes(x.role))) expect(h, h.host).toMatchObject({ release: e2e.version, ok: true });
+    expect((await cli('lock', 'status', '--env', 'local')).stdout).toMatch(/is not locked/);
+  }, 600_000);
 
   it('stops and starts a single host', async () => {
     expect((await cli('local', 'down', 'streamer/1')).code).toBe(0);

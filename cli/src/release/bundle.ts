@@ -157,8 +157,13 @@ export async function buildRelease(options: BuildOptions): Promise<Release> {
     fs.mkdirSync(options.outDir, { recursive: true });
     const tarball = path.join(options.outDir, tarballName(version));
     const sums = path.join(options.outDir, `${tarballName(version)}.SHA256SUMS`);
-    if (fs.existsSync(tarball) && fs.existsSync(sums)) {
+    const contentFile = `${tarball}.content-hash`;
+    if (fs.existsSync(tarball) && fs.existsSync(sums) && fs.existsSync(contentFile)) {
       const recorded = fs.readFileSync(sums, 'utf8').split(/\s+/)[0]!;
+      if (fs.readFileSync(contentFile, 'utf8').trim() !== hash) {
+        // A version names one content, forever: hosts that have it installed would never get the new one.
+        throw new Error(`release ${version} already exists with other content (${tarball}); name this build with a new version`);
+      }
       if (recorded === sha256File(tarball)) {
         return { version, tarball, sums, sha256: recorded, bytes: fs.statSync(tarball).size, reused: true };
       }
@@ -175,6 +180,7 @@ export async function buildRelease(options: BuildOptions): Promise<Release> {
     fs.renameSync(partial, tarball);
     const sha256 = sha256File(tarball);
     fs.writeFileSync(sums, `${sha256}  ${path.basename(tarball)}\n`);
+    fs.writeFileSync(contentFile, `${hash}\n`);
     return { version, tarball, sums, sha256, bytes: fs.statSync(tarball).size, reused: false };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

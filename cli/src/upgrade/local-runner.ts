@@ -86,7 +86,9 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
       const home = `/opt/cadfleet/releases/${version}`;
       const script = `set -a; . /etc/cadfleet/api.env; CADFLEET_MIGRATIONS_DIR=${home}/app/migrations exec ${home}/bin/cadfleet-service migrate`;
       const r = await ssh(env, api, `sudo -u cadfleet sh -c ${shellQuote(script)}`);
-      if (r.code !== 0) throw new Error(`the migrations of ${version} failed on ${api.name}: ${r.out.split('\n').slice(-3).join(' / ')}`);
+      if (r.code !== 0) {
+        throw new Error(`the migrations of ${version} failed on ${api.name} (exit ${r.code}): ${r.out.split('\n').slice(-3).join(' / ') || 'it printed nothing'}; nothing was switched`);
+      }
     },
     async switchTo(host, version) {
       const r = await ssh(env, host, switchScript(host.role, version));

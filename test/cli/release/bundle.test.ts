@@ -41,6 +41,12 @@ describe('release bundle', () => {
     expect(service.status, service.stderr).toBe(0);
   }, 180_000);
 
+  it('never lets one version name two contents', async () => {
+    const release = await buildRelease({ repoRoot: process.cwd(), outDir });
+    fs.writeFileSync(`${release.tarball}.content-hash`, 'something else\n');
+    await expect(buildRelease({ repoRoot: process.cwd(), outDir, version: release.version })).rejects.toThrow(/already exists with other content .*new version/);
+  }, 180_000);
+
   it('refuses a version that could not be a file name', () => {
     expect(validateVersion('2.3.0-rc.1')).toBe('2.3.0-rc.1');
     expect(() => validateVersion('../../etc')).toThrow(/letters, digits, dots and dashes/);
