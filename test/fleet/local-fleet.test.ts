@@ -275,7 +275,7 @@ describe('the local fleet', () => {
     const deploy = await cli('deploy', '--env', 'local');
     expect(deploy.code).toBe(1);
     expect(deploy.stderr).toMatch(/FAILED on cft-streamer-1, task ".*\(host unreachable\)": .*Connection refused/);
-    expect(deploy.stderr).toMatch(/the whole Ansible output is in .*last-deploy\.log/);
+    expect(deploy.stderr).toMatch(/the whole Ansible output is in .*last-site\.log/);
   }, 300_000);
 
   it('is destroyed without a trace', async () => {
