@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { Command } from 'commander';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
+import { systemRunner } from '../local/exec';
 import type { Role } from '../local/fleet';
 
 /** The units that make a host of each role work, and where its health check answers. */
@@ -56,15 +56,9 @@ export function parseStatus(host: TargetHost, output: string, reachable: boolean
   return { host: host.name, role: host.role, address: host.address, reachable, release, units, health, figures, ok };
 }
 
-function collect(env: Environment, host: TargetHost): Promise<HostStatus> {
-  const argv = sshTo(env, host, [statusScript(host.role)]);
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('error', () => resolve(parseStatus(host, '', false)));
-    child.once('close', (code) => resolve(parseStatus(host, out, code !== 255)));
-  });
+async function collect(env: Environment, host: TargetHost): Promise<HostStatus> {
+  const r = await systemRunner.run(sshTo(env, host, [statusScript(host.role)]));
+  return parseStatus(host, r.stdout, r.code !== 255);
 }
 
 export function statusCommand(): Command {

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { Command } from 'commander';
 import { releaseFor, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, localFleetName, sshTo } from '../environment';
@@ -120,19 +119,11 @@ export function upgradeCommands(): Command[] {
     .action(async (opts: { env: string; json?: boolean }) => {
       const env = loadEnvironment(opts.env);
       const rows = await Promise.all(
-        env.hosts.map(
-          (host) =>
-            new Promise<{ host: string; role: string; current: string | null; installed: string[] }>((resolve) => {
-              const argv = sshTo(env, host, ['basename "$(readlink -f /opt/cadfleet/current)"; ls -1 /opt/cadfleet/releases']);
-              const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-              let out = '';
-              child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-              child.once('close', () => {
-                const [current, ...installed] = out.trim().split('\n').filter(Boolean);
-                resolve({ host: host.name, role: host.role, current: current ?? null, installed });
-              });
-            }),
-        ),
+        env.hosts.map(async (host) => {
+          const r = await systemRunner.run(sshTo(env, host, ['basename "$(readlink -f /opt/cadfleet/current)"; ls -1 /opt/cadfleet/releases']));
+          const [current, ...installed] = r.code === 0 ? r.stdout.trim().split('\n').filter(Boolean) : [];
+          return { host: host.name, role: host.role, reachable: r.code !== 255, current: current ?? null, installed };
+        }),
       );
       if (opts.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
       else for (const r of rows) process.stdout.write(`${r.host.padEnd(16)} ${r.role.padEnd(9)} current ${r.current ?? '-'}  installed ${r.installed.join(', ') || '-'}\n`);

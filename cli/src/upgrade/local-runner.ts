@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { shellQuote } from '../commands/keys';
 import { runPlaybook, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
+import { systemRunner } from '../local/exec';
 import type { Role } from '../local/fleet';
 import type { Release } from '../release/bundle';
 import type { UpgradeRunner } from './rolling';
@@ -49,16 +49,9 @@ export interface LocalRunnerOptions {
   log: (line: string) => void;
 }
 
-function ssh(env: Environment, host: TargetHost, script: string): Promise<{ code: number; out: string }> {
-  const argv = sshTo(env, host, [script]);
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('error', () => resolve({ code: 255, out }));
-    child.once('close', (code) => resolve({ code: code ?? 255, out: out.trim() }));
-  });
+async function ssh(env: Environment, host: TargetHost, script: string): Promise<{ code: number; out: string }> {
+  const r = await systemRunner.run(sshTo(env, host, [script]));
+  return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
 export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
