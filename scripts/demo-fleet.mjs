@@ -71,8 +71,7 @@ if (model.state !== 'ready') {
 say(`converted on ${model.workerHost}: ${model.stats.parts} parts, ${model.stats.triangles} triangles (${elapsed()} in all)`);
 
 process.stdout.write(`
-The local fleet is up and serving (cadfleet local status; cadfleet local down stops it).
-Viewer:       https://${lb}/
+The local fleet is up and serving (npx cadfleet local status; npx cadfleet local down stops it).
 Status page:  https://${lb}/status   (user: anything, password: the key)
 Model:        https://${lb}/api/v1/models/${id}
 TLS:          the fleet's own CA signed the LB's certificate: curl --cacert ${ca} ...

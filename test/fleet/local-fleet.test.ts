@@ -12,7 +12,9 @@ import { cax, stlSample } from '../helpers/samples';
 const NAME = 'cft';
 const SUBNET = '10.213.250.0/24';
 const state = tempDir('cadfleet-fleet-');
-const env = { CADFLEET_LOCAL_FLEET: NAME, CADFLEET_LOCAL_STATE: state, CADFLEET_RELEASES_DIR: path.join(state, 'releases') };
+// Stall detection shortened, so a job held by a dead worker host moves on within seconds.
+const SERVICE_ENV = JSON.stringify({ CADFLEET_JOB_LOCK_MS: '4000', CADFLEET_STALLED_INTERVAL_MS: '2000', CADFLEET_NODE_TTL_MS: '6000', CADFLEET_HEARTBEAT_INTERVAL_MS: '1000' });
+const env = { CADFLEET_LOCAL_FLEET: NAME, CADFLEET_LOCAL_STATE: state, CADFLEET_RELEASES_DIR: path.join(state, 'releases'), CADFLEET_SERVICE_ENV: SERVICE_ENV };
 const fleet = planFleet(parseFleetSpec({ name: NAME, subnet: SUBNET }));
 const root = path.join(state, NAME);
 
@@ -179,6 +181,30 @@ describe('the local fleet', () => {
     for (const h of final.hosts.filter((x) => ['api', 'worker', 'lb'].includes(x.role))) expect(h, h.host).toMatchObject({ release: e2e.version, ok: true });
     expect((await cli('lock', 'status', '--env', 'local')).stdout).toMatch(/is not locked/);
   }, 600_000);
+
+  it('loses no conversion when a worker host dies in the middle of a batch', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${cax(i % 2 ? 'as1-oc-214.stp' : 'dm1-oc-214.stp')}`]);
+      expect(r.status, r.body).toBe(201);
+      ids.push((JSON.parse(r.body) as { id: string }).id);
+    }
+    // Pull the plug on worker-1 (SIGKILL to its container), as a host crash would.
+    await new Promise((r) => setTimeout(r, 1500));
+    const pid = Number(fs.readFileSync(path.join(root, 'hosts', 'worker-1', 'nspawn.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const states: Record<string, { state: string; workerHost?: string; error?: string }> = {};
+    for (let round = 0; round < 120; round++) {
+      for (const id of ids) states[id] = JSON.parse(lb('GET', `/api/v1/models/${id}`, e2e.key).body) as (typeof states)[string];
+      if (Object.values(states).every((m) => m.state === 'ready' || m.state === 'failed')) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(Object.values(states).map((m) => m.state), JSON.stringify(states)).toEqual(ids.map(() => 'ready'));
+    expect(Object.values(states).some((m) => m.workerHost === 'cft-worker-2')).toBe(true);
+    const up = await cli('local', 'up');
+    expect(up.code, up.stderr).toBe(0);
+    expect(ssh('worker-1', 'systemctl', 'is-active', 'cadfleet-worker').out).toBe('active');
+  }, 300_000);
 
   it('stops and starts a single host', async () => {
     expect((await cli('local', 'down', 'streamer/1')).code).toBe(0);

@@ -33,7 +33,29 @@ export function localServiceEnv(outputs: Outputs, secrets: LocalSecrets): Record
     CADFLEET_MIGRATIONS_DIR: `${RELEASE}/app/migrations`,
     CADFLEET_WORK_DIR: '/var/lib/cadfleet/work',
     CADFLEET_STREAM_TOKEN_SECRET: secrets.streamTokenSecret,
+    ...extraServiceEnv(process.env.CADFLEET_SERVICE_ENV),
   };
+}
+
+/**
+ * Operator overrides of the service's settings for an environment, as a JSON object of
+ * CADFLEET_* variables (tests shorten stall detection and drain timeouts this way).
+ */
+export function extraServiceEnv(json: string | undefined): Record<string, string> {
+  if (!json) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw new Error('CADFLEET_SERVICE_ENV must be a JSON object of CADFLEET_* variables, e.g. {"CADFLEET_JOB_LOCK_MS":"5000"}');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('CADFLEET_SERVICE_ENV must be a JSON object');
+  return Object.fromEntries(
+    Object.entries(parsed as Record<string, unknown>).map(([name, value]) => {
+      if (!/^CADFLEET_[A-Z0-9_]+$/.test(name)) throw new Error(`CADFLEET_SERVICE_ENV may only set CADFLEET_* variables, got ${name}`);
+      return [name, String(value)];
+    }),
+  );
 }
 
 /** What the LB's registry sync needs: the registry's Redis, nothing else. */

@@ -62,3 +62,13 @@ describe('reading a playbook run', () => {
     expect(redact(`requirepass ${'r'.repeat(20)}`, secrets)).toBe('requirepass [REDACTED]');
   });
 });
+
+describe('service setting overrides', () => {
+  it('take a JSON object of CADFLEET_* variables and nothing else', async () => {
+    const { extraServiceEnv } = await import('../../../cli/src/deploy/service-env');
+    expect(extraServiceEnv('{"CADFLEET_JOB_LOCK_MS":4000}')).toEqual({ CADFLEET_JOB_LOCK_MS: '4000' });
+    expect(extraServiceEnv(undefined)).toEqual({});
+    expect(() => extraServiceEnv('{"PATH":"/tmp"}')).toThrow(/only set CADFLEET_\* variables, got PATH/);
+    expect(() => extraServiceEnv('lock=1')).toThrow(/must be a JSON object/);
+  });
+});
