@@ -184,13 +184,20 @@ describe('the local fleet', () => {
 
   it('loses no conversion when a worker host dies in the middle of a batch', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 12; i++) {
       const r = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${cax(i % 2 ? 'as1-oc-214.stp' : 'dm1-oc-214.stp')}`]);
       expect(r.status, r.body).toBe(201);
       ids.push((JSON.parse(r.body) as { id: string }).id);
     }
-    // Pull the plug on worker-1 (SIGKILL to its container), as a host crash would.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Pull the plug on worker-1 (SIGKILL to its container), as a host crash would, while the
+    // registry says it is converting.
+    let busy = false;
+    for (let i = 0; i < 60 && !busy; i++) {
+      const nodes = (JSON.parse(lb('GET', '/status?format=json', e2e.key).body) as { nodes: Array<{ id: string; extra: Record<string, string> }> }).nodes;
+      busy = Number(nodes.find((n) => n.id === 'cft-worker-1')?.extra.activeJobs ?? 0) > 0;
+      if (!busy) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(busy).toBe(true);
     const pid = Number(fs.readFileSync(path.join(root, 'hosts', 'worker-1', 'nspawn.pid'), 'utf8'));
     process.kill(pid, 'SIGKILL');
     const states: Record<string, { state: string; workerHost?: string; error?: string }> = {};
