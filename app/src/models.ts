@@ -1,17 +1,13 @@
 // Models and their conversion state in PostgreSQL. Every read and write that a request makes
 // is scoped to the caller's project; `project: undefined` means an admin key.
+import type { ConvertStats } from './converter/types';
 import type { Db } from './db';
 
 export const MODEL_STATES = ['queued', 'converting', 'ready', 'failed'] as const;
 export type ModelState = (typeof MODEL_STATES)[number];
 
-export interface ConversionStats {
-  triangles: number;
-  parts: number;
-  inputBytes: number;
-  outputBytes: number;
-  seconds: number;
-}
+/** The converter's own stats (result.json), stored with the model. */
+export type ConversionStats = ConvertStats;
 
 export interface Model {
   id: string;
