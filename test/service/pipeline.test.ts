@@ -124,7 +124,14 @@ describe('the conversion pipeline', () => {
       ['redis', true],
       ['s3', true],
     ]);
-    const metrics = await (await client.request('GET', '/metrics', { key: null })).text();
+    // A job is marked completed in the queue just after its model reads ready (outputs stored,
+    // row updated, then the acknowledgement): wait for the gauge rather than race it.
+    let metrics = '';
+    for (let i = 0; i < 50; i++) {
+      metrics = await (await client.request('GET', '/metrics', { key: null })).text();
+      if (/cadfleet_queue_jobs\{state="completed"[^}]*\} 2/.test(metrics)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     expect(metrics).toContain('cadfleet_http_requests_total');
     expect(metrics).toMatch(/cadfleet_queue_jobs\{state="completed"[^}]*\} 2/);
     expect(metrics).toMatch(/cadfleet_dependency_up\{dependency="redis"[^}]*\} 1/);
