@@ -8,9 +8,13 @@ import { HttpError, errorBody, isDependencyError } from './http-errors';
 import { modelRoutes } from './routes/models';
 import { opsRoutes } from './routes/ops';
 import { uploadRoutes } from './routes/uploads';
+import type { SessionService } from './streamer/session-service';
+import { viewerRoutes } from './viewer-static';
 
 export interface AppOptions {
   ctx: ApiContext;
+  /** Streaming sessions (undefined without CADFLEET_STREAM_TOKEN_SECRET). */
+  streaming?: SessionService;
 }
 
 /** Multipart parser failures that mean the request body is malformed, not that we are. */
@@ -82,6 +86,8 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
   });
 
   opsRoutes(app, ctx, authenticate);
-  modelRoutes(app, ctx, authenticate);
+  modelRoutes(app, ctx, authenticate, options.streaming);
   uploadRoutes(app, ctx, authenticate);
+  // Single-machine mode: the viewer from the api (in a fleet nginx serves it on the LB).
+  if (ctx.config.viewerDir) await viewerRoutes(app, ctx.config.viewerDir);
 }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
-export const ROLES = ['api', 'worker'] as const;
+export const ROLES = ['api', 'worker', 'streamer'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
@@ -34,6 +34,7 @@ const url = (protocols: string[]) =>
   );
 const readableFile = z.string().refine((p) => fs.existsSync(p), { error: 'must name a readable file' });
 const nodeId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { error: 'must be letters, digits, dot, dash or underscore' });
+const streamSecret = z.string().min(32, { error: 'must be at least 32 characters' });
 const bucket = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' });
 
 /** Variables every command needs: the database. */
@@ -122,7 +123,67 @@ const serviceSchema = databaseSchema.extend({
   CADFLEET_RETRY_AFTER_SECONDS: int(1).default(5),
   /** Grace for in-flight requests and the running job on SIGTERM. */
   CADFLEET_SHUTDOWN_TIMEOUT_MS: int(0).default(30_000),
+
+  /** HMAC key of stream tokens, shared by the api and every streamer (at least 32 characters). Unset on the api: sessions answer 503. */
+  CADFLEET_STREAM_TOKEN_SECRET: streamSecret.optional(),
+  /** How long a stream URL's token may be used to open (or reopen) its WebSocket. */
+  CADFLEET_STREAM_TOKEN_TTL_MS: int(1000).default(60_000),
+  /** A session can be resumed this long after its last activity (Redis TTL of its record). */
+  CADFLEET_STREAM_SESSION_TTL_MS: int(1000).default(3_600_000),
+  /**
+   * path: streamUrl is `/stream/<node>/<session>?token=...`, a path on the LB (fleet).
+   * direct: the streamer's advertised address as ws(s)://, for one machine without an LB.
+   */
+  CADFLEET_STREAM_URL_MODE: z.enum(['path', 'direct']).default('path'),
+  /** Serve the viewer (the built `dist/viewer`) at `/` from the api: single-machine mode. The LB serves it in a fleet. */
+  CADFLEET_VIEWER_DIR: z.string().refine((p) => fs.existsSync(path.join(p, 'index.html')), { error: 'must be a directory holding index.html (npm run build)' }).optional(),
 });
+
+/** Variables of the streamer role: Redis (registry, sessions) and S3 (models); no PostgreSQL. */
+const streamerSchema = serviceSchema
+  .pick({
+    CADFLEET_ROLE: true,
+    CADFLEET_NODE_ID: true,
+    CADFLEET_ADVERTISE_URL: true,
+    CADFLEET_REDIS_URL: true,
+    CADFLEET_REDIS_CA_FILE: true,
+    CADFLEET_REDIS_PREFIX: true,
+    CADFLEET_S3_ENDPOINT: true,
+    CADFLEET_S3_FORCE_PATH_STYLE: true,
+    CADFLEET_S3_MODELS_BUCKET: true,
+    CADFLEET_HTTP_HOST: true,
+    CADFLEET_HEARTBEAT_INTERVAL_MS: true,
+    CADFLEET_NODE_TTL_MS: true,
+    CADFLEET_DEPENDENCY_CHECK_MS: true,
+    CADFLEET_STREAM_SESSION_TTL_MS: true,
+    AWS_REGION: true,
+    CADFLEET_LOG_LEVEL: true,
+  })
+  .extend({
+    CADFLEET_STREAM_TOKEN_SECRET: streamSecret,
+    /** WebSocket port (also /healthz, /readyz, /metrics). */
+    CADFLEET_STREAM_PORT: int(0, 65535).default(8090),
+    /** Sessions one streamer streams at once; more are refused (close 4429) and the api picks another node. */
+    CADFLEET_STREAM_MAX_SESSIONS: int(1, 100_000).default(200),
+    /** On SIGTERM: how long active sessions may go on before they are told to resume elsewhere. */
+    CADFLEET_DRAIN_TIMEOUT_MS: int(0).default(30_000),
+    /** A session whose client neither acknowledges frames nor drains its socket for this long is closed (resumable). */
+    CADFLEET_STREAM_IDLE_TIMEOUT_MS: int(100).default(60_000),
+    /** Time a client has after connecting to send its hello. */
+    CADFLEET_STREAM_HELLO_TIMEOUT_MS: int(100).default(10_000),
+    /** Disk cache of prepared models (per-part frames) in front of S3. */
+    CADFLEET_STREAM_CACHE_DIR: z.string().default(path.join(os.tmpdir(), 'cadfleet-stream-cache')),
+    /** Size cap of the disk cache; least recently used models go first. */
+    CADFLEET_STREAM_CACHE_MB: int(1).default(2048),
+    /** Prepared models kept in memory beyond those in use. */
+    CADFLEET_STREAM_MEMORY_CACHE_MB: int(0).default(256),
+    /** Largest number of triangles in one geometry frame: bigger parts are split. */
+    CADFLEET_STREAM_CHUNK_TRIANGLES: int(16, 10_000_000).default(8192),
+    /** Unacknowledged bytes per session (a client may ask for less in its hello). */
+    CADFLEET_STREAM_WINDOW_KB: int(16).default(1024),
+    /** Bytes a session may have queued in its socket before it waits (TCP back-pressure). */
+    CADFLEET_STREAM_SEND_BUFFER_KB: int(16).default(512),
+  });
 
 export interface DatabaseConfig {
   url: string;
@@ -165,6 +226,36 @@ export interface Config {
   dependencyCheckMs: number;
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
+  stream: { tokenSecret?: string; tokenTtlMs: number; sessionTtlMs: number; urlMode: 'path' | 'direct' };
+  viewerDir?: string;
+}
+
+/** The streamer role's configuration (no database). */
+export interface StreamerConfig {
+  role: 'streamer';
+  nodeId?: string;
+  advertiseUrl?: string;
+  logLevel: string;
+  redis: Config['redis'];
+  s3: Config['s3'];
+  http: { host: string; port: number };
+  heartbeatMs: number;
+  nodeTtlMs: number;
+  dependencyCheckMs: number;
+  stream: {
+    tokenSecret: string;
+    sessionTtlMs: number;
+    maxSessions: number;
+    drainTimeoutMs: number;
+    idleTimeoutMs: number;
+    helloTimeoutMs: number;
+    cacheDir: string;
+    cacheMaxBytes: number;
+    memoryCacheMaxBytes: number;
+    chunkTriangles: number;
+    windowBytes: number;
+    sendBufferBytes: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -219,7 +310,7 @@ export function loadDatabaseConfig(env: Env = process.env): { database: Database
   return { database: databaseFrom(e), logLevel: e.CADFLEET_LOG_LEVEL };
 }
 
-/** The whole configuration of the api and worker roles. */
+/** The whole configuration of the api and worker roles (the streamer has loadStreamerConfig). */
 export function loadConfig(env: Env = process.env): Config {
   const e = parse(serviceSchema, env);
   return {
@@ -264,6 +355,51 @@ export function loadConfig(env: Env = process.env): Config {
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
     retryAfterSeconds: e.CADFLEET_RETRY_AFTER_SECONDS,
     shutdownTimeoutMs: e.CADFLEET_SHUTDOWN_TIMEOUT_MS,
+    stream: {
+      tokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET,
+      tokenTtlMs: e.CADFLEET_STREAM_TOKEN_TTL_MS,
+      sessionTtlMs: e.CADFLEET_STREAM_SESSION_TTL_MS,
+      urlMode: e.CADFLEET_STREAM_URL_MODE,
+    },
+    viewerDir: e.CADFLEET_VIEWER_DIR,
+  };
+}
+
+/** The streamer's configuration: Redis, the models bucket and the stream settings. */
+export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
+  const e = parse(streamerSchema, env);
+  return {
+    role: 'streamer',
+    nodeId: e.CADFLEET_NODE_ID,
+    advertiseUrl: e.CADFLEET_ADVERTISE_URL,
+    logLevel: e.CADFLEET_LOG_LEVEL,
+    redis: { url: e.CADFLEET_REDIS_URL, caFile: e.CADFLEET_REDIS_CA_FILE, prefix: e.CADFLEET_REDIS_PREFIX },
+    // The streamer only reads models: the uploads bucket is never touched.
+    s3: {
+      endpoint: e.CADFLEET_S3_ENDPOINT,
+      forcePathStyle: e.CADFLEET_S3_FORCE_PATH_STYLE,
+      region: e.AWS_REGION,
+      uploadsBucket: e.CADFLEET_S3_MODELS_BUCKET,
+      modelsBucket: e.CADFLEET_S3_MODELS_BUCKET,
+    },
+    http: { host: e.CADFLEET_HTTP_HOST, port: e.CADFLEET_STREAM_PORT },
+    heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
+    nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
+    dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
+    stream: {
+      tokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET,
+      sessionTtlMs: e.CADFLEET_STREAM_SESSION_TTL_MS,
+      maxSessions: e.CADFLEET_STREAM_MAX_SESSIONS,
+      drainTimeoutMs: e.CADFLEET_DRAIN_TIMEOUT_MS,
+      idleTimeoutMs: e.CADFLEET_STREAM_IDLE_TIMEOUT_MS,
+      helloTimeoutMs: e.CADFLEET_STREAM_HELLO_TIMEOUT_MS,
+      cacheDir: e.CADFLEET_STREAM_CACHE_DIR,
+      cacheMaxBytes: e.CADFLEET_STREAM_CACHE_MB * 1024 * 1024,
+      memoryCacheMaxBytes: e.CADFLEET_STREAM_MEMORY_CACHE_MB * 1024 * 1024,
+      chunkTriangles: e.CADFLEET_STREAM_CHUNK_TRIANGLES,
+      windowBytes: e.CADFLEET_STREAM_WINDOW_KB * 1024,
+      sendBufferBytes: e.CADFLEET_STREAM_SEND_BUFFER_KB * 1024,
+    },
   };
 }
 

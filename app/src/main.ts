@@ -1,19 +1,18 @@
 // The one entry point of the service bundle. The role comes from argv or CADFLEET_ROLE:
-//   main.ts api | worker          long-running roles (systemd units cadfleet-api, cadfleet-worker)
+//   main.ts api | worker | streamer   long-running roles (systemd units cadfleet-api, cadfleet-worker, cadfleet-streamer)
 //   main.ts migrate | keys ...    operator commands (see admin.ts)
 import { Command } from 'commander';
 import { adminCommands } from './admin';
-import { type Config, ConfigError, ROLES, type Role, loadConfig, nodeIdFor } from './config';
+import { type Config, ConfigError, ROLES, type Role, type StreamerConfig, loadConfig, loadStreamerConfig, nodeIdFor } from './config';
 import { createLogger, type Logger } from './logger';
 import { EvictionPolicyError } from './redis';
-import { runApi } from './server';
 import { VERSION } from './version';
-import { runWorker } from './worker-process';
 
 async function runRole(role: Role): Promise<void> {
-  let config: Config;
+  // The streamer has its own, smaller configuration: it never talks to PostgreSQL.
+  let loaded: { role: 'streamer'; config: StreamerConfig } | { role: 'api' | 'worker'; config: Config };
   try {
-    config = loadConfig();
+    loaded = role === 'streamer' ? { role, config: loadStreamerConfig() } : { role, config: loadConfig() };
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`cadfleet ${role}: ${err.message}\n`);
@@ -21,11 +20,14 @@ async function runRole(role: Role): Promise<void> {
     }
     throw err;
   }
+  const { config } = loaded;
   const log: Logger = createLogger({ level: config.logLevel, role, nodeId: nodeIdFor(config, role), version: VERSION });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
   try {
-    if (role === 'api') await runApi(config, log);
-    else await runWorker(config, log);
+    // Each role loads only its own modules: a streamer has no use for BullMQ or the converter.
+    if (loaded.role === 'streamer') await (await import('./streamer/process')).runStreamer(loaded.config, log);
+    else if (loaded.role === 'api') await (await import('./server')).runApi(loaded.config, log);
+    else await (await import('./worker-process')).runWorker(loaded.config, log);
   } catch (err) {
     if (err instanceof EvictionPolicyError) log.fatal(err.message);
     else log.fatal({ err }, `the ${role} could not start: ${(err as Error).message}`);
@@ -36,7 +38,7 @@ async function runRole(role: Role): Promise<void> {
 
 export function program(): Command {
   const cmd = new Command('cadfleet-service')
-    .description('The cadfleet service: api and worker roles, migrations and API keys.')
+    .description('The cadfleet service: api, worker and streamer roles, migrations and API keys.')
     .version(VERSION)
     .argument('[role]', `${ROLES.join(' | ')} (default: CADFLEET_ROLE)`)
     .action(async (role: string | undefined) => {

@@ -1,4 +1,4 @@
-// The node registry in Redis: every api, worker and (later) streamer process announces itself
+// The node registry in Redis: every api, worker and streamer process announces itself
 // and heartbeats here. /status reads it, and the LB's sync service reads it to write nginx
 // upstreams, so the key layout below is a contract. Change it only together with its readers.
 //
@@ -7,8 +7,13 @@
 //   <prefix>:nodes:events        PUBSUB JSON NodeEvent on join, drain and leave
 //
 // A node is live while its hash exists and its ZSET score is newer than now - ttl. Readers
-// may prune ZSET members older than that. Roles add their own hash fields (the streamer:
-// `sessions`, `load`) through `extra`; readers ignore fields they do not know.
+// may prune ZSET members older than that. Roles add their own hash fields through `extra`;
+// readers ignore fields they do not know:
+//   worker:    activeJobs, concurrency
+//   streamer:  sessions (open now), maxSessions (CADFLEET_STREAM_MAX_SESSIONS), load
+//              (sessions / maxSessions: the api gives new sessions to the lowest), live (JSON
+//              [{session, model, startedAt, framesSent, frames}] of the oldest 50, for /status)
+// A streamer writes a heartbeat within 100 ms of its session count changing, besides the interval.
 import os from 'node:os';
 import type { Redis } from './redis';
 

@@ -1,8 +1,8 @@
 // The api process edge: builds the Fastify server around the app plugin, listens, registers the
 // node, and closes everything in order on SIGTERM.
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import Fastify from 'fastify';
+import { advertisedHost } from './advertise';
 import type { ApiContext } from './api-context';
 import { cadfleetApp } from './app';
 import { type Config, nodeIdFor } from './config';
@@ -12,20 +12,15 @@ import { createModelRepository } from './models';
 import { createConversionQueue } from './queue';
 import { createRedis } from './redis';
 import { createServices } from './services';
+import { type SessionService, createSessionService } from './streamer/session-service';
+import { createSessionStore } from './streamer/sessions';
 import { onShutdown } from './shutdown';
 import { createUploadRepository } from './uploads';
 import { VERSION } from './version';
 
-/** The address other hosts use when CADFLEET_ADVERTISE_URL is unset: the bound one, or this host's first non-loopback IPv4. */
-export function advertisedHost(bound: string): string {
-  if (bound !== '0.0.0.0' && bound !== '::') return bound.includes(':') ? `[${bound}]` : bound;
-  const external = Object.values(os.networkInterfaces())
-    .flat()
-    .find((a) => a && a.family === 'IPv4' && !a.internal);
-  return external?.address ?? '127.0.0.1';
-}
+export { advertisedHost } from './advertise';
 
-export function buildServer(ctx: ApiContext) {
+export function buildServer(ctx: ApiContext, streaming?: SessionService) {
   const server = Fastify({
     loggerInstance: ctx.log,
     // Behind the nginx LB: client addresses come from X-Forwarded-For.
@@ -37,7 +32,7 @@ export function buildServer(ctx: ApiContext) {
     return503OnClosing: true,
     requestIdHeader: 'x-request-id',
   });
-  void server.register(cadfleetApp, { ctx });
+  void server.register(cadfleetApp, { ctx, streaming });
   return server;
 }
 
@@ -68,7 +63,19 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
   await services.health.check();
   services.health.start(config.dependencyCheckMs);
 
-  const server = buildServer(ctx);
+  const streaming = config.stream.tokenSecret
+    ? createSessionService({
+        registry: services.registry,
+        sessions: createSessionStore(services.redis, config.redis.prefix, config.stream.sessionTtlMs),
+        tokenSecret: config.stream.tokenSecret,
+        tokenTtlMs: config.stream.tokenTtlMs,
+        nodeTtlMs: config.nodeTtlMs,
+        urlMode: config.stream.urlMode,
+        retryAfterSeconds: config.retryAfterSeconds,
+      })
+    : undefined;
+  if (!streaming) log.warn('CADFLEET_STREAM_TOKEN_SECRET is not set: POST /api/v1/models/:id/sessions answers 503');
+  const server = buildServer(ctx, streaming);
   const address = await server.listen({ host: config.http.host, port: config.http.port });
   const port = (server.server.address() as AddressInfo).port;
   const registration = services.registry.register(

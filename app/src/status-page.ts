@@ -16,6 +16,35 @@ export interface StatusNode {
   lastHeartbeat: string;
   lastHeartbeatAgeSeconds: number;
   extra: Record<string, string>;
+  /** Streamers only: open sessions from the node's heartbeat. */
+  streaming?: StreamerStatus;
+}
+
+export interface LiveSessionStatus {
+  session: string;
+  model: string;
+  startedAt: number;
+  framesSent: number;
+  frames: number;
+}
+
+export interface StreamerStatus {
+  sessions: number;
+  maxSessions: number;
+  load: number;
+  /** The oldest open sessions (at most 50). */
+  live: LiveSessionStatus[];
+}
+
+function streamerStatus(extra: Record<string, string>): StreamerStatus {
+  let live: LiveSessionStatus[] = [];
+  try {
+    const parsed: unknown = JSON.parse(extra.live ?? '[]');
+    if (Array.isArray(parsed)) live = parsed as LiveSessionStatus[];
+  } catch {
+    /* an older streamer, or a torn write: show counts only */
+  }
+  return { sessions: Number(extra.sessions ?? 0), maxSessions: Number(extra.maxSessions ?? 0), load: Number(extra.load ?? 0), live };
 }
 
 export interface StatusDocument {
@@ -38,7 +67,8 @@ export function statusNode(n: NodeRecord, now: number): StatusNode {
     uptimeSeconds: Math.max(0, Math.round((n.heartbeatAt - n.startedAt) / 1000)),
     lastHeartbeat: new Date(n.heartbeatAt).toISOString(),
     lastHeartbeatAgeSeconds: Math.max(0, Math.round((now - n.heartbeatAt) / 100) / 10),
-    extra: n.extra,
+    extra: Object.fromEntries(Object.entries(n.extra).filter(([k]) => k !== 'live')),
+    ...(n.role === 'streamer' ? { streaming: streamerStatus(n.extra) } : {}),
   };
 }
 
@@ -70,6 +100,27 @@ export function renderStatusHtml(doc: StatusDocument): string {
     escape(duration(n.uptimeSeconds)),
     `${escape(n.lastHeartbeatAgeSeconds)} s ago`,
   ]);
+  const streamers = doc.nodes
+    .filter((n) => n.streaming)
+    .map((n) => {
+      const st = n.streaming!;
+      const live = st.live.length
+        ? st.live
+            .map(
+              (l) =>
+                `<code title="session ${escape(l.session)}, model ${escape(l.model)}">${escape(l.session.slice(0, 8))}</code> model <code>${escape(l.model.slice(0, 8))}</code> ${escape(l.framesSent)}/${escape(l.frames)} frames, ${escape(duration(Math.max(0, Math.round((Date.parse(doc.generatedAt) - l.startedAt) / 1000))))}`,
+            )
+            .join('<br>') + (st.sessions > st.live.length ? `<br>and ${escape(st.sessions - st.live.length)} more` : '')
+        : '<span class="empty">none</span>';
+      return [
+        escape(n.id),
+        n.state === 'active' ? '<span class="ok">active</span>' : `<span class="warn">${escape(n.state)}</span>`,
+        escape(n.address ?? ''),
+        `${escape(st.sessions)} / ${escape(st.maxSessions)}`,
+        `${escape(Math.round(st.load * 100))}%`,
+        live,
+      ];
+    });
   const queue = doc.queue ? Object.entries(doc.queue).map(([k, v]) => `<b>${escape(k)}</b> ${escape(v)}`).join(' · ') : 'unavailable';
   const counts = doc.models.counts ? Object.entries(doc.models.counts).map(([k, v]) => `<b>${escape(k)}</b> ${escape(v)}`).join(' · ') : 'unavailable';
   const models = doc.models.recent.map((m) => [
@@ -93,6 +144,7 @@ table{border-collapse:collapse}td,th{padding:.25rem .7rem;border-bottom:1px soli
 <p class="meta">generated ${escape(doc.generatedAt)} by ${escape(doc.servedBy.node)} (version ${escape(doc.servedBy.version)}) · refreshes every 5 s · <a href="?format=json">JSON</a></p>
 <h2>Dependencies</h2>${table(['dependency', 'state', 'latency', 'error'], deps)}
 <h2>Nodes (${doc.nodes.length})</h2>${table(['node', 'role', 'version', 'host', 'state', 'uptime', 'last heartbeat'], nodes)}
+<h2>Streamers (${streamers.length})</h2>${table(['node', 'state', 'address', 'sessions', 'load', 'live sessions'], streamers)}
 <h2>Queue</h2><p>${queue}</p>
 <h2>Models</h2><p>${counts}</p>${table(['id', 'project', 'name', 'state', 'worker', 'result', 'created'], models)}
 </body></html>

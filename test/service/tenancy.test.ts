@@ -57,10 +57,11 @@ describe('tenant isolation', () => {
     expect((await a.json('POST', `/api/v1/uploads/${created.body.id}/complete`)).status).toBe(201);
   });
 
-  it('answers 501 for streaming sessions of an own model until the streamer exists', async () => {
+  it('answers 503 for streaming sessions of an own model while the api has no stream token secret', async () => {
+    // Sessions themselves are tested in test/streamer/protocol.test.ts.
     const res = await a.json<{ code: string }>('POST', `/api/v1/models/${modelA}/sessions`);
-    expect(res.status).toBe(501);
-    expect(res.body.code).toBe('not_implemented');
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('streaming_not_configured');
   });
 
   it('lets an admin key see every project', async () => {

@@ -1,4 +1,4 @@
-// /api/v1/models: upload (multipart), list, state, files, delete; sessions belong to the streamer.
+// /api/v1/models: upload (multipart), list, state, files, delete, streaming sessions.
 import { randomUUID } from 'node:crypto';
 import { PassThrough, pipeline } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -8,6 +8,7 @@ import { acceptedFormat, checkQuality, checkUploadName } from '../file-names';
 import { HttpError, isDependencyError } from '../http-errors';
 import { MODEL_STATES, type Model, type ModelState } from '../models';
 import { CONTENT_TYPES, type ModelFile, objectKeys } from '../storage';
+import type { SessionService } from '../streamer/session-service';
 
 /** Files a client may download; result.json stays internal. */
 export const DOWNLOADABLE: readonly ModelFile[] = ['model.glb', 'manifest.json'];
@@ -80,7 +81,8 @@ export async function admitModel(
   return created;
 }
 
-export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
+/** `streaming` is undefined when CADFLEET_STREAM_TOKEN_SECRET is not set: sessions answer 503. */
+export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate, streaming?: SessionService): void {
   const accepted = ctx.config.uploads.acceptedExtensions;
   const maxBytes = ctx.config.uploads.maxBytes;
 
@@ -207,10 +209,25 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     return reply.code(204).send();
   });
 
-  app.post<{ Params: { id: string } }>('/api/v1/models/:id/sessions', async (request) => {
+  // Body: nothing or {} for a new session; {"resume": "<sessionId>"} to resume one (on whichever
+  // streamer is least loaded now). The client then opens streamUrl as is.
+  app.post<{ Params: { id: string } }>('/api/v1/models/:id/sessions', async (request, reply) => {
     const principal = await authenticate(request);
     const model = await ctx.models.get(request.params.id, scopeOf(principal));
     if (!model) throw notFound(request.params.id);
-    throw new HttpError(501, 'not_implemented', 'streaming sessions are served by the streamer role, which this release does not include yet');
+    if (!streaming) {
+      throw new HttpError(503, 'streaming_not_configured', 'streaming is not configured on this api (CADFLEET_STREAM_TOKEN_SECRET is not set)', {
+        'retry-after': String(ctx.config.retryAfterSeconds),
+      });
+    }
+    const body = request.body;
+    if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
+      throw new HttpError(400, 'bad_request', 'the body must be a JSON object: {} or {"resume": "<sessionId>"}');
+    }
+    const resume = (body as { resume?: unknown } | undefined | null)?.resume;
+    if (resume !== undefined && typeof resume !== 'string') throw new HttpError(400, 'invalid_resume', 'resume must be a session id string');
+    const session = await streaming.open(model, resume);
+    request.log.info({ model: model.id, session: session.sessionId, node: session.node, resumed: session.resumed }, 'stream session handed out');
+    return reply.code(session.resumed ? 200 : 201).header('cache-control', 'no-store').send(session);
   });
 }

@@ -1,0 +1,76 @@
+// The api's half of streaming: create or resume a session, pick the streamer, sign the token.
+// Used by POST /api/v1/models/:id/sessions.
+import { randomUUID } from 'node:crypto';
+import { HttpError } from '../http-errors';
+import type { Model } from '../models';
+import type { Registry } from '../registry';
+import { pickStreamer, streamUrl } from './pick';
+import type { SessionStore } from './sessions';
+import { signStreamToken } from './token';
+
+export interface OpenedSession {
+  sessionId: string;
+  /** Open it as is: a path on the LB (`/stream/<node>/<session>?token=...`) or a ws(s):// URL in direct mode. */
+  streamUrl: string;
+  node: string;
+  modelId: string;
+  resumed: boolean;
+  /** When the token stops opening connections (ISO time); the session itself lives on. */
+  tokenExpiresAt: string;
+}
+
+export interface SessionService {
+  open(model: Model, resume?: string): Promise<OpenedSession>;
+}
+
+export interface SessionServiceOptions {
+  registry: Pick<Registry, 'list'>;
+  sessions: SessionStore;
+  tokenSecret: string;
+  tokenTtlMs: number;
+  nodeTtlMs: number;
+  urlMode: 'path' | 'direct';
+  retryAfterSeconds: number;
+}
+
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function createSessionService(options: SessionServiceOptions): SessionService {
+  return {
+    async open(model, resume) {
+      if (model.state !== 'ready' || !model.outputPrefix) {
+        throw new HttpError(409, 'model_not_ready', `the model is ${model.state}${model.state === 'failed' ? '' : '; open a session when its state is ready'}`);
+      }
+      if (resume !== undefined && !SESSION_ID.test(resume)) throw new HttpError(400, 'invalid_resume', `resume must be a session id, got ${JSON.stringify(resume)}`);
+      const node = pickStreamer(await options.registry.list(options.nodeTtlMs));
+      if (!node) {
+        throw new HttpError(503, 'no_streamer', `no streaming node can take a session now; try again in ${options.retryAfterSeconds} s`, {
+          'retry-after': String(options.retryAfterSeconds),
+        });
+      }
+      let sessionId: string;
+      if (resume) {
+        const existing = await options.sessions.get(resume);
+        // Another model's (or project's) session id is as unknown as an expired one.
+        if (!existing || existing.model !== model.id || existing.project !== model.project) {
+          throw new HttpError(404, 'session_not_found', 'no such session for this model (it may have expired); open a new one without "resume"');
+        }
+        if (!(await options.sessions.reassign(resume, node.id))) throw new HttpError(404, 'session_not_found', 'the session expired; open a new one without "resume"');
+        sessionId = resume;
+      } else {
+        sessionId = randomUUID();
+        await options.sessions.create({ id: sessionId, model: model.id, project: model.project, prefix: model.outputPrefix, node: node.id });
+      }
+      const exp = Date.now() + options.tokenTtlMs;
+      const token = signStreamToken(options.tokenSecret, { sid: sessionId, mid: model.id, prj: model.project, nod: node.id, exp });
+      return {
+        sessionId,
+        streamUrl: streamUrl(node, sessionId, token, options.urlMode),
+        node: node.id,
+        modelId: model.id,
+        resumed: resume !== undefined,
+        tokenExpiresAt: new Date(exp).toISOString(),
+      };
+    },
+  };
+}
