@@ -23,3 +23,7 @@ await build({
     js: "import { createRequire as __cadfleetCreateRequire } from 'node:module'; const require = __cadfleetCreateRequire(import.meta.url);",
   },
 });
+
+// The viewer: a static page the api serves in single-machine mode and nginx on the LB in a fleet.
+const { buildViewer } = await import('../viewer/build.mjs');
+await buildViewer({ outdir: 'dist/viewer' });

@@ -1,18 +1,23 @@
 // Runs the whole service on this one machine: PostgreSQL, Redis and an S3 server (s3rver) of
-// its own, migrations, the api and a worker; creates an admin API key, uploads a real STEP
-// sample through the API, waits until it is converted and prints the status page URL and the key.
+// its own, migrations, the api (which also serves the viewer), a worker and a streamer; creates
+// an admin API key, uploads a real STEP sample through the API, waits until it is converted and
+// prints the viewer and status page URLs and the key.
 //
-//   node --import tsx scripts/serve-local.ts [--port 8080] [--host 127.0.0.1] [--exit] [--no-install]
+//   node --import tsx scripts/serve-local.ts [--port 8080] [--stream-port 8090] [--host 127.0.0.1] [--exit] [--no-install]
+//
+// Without an LB the api hands out the streamer's own ws:// address (CADFLEET_STREAM_URL_MODE=direct).
 //
 // Without --exit it keeps running until Ctrl-C (SIGINT) or SIGTERM, then stops everything.
 // Missing apt packages (postgresql, redis-server, openssl) are installed when run as root.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
+import WebSocket from 'ws';
 import { type LocalStack, MissingToolError, pgBin, startLocalStack } from './local-services';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,6 +26,7 @@ const SAMPLE = path.join(ROOT, 'node_modules/occt-import-js/test/testfiles/cax-i
 
 interface Options {
   port: number;
+  streamPort: number;
   host: string;
   dir: string;
   exit?: boolean;
@@ -58,9 +64,11 @@ function ensurePackages(install: boolean): void {
   }
 }
 
+const VIEWER_DIR = path.join(ROOT, 'dist/viewer');
+
 function ensureBuilt(): void {
-  // The worker runs the converter from dist/ (built by npm ci's prepare step).
-  if (fs.existsSync(path.join(ROOT, 'dist/cadfleet-convert.js'))) return;
+  // The worker runs the converter from dist/ (built by npm ci's prepare step), the api serves dist/viewer.
+  if (fs.existsSync(path.join(ROOT, 'dist/cadfleet-convert.js')) && fs.existsSync(path.join(VIEWER_DIR, 'index.html'))) return;
   say('building dist/ (npm run build)');
   execFileSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs')], { cwd: ROOT, stdio: 'inherit' });
 }
@@ -73,7 +81,7 @@ async function portFree(host: string, port: number): Promise<boolean> {
   });
 }
 
-function startRole(role: 'api' | 'worker', env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
+function startRole(role: 'api' | 'worker' | 'streamer', env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
   const log = fs.openSync(logFile, 'a');
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, role], { cwd: ROOT, env, stdio: ['ignore', log, log] });
   fs.closeSync(log);
@@ -92,6 +100,36 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   }
 }
 
+/** Streams a model once through the api and the streamer, as the viewer does; returns what came. */
+async function streamOnce(base: string, key: string, modelId: string): Promise<{ node: string; parts: number; frames: number; bytes: number; ms: number }> {
+  const started = performance.now();
+  const res = await fetch(`${base}/api/v1/models/${modelId}/sessions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{}' });
+  const session = (await res.json()) as { streamUrl: string; node: string; message?: string };
+  if (res.status !== 201) throw new Error(`the api refused a streaming session (${res.status}): ${session.message}`);
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(session.streamUrl);
+    let frames = 0;
+    let bytes = 0;
+    let parts = 0;
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, have: [] })));
+    ws.on('message', (data: Buffer, binary) => {
+      if (!binary) {
+        const m = JSON.parse(data.toString()) as { type: string; sending?: string[]; message?: string };
+        if (m.type === 'manifest') parts = m.sending?.length ?? 0;
+        if (m.type === 'error') reject(new Error(`the streamer refused the session: ${m.message}`));
+        return;
+      }
+      frames++;
+      bytes += data.length;
+      ws.send(JSON.stringify({ type: 'ack', frames }));
+    });
+    ws.on('error', reject);
+    ws.on('close', (code) =>
+      code === 1000 ? resolve({ node: session.node, parts, frames, bytes, ms: Math.round(performance.now() - started) }) : reject(new Error(`the stream closed with ${code}`)),
+    );
+  });
+}
+
 async function stopChild(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -107,16 +145,20 @@ async function main(options: Options): Promise<void> {
   if (!(await portFree(options.host, options.port))) {
     throw new Error(`port ${options.port} on ${options.host} is in use; choose another with --port`);
   }
+  if (!(await portFree(options.host, options.streamPort))) {
+    throw new Error(`port ${options.streamPort} on ${options.host} is in use; choose another with --stream-port`);
+  }
   fs.rmSync(options.dir, { recursive: true, force: true });
   fs.mkdirSync(options.dir, { recursive: true });
 
   let stack: LocalStack | undefined;
   let api: ChildProcess | undefined;
   let worker: ChildProcess | undefined;
+  let streamer: ChildProcess | undefined;
   let stopping: Promise<void> | undefined;
   const stopAll = (): Promise<void> =>
     (stopping ??= (async () => {
-      await Promise.all([stopChild(api), stopChild(worker)]);
+      await Promise.all([stopChild(api), stopChild(worker), stopChild(streamer)]);
       await stack?.stop();
     })());
 
@@ -138,6 +180,11 @@ async function main(options: Options): Promise<void> {
       CADFLEET_HTTP_PORT: String(options.port),
       CADFLEET_WORK_DIR: path.join(options.dir, 'work'),
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      // Streaming on one machine: a token secret for this run, stream URLs straight to the
+      // streamer, and the viewer served by the api.
+      CADFLEET_STREAM_TOKEN_SECRET: randomBytes(32).toString('base64url'),
+      CADFLEET_STREAM_URL_MODE: 'direct',
+      CADFLEET_VIEWER_DIR: VIEWER_DIR,
     };
     const run = (args: string[]): string => execFileSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env, encoding: 'utf8' });
 
@@ -145,11 +192,24 @@ async function main(options: Options): Promise<void> {
     run(['migrate']);
     const apiLog = path.join(options.dir, 'api.log');
     const workerLog = path.join(options.dir, 'worker.log');
+    const streamerLog = path.join(options.dir, 'streamer.log');
+    const localHost = options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
     api = startRole('api', env, apiLog);
     worker = startRole('worker', env, workerLog);
-    const base = `http://${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${options.port}`;
+    streamer = startRole(
+      'streamer',
+      {
+        ...env,
+        CADFLEET_STREAM_PORT: String(options.streamPort),
+        CADFLEET_STREAM_CACHE_DIR: path.join(options.dir, 'stream-cache'),
+        ...(options.host === '0.0.0.0' ? {} : { CADFLEET_ADVERTISE_URL: `http://${options.host}:${options.streamPort}` }),
+      },
+      streamerLog,
+    );
+    const base = `http://${localHost}:${options.port}`;
     await waitFor('the api to become ready', async () => (await fetch(`${base}/readyz`)).ok, 60_000, api, apiLog);
     await waitFor('the worker to start', async () => fs.readFileSync(workerLog, 'utf8').includes('"worker ready"'), 60_000, worker, workerLog);
+    await waitFor('the streamer to start', async () => (await fetch(`http://${localHost}:${options.streamPort}/healthz`)).ok, 60_000, streamer, streamerLog);
 
     const key = run(['keys', 'create', '--project', 'demo', '--admin', '--name', 'serve-local']).trim().split('\n').pop()!;
     say(`uploading ${path.relative(ROOT, SAMPLE)} through the API`);
@@ -172,13 +232,16 @@ async function main(options: Options): Promise<void> {
       workerLog,
     );
     if (result.state !== 'ready') throw new Error(`the sample conversion failed: ${result.error}`);
+    const streamed = await streamOnce(base, key, model.id);
 
     const lines = [
       '',
-      `cadfleet is running on this machine (api + worker, PostgreSQL, Redis and S3 under ${options.dir}).`,
+      `cadfleet is running on this machine (api + worker + streamer, PostgreSQL, Redis and S3 under ${options.dir}).`,
+      `Viewer:       ${base}/   (paste the key below; upload, watch the conversion, View streams the model)`,
       `Sample model: ${base}/api/v1/models/${model.id}  (${result.stats?.parts} parts, ${result.stats?.triangles} triangles, converted in ${result.stats?.seconds} s on ${result.workerHost})`,
+      `Streamed:     ${streamed.parts} parts in ${streamed.frames} frames (${Math.round(streamed.bytes / 1024)} KB) from ${streamed.node} in ${streamed.ms} ms`,
       `Download:     curl -H "Authorization: Bearer $KEY" -o model.glb ${base}/api/v1/models/${model.id}/files/model.glb`,
-      `Logs:         ${apiLog}  ${workerLog}`,
+      `Logs:         ${apiLog}  ${workerLog}  ${streamerLog}`,
       `Status page:  ${base}/status   (browser: any user name, the key as password; or curl -H "Authorization: Bearer $KEY" '${base}/status?format=json')`,
       options.exit ? 'Stopping again (--exit).' : 'Press Ctrl-C to stop everything.',
       'Admin API key (KEY):',
@@ -211,8 +274,9 @@ const port = (value: string): number => {
 };
 
 const cmd = new Command('serve-local')
-  .description('Run the cadfleet service (api + worker with PostgreSQL, Redis and S3) on this machine and convert a sample.')
-  .option('--port <port>', 'api port', port, 8080)
+  .description('Run the cadfleet service (api + worker + streamer with PostgreSQL, Redis and S3) on this machine and convert a sample.')
+  .option('--port <port>', 'api port (and the viewer)', port, 8080)
+  .option('--stream-port <port>', 'streamer port (WebSocket)', port, 8090)
   .option('--host <address>', 'api listen address', '127.0.0.1')
   .option('--dir <dir>', 'where the services keep their data and logs (wiped at start)', path.join(os.tmpdir(), 'cadfleet-serve-local'))
   .option('--exit', 'stop everything after the sample is converted')

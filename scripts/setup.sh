@@ -22,6 +22,7 @@ PACKAGES=(
   postgresql-client # tests check the data host's PostgreSQL as the app reaches it
   redis-tools       # ... and its Redis
   shellcheck        # lints the boot script the stacks render (test/stacks)
+  chromium          # the viewer test (playwright-core drives it headless)
 )
 
 SUDO=()

@@ -1,0 +1,277 @@
+// The cadfleet viewer: API key, upload, the model list with live progress, and a model opened
+// through a streaming session, drawn part by part as the frames arrive.
+//
+// State for tests and people is on <body>: data-stream (idle, connecting, streaming, resuming,
+// complete, error), data-parts (whole parts received), data-node, data-first-geometry-ms and
+// data-full-ms.
+import type { ManifestLike, ManifestMessage } from '../../app/src/streamer/protocol';
+import { ApiError, type ModelView as ModelInfo, api, apiKey } from './api';
+import { ModelView } from './scene';
+import { ModelStream } from './stream';
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+const body = document.body;
+const view = new ModelView($<HTMLCanvasElement>('view'));
+
+const formatBytes = (n: number): string => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`);
+
+function message(text: string | null): void {
+  const el = $('message');
+  el.hidden = !text;
+  el.textContent = text ?? '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key
+
+function showKeyForm(error = ''): void {
+  $('key-form').hidden = false;
+  $('app').hidden = true;
+  $('forget-key').hidden = true;
+  $('key-error').textContent = error;
+}
+
+async function start(): Promise<void> {
+  if (!apiKey.get()) return showKeyForm();
+  try {
+    await refreshModels();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      apiKey.clear();
+      return showKeyForm(err.message);
+    }
+    throw err;
+  }
+  $('key-form').hidden = true;
+  $('app').hidden = false;
+  $('forget-key').hidden = false;
+}
+
+$('key-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  apiKey.set($<HTMLInputElement>('key').value.trim());
+  void start();
+});
+$('forget-key').addEventListener('click', () => {
+  apiKey.clear();
+  location.reload();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+let models: ModelInfo[] = [];
+let openModel: string | undefined;
+let refreshTimer: number | undefined;
+
+function renderModels(): void {
+  const list = $('models');
+  list.replaceChildren(
+    ...models.map((m) => {
+      const li = document.createElement('li');
+      li.dataset.id = m.id;
+      li.dataset.state = m.state;
+      li.className = m.id === openModel ? 'open' : '';
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = m.name;
+      name.title = `${m.name} (${formatBytes(m.size)})`;
+      const state = document.createElement('span');
+      state.className = `state ${m.state}`;
+      state.textContent = m.state === 'ready' ? (m.stats ? `${m.stats.triangles.toLocaleString()} triangles` : 'ready') : m.state === 'failed' ? 'failed' : `${m.state} ${m.progress}%`;
+      if (m.error) state.title = m.error;
+      li.append(name);
+      if (m.state === 'ready') {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.textContent = 'View';
+        button.className = 'view';
+        button.addEventListener('click', () => void openStream(m));
+        li.append(button, state);
+      } else {
+        li.append(state);
+        if (m.state !== 'failed') {
+          const bar = document.createElement('progress');
+          bar.max = 100;
+          bar.value = m.progress;
+          li.append(bar);
+        }
+      }
+      return li;
+    }),
+  );
+}
+
+async function refreshModels(): Promise<void> {
+  window.clearTimeout(refreshTimer);
+  try {
+    models = await api.listModels();
+    renderModels();
+  } finally {
+    // Fast while something converts, slow otherwise.
+    const busy = models.some((m) => m.state === 'queued' || m.state === 'converting');
+    refreshTimer = window.setTimeout(() => void refreshModels().catch(() => undefined), busy ? 1000 : 5000);
+  }
+}
+
+$('upload-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const file = $<HTMLInputElement>('file').files?.[0];
+  if (!file) return;
+  const progress = $<HTMLProgressElement>('upload-progress');
+  const status = $('upload-status');
+  progress.hidden = false;
+  progress.value = 0;
+  status.textContent = `uploading ${file.name} (${formatBytes(file.size)})`;
+  api
+    .upload(file, $<HTMLSelectElement>('quality').value, (f) => (progress.value = f))
+    .then((model) => {
+      status.textContent = `uploaded ${model.name}`;
+      $<HTMLFormElement>('upload-form').reset();
+      return refreshModels();
+    })
+    .catch((err: unknown) => (status.textContent = err instanceof Error ? err.message : String(err)))
+    .finally(() => (progress.hidden = true));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Part tree
+
+let manifest: ManifestLike | undefined;
+
+function descendants(id: string): string[] {
+  const byId = new Map(manifest!.parts.map((p) => [p.id, p]));
+  const out: string[] = [];
+  const walk = (p: string): void => {
+    out.push(p);
+    for (const c of byId.get(p)?.children ?? []) walk(c);
+  };
+  walk(id);
+  return out;
+}
+
+function renderTree(m: ManifestLike): void {
+  const byId = new Map(m.parts.map((p) => [p.id, p]));
+  const item = (id: string): HTMLLIElement => {
+    const p = byId.get(id)!;
+    const li = document.createElement('li');
+    const label = document.createElement('label');
+    label.dataset.part = id;
+    if (p.meshes.length) label.className = 'pending';
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.checked = true;
+    box.addEventListener('change', () => {
+      view.setVisible(descendants(id), box.checked);
+      li.querySelectorAll<HTMLInputElement>('input[type=checkbox]').forEach((b) => (b.checked = box.checked));
+    });
+    label.append(box);
+    if (p.color) {
+      const swatch = document.createElement('span');
+      swatch.className = 'swatch';
+      swatch.style.background = p.color;
+      label.append(swatch);
+    }
+    const tri = document.createElement('span');
+    tri.className = 'tri';
+    tri.textContent = p.triangles.toLocaleString();
+    label.append(` ${p.name} `, tri);
+    li.append(label);
+    if (p.children.length) {
+      const ul = document.createElement('ul');
+      ul.append(...p.children.map(item));
+      li.append(ul);
+    }
+    return li;
+  };
+  $('parts').replaceChildren(...m.roots.map(item));
+  $('parts-title').hidden = false;
+}
+
+function markPart(id: string, received: boolean): void {
+  const label = document.querySelector<HTMLElement>(`#parts label[data-part="${id}"]`);
+  if (label) label.className = received ? '' : 'pending';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+let stream: ModelStream | undefined;
+
+async function openStream(model: ModelInfo): Promise<void> {
+  stream?.stop();
+  await view.ready;
+  openModel = model.id;
+  renderModels();
+  view.clear();
+  manifest = undefined;
+  $('parts').replaceChildren();
+  message(null);
+  const t0 = performance.now();
+  let bytes = 0;
+  let triangles = 0;
+  let firstMs: number | undefined;
+  let total: ManifestMessage | undefined;
+  const hud = $('hud');
+  const show = (): void => {
+    hud.hidden = false;
+    const parts = s.have.size;
+    hud.textContent = [
+      `${model.name} · ${s.node ?? ''}`,
+      total ? `${parts}/${total.order.length} parts · ${triangles.toLocaleString()} triangles · ${formatBytes(bytes)}` : '',
+      firstMs !== undefined ? `first geometry ${Math.round(firstMs)} ms` : '',
+      body.dataset.fullMs ? `full model ${body.dataset.fullMs} ms` : '',
+    ]
+      .filter(Boolean)
+      .join(' · ');
+    body.dataset.parts = String(parts);
+  };
+  for (const k of ['parts', 'node', 'firstGeometryMs', 'fullMs']) delete body.dataset[k];
+  const s: ModelStream = new ModelStream(model.id, {
+    manifest(m) {
+      body.dataset.node = m.node;
+      if (!manifest) {
+        manifest = m.manifest;
+        total = m;
+        renderTree(m.manifest);
+        view.fit(m.manifest);
+      }
+      show();
+    },
+    frame(header, data) {
+      triangles += view.addFrame(header, data);
+      bytes += data.length;
+      if (firstMs === undefined) {
+        firstMs = performance.now() - t0;
+        body.dataset.firstGeometryMs = String(Math.round(firstMs));
+      }
+      if (header.chunk + 1 === header.chunks) markPart(header.part, true);
+      show();
+    },
+    discard(parts) {
+      for (const p of parts) {
+        view.dropPart(p);
+        markPart(p, false);
+      }
+    },
+    complete() {
+      body.dataset.fullMs = String(Math.round(performance.now() - t0));
+      show();
+    },
+    state(state, detail) {
+      if (stream !== s) return;
+      body.dataset.stream = state;
+      if (state === 'error') message(detail);
+      else if (state === 'resuming') hud.title = detail;
+      show();
+    },
+  });
+  stream = s;
+  body.dataset.stream = 'connecting';
+  await s.start();
+}
+
+// For the browser test and the screenshot: render now and report what the canvas shows.
+Object.assign(window, { cadfleetViewer: { view, renderNow: () => view.renderNow() } });
+
+void start();

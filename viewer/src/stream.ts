@@ -1,0 +1,116 @@
+// The viewer's streaming session (docs/streaming.md): open the stream URL, say hello with the
+// parts already held, process frames as they come and acknowledge them, and resume through the
+// api when the streamer drains, dies or the connection drops.
+import { CLOSE, type CompleteMessage, type FrameHeader, type ManifestMessage, PROTOCOL_VERSION, type ServerMessage, decodeFrame } from '../../app/src/streamer/protocol';
+import { ApiError, api, webSocketUrl } from './api';
+
+export type StreamState = 'connecting' | 'streaming' | 'resuming' | 'complete' | 'error' | 'closed';
+
+export interface StreamHandlers {
+  manifest(message: ManifestMessage): void;
+  /** Must process the frame synchronously; its acknowledgement follows. */
+  frame(header: FrameHeader, body: Uint8Array): void;
+  /** Parts whose frames came only partly before a connection ended: drop what they drew. */
+  discard(parts: string[]): void;
+  complete(message: CompleteMessage): void;
+  state(state: StreamState, detail: string): void;
+}
+
+const MAX_RESUMES = 8;
+
+export class ModelStream {
+  sessionId?: string;
+  node?: string;
+  private ws?: WebSocket;
+  private stopped = false;
+  private resumes = 0;
+  /** Chunks received per part, for the parts not yet whole. */
+  private partial = new Map<string, Set<number>>();
+  readonly have = new Set<string>();
+
+  constructor(
+    readonly modelId: string,
+    private readonly handlers: StreamHandlers,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.ws?.close(1000, 'viewer closed');
+  }
+
+  private async connect(): Promise<void> {
+    let session;
+    try {
+      session = await api.openSession(this.modelId, this.sessionId);
+    } catch (err) {
+      // An expired session starts afresh; the parts already held are still sent as `have`.
+      if (err instanceof ApiError && err.code === 'session_not_found' && this.sessionId) {
+        this.sessionId = undefined;
+        return this.connect();
+      }
+      if (err instanceof ApiError && (err.status === 503 || err.status === 0) && this.resumes < MAX_RESUMES) return this.retry(`${err.message}`);
+      this.handlers.state('error', err instanceof Error ? err.message : String(err));
+      return;
+    }
+    if (this.stopped) return;
+    this.sessionId = session.sessionId;
+    this.node = session.node;
+    this.handlers.state(this.resumes ? 'resuming' : 'connecting', `session ${session.sessionId.slice(0, 8)} on ${session.node}`);
+    const ws = new WebSocket(webSocketUrl(session.streamUrl));
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    let processed = 0;
+    let refusal: { code: string; message: string; resume: boolean } | undefined;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, have: [...this.have] }));
+    ws.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
+      if (typeof event.data === 'string') {
+        const message = JSON.parse(event.data) as ServerMessage;
+        if (message.type === 'manifest') {
+          this.handlers.manifest(message);
+          this.handlers.state('streaming', `${message.sending.length} parts from ${message.node}`);
+        } else if (message.type === 'complete') {
+          this.handlers.complete(message);
+        } else if (message.type === 'error') {
+          refusal = message;
+        }
+        return;
+      }
+      const { header, body } = decodeFrame(new Uint8Array(event.data));
+      this.handlers.frame(header, body);
+      const got = this.partial.get(header.part) ?? new Set<number>();
+      got.add(header.chunk);
+      if (got.size === header.chunks) {
+        this.partial.delete(header.part);
+        this.have.add(header.part);
+      } else this.partial.set(header.part, got);
+      processed++;
+      ws.send(JSON.stringify({ type: 'ack', frames: processed }));
+    };
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      if (this.partial.size) {
+        this.handlers.discard([...this.partial.keys()]);
+        this.partial.clear();
+      }
+      if (this.stopped) return this.handlers.state('closed', 'closed');
+      if (event.code === CLOSE.complete) return this.handlers.state('complete', 'complete');
+      const why = refusal ? `${refusal.code}: ${refusal.message}` : `connection closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`;
+      const resumable = refusal ? refusal.resume : event.code !== CLOSE.protocol && event.code !== CLOSE.failed;
+      if (event.code === CLOSE.sessionGone) this.sessionId = undefined;
+      if (resumable || event.code === CLOSE.sessionGone) return void this.retry(why);
+      this.handlers.state('error', why);
+    };
+  }
+
+  private async retry(why: string): Promise<void> {
+    if (this.stopped) return;
+    if (++this.resumes > MAX_RESUMES) return this.handlers.state('error', `gave up after ${MAX_RESUMES} attempts: ${why}`);
+    this.handlers.state('resuming', `${why}; resuming`);
+    await new Promise((r) => setTimeout(r, Math.min(4000, 250 * 2 ** (this.resumes - 1))));
+    await this.connect();
+  }
+}
