@@ -1,11 +1,13 @@
 import { benchConvert } from './convert';
 import { benchPipeline } from './pipeline';
+import { benchStream } from './stream';
 import { table, writeReport, type Section } from './report';
 
 /** Sub-benchmarks by name: `npm run bench -- convert`. Each runs against baselines measured in the same run. */
 const BENCHMARKS: Record<string, () => Promise<Section>> = {
   convert: benchConvert,
   pipeline: benchPipeline,
+  stream: benchStream,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
