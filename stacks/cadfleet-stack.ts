@@ -1,22 +1,26 @@
 // One AWS environment of cadfleet: network, load balancer, api/worker/streamer fleets,
-// Redis, PostgreSQL and buckets, with the outputs of DESIGN.md's deployment-outputs contract.
-import { Fn, LocalBackend, Op, S3Backend, TerraformOutput, TerraformStack, Token, ref } from 'cdktf';
+// Redis, PostgreSQL and buckets, with the outputs of DESIGN.md's deployment-outputs contract;
+// log groups and alarms; and the role GitHub Actions deploys it with.
+import { Fn, LocalBackend, Op, S3Backend, TerraformOutput, TerraformStack, Token, ref, type TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { DataAwsAmi } from '@cdktf/provider-aws/lib/data-aws-ami';
 import { DataAwsAvailabilityZones } from '@cdktf/provider-aws/lib/data-aws-availability-zones';
 import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { Eip } from '@cdktf/provider-aws/lib/eip';
+import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter';
 import { stackName, type StackConfig } from './config';
 import { APP_ROLES, HOST_ROLES, PORTS, SSH_USER, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, type AppRole, type HostRole } from './contract';
-import { METRICS, METRICS_NAMESPACE } from './metrics';
+import { deployStatements } from './deploy-policy';
+import { METRICS, METRICS_NAMESPACE, logGroupName, type LogGroupKind } from './metrics';
 import {
   associateAddress,
   bucketRead,
   bucketReadWrite,
   cacheConnect,
   lifecycleActions,
+  logsWrite,
   parametersRead,
   putMetrics,
   secretRead,
@@ -29,8 +33,10 @@ import { CadfleetVariables } from './variables';
 import { AppFleet, type AppFleetProps } from './constructs/app-fleet';
 import { Cache } from './constructs/cache';
 import { DATABASE_NAME, DATABASE_USER, Database } from './constructs/database';
+import { GithubDeployRole } from './constructs/github-deploy-role';
 import { HostRole as HostIamRole } from './constructs/host-role';
 import { LoadBalancer } from './constructs/load-balancer';
+import { MetricAlarms } from './constructs/metric-alarms';
 import { Network } from './constructs/network';
 import { PrivateBucket } from './constructs/private-bucket';
 import { SecurityGroups } from './constructs/security-groups';
@@ -60,7 +66,7 @@ export class CadfleetStack extends TerraformStack {
       new LocalBackend(this, { path: config.state.path });
     }
 
-    const vars = new CadfleetVariables(this, 'variables', { environment: env, production: config.production });
+    const vars = new CadfleetVariables(this, 'variables', { environment: env, production: config.production, remoteState: config.state.kind === 's3' });
     this.variables = vars;
     const region = vars.region.stringValue;
 
@@ -177,11 +183,22 @@ export class CadfleetStack extends TerraformStack {
         .join('\n'),
     });
 
-    // What every host may do: read the releases and its settings, publish cadfleet metrics.
+    // Where the CloudWatch agent on every host ships journald logs and the metric records
+    // (embedded metric format) it makes from the app's /metrics. Made here, with their
+    // retention, so hosts only write streams.
+    const logGroups = Object.fromEntries(
+      (['journal', 'metrics'] as const).map((kind) => [
+        kind,
+        new CloudwatchLogGroup(this, `${kind}-logs`, { name: logGroupName(kind, env), retentionInDays: vars.logRetentionDays.numberValue }),
+      ]),
+    ) as Record<LogGroupKind, CloudwatchLogGroup>;
+
+    // What every host may do: read the releases and its settings, publish cadfleet metrics, ship logs.
     const common: Statement[] = [
       ...bucketRead('Releases', releases.arn, 'releases/'),
       parametersRead('Settings', [settings.arn]),
       putMetrics(),
+      logsWrite(Object.values(logGroups).map((g) => g.arn)),
     ];
     const cacheAccess = cacheConnect(cache.replicationGroup.arn, cache.appUser.arn);
     const appStatements: Record<AppRole, Statement[]> = {
@@ -246,7 +263,7 @@ export class CadfleetStack extends TerraformStack {
     const scaling: Record<AppRole, AppFleetProps['scaling']> = {
       api: { kind: 'cpu', targetPercent: 60 },
       worker: { kind: 'per-host', metric: METRICS.queueDepth, targetPerHost: CadfleetVariables.numberField(vars.workerFleet, 'jobs_per_worker') },
-      streamer: { kind: 'per-host', metric: METRICS.activeSessions, targetPerHost: CadfleetVariables.numberField(vars.streamerFleet, 'sessions_per_streamer') },
+      streamer: { kind: 'host-average', metric: METRICS.activeSessions, target: CadfleetVariables.numberField(vars.streamerFleet, 'sessions_per_streamer') },
     };
     const fleets = {} as Record<AppRole, AppFleet>;
     for (const role of APP_ROLES) {
@@ -265,6 +282,74 @@ export class CadfleetStack extends TerraformStack {
       });
       if (DRAIN_SECONDS[role] !== undefined) roles[role].addPolicy('drain', [lifecycleActions(fleets[role].group.arn)]);
     }
+
+    // Alarms on the metrics the fleets scale on, with thresholds from the variables.
+    const field = (variable: TerraformVariable, name: string): number => CadfleetVariables.numberField(variable, name);
+    const alarm = (name: string): number => field(vars.alarms, name);
+    const streamerCapacity = Op.mul(field(vars.streamerFleet, 'max_size'), field(vars.streamerFleet, 'sessions_per_streamer'));
+    new MetricAlarms(this, 'alarms', {
+      name,
+      environment: env,
+      notificationEmail: vars.alarmEmail.stringValue,
+      alarms: [
+        {
+          metric: METRICS.queueDepth,
+          suffix: 'high',
+          statistic: 'Maximum',
+          threshold: Token.asNumber(Fn.coalesce([alarm('queue_depth'), Op.mul(field(vars.workerFleet, 'max_size'), field(vars.workerFleet, 'jobs_per_worker'))])),
+          evaluationPeriods: alarm('queue_depth_minutes'),
+          description: `${env}: more jobs queued than the largest worker fleet is sized for, for too long. Are workers at max_size, failing, or not taking jobs?`,
+        },
+        {
+          metric: METRICS.oldestJobAgeSeconds,
+          suffix: 'high',
+          statistic: 'Maximum',
+          threshold: alarm('oldest_job_age_seconds'),
+          evaluationPeriods: 5,
+          description: `${env}: a conversion job has waited too long: the queue is stuck (no worker takes jobs) or far behind.`,
+        },
+        {
+          metric: METRICS.http5xx,
+          suffix: 'high',
+          statistic: 'Sum',
+          threshold: alarm('http_5xx_per_5_minutes'),
+          periodSeconds: 300,
+          evaluationPeriods: 1,
+          treatMissingData: 'notBreaching',
+          description: `${env}: the api or the streamers answered with many 5xx errors; read the journal log group.`,
+        },
+        {
+          metric: METRICS.activeSessions,
+          suffix: 'near-capacity',
+          statistic: 'Average',
+          perHostOfGroup: fleets.streamer.group.name,
+          threshold: Token.asNumber(Op.div(Op.mul(streamerCapacity, alarm('sessions_capacity_percent')), 100)),
+          evaluationPeriods: 5,
+          description: `${env}: open sessions are near what the largest streamer fleet holds (max_size x sessions_per_streamer); raise streamer_fleet.max_size.`,
+        },
+      ],
+    });
+
+    // The role GitHub Actions deploys this environment with (when github_repository is set).
+    const deployRoleName = `${name}-deploy`;
+    const deploy = new GithubDeployRole(this, 'github-deploy', {
+      name: deployRoleName,
+      enabled: CadfleetVariables.isSet(vars.githubRepository),
+      repository: vars.githubRepository.stringValue,
+      deployEnvironment: vars.githubDeployEnvironment.stringValue,
+      existingProviderArn: vars.githubOidcProviderArn.stringValue,
+      policies: deployStatements({
+        environment: env,
+        partition,
+        region,
+        account,
+        state: config.state.kind === 's3' ? { bucket: config.state.bucket, key: config.state.key } : undefined,
+        releasesBucketArn: releases.arn,
+        settingsParameterArn: settings.arn,
+        hostRoleNames: HOST_ROLES.map((role) => `${name}-${role}`),
+        deployRoleName,
+      }),
+    });
 
     // Deployment outputs (DESIGN.md): the document `cadfleet outputs` builds on. No secrets:
     // the database secret's ARN names where the password is, it is not the password.
@@ -310,5 +395,7 @@ export class CadfleetStack extends TerraformStack {
     output('ssh_user', SSH_USER, 'Login user on every host.');
     output('bastion', { host: lbIp.publicIp, user: SSH_USER }, 'SSH jump host (the load balancer): private hosts accept SSH only from it.');
     output('config_parameter', configName, 'SSM parameter with the app settings hosts read at boot.');
+    output('log_groups', { journal: logGroups.journal.name, metrics: logGroups.metrics.name }, "CloudWatch Logs groups: the cadfleet units' journald logs, and the metric records the CloudWatch agent makes from /metrics.");
+    output('deploy_role_arn', deploy.roleArn, 'Role the GitHub deploy workflow assumes through OIDC (role-to-assume); null without github_repository.');
   }
 }

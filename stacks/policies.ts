@@ -14,6 +14,8 @@ export interface Condition {
 export interface Statement {
   /** Unique within a policy; says what the statement is for. */
   readonly sid: string;
+  /** @default "Allow" */
+  readonly effect?: 'Allow' | 'Deny';
   readonly actions: string[];
   readonly resources: string[];
   readonly conditions?: Condition[];
@@ -27,6 +29,8 @@ const RESOURCELESS_ACTIONS = new Set([
   'ssmmessages:CreateDataChannel',
   'ssmmessages:OpenControlChannel',
   'ssmmessages:OpenDataChannel',
+  'ssm:GetCommandInvocation',
+  'ssm:ListCommandInvocations',
 ]);
 
 /** Object actions on a bucket the app reads and writes. */
@@ -91,6 +95,19 @@ export function cacheConnect(replicationGroupArn: string, userArn: string): Stat
   return { sid: 'CacheConnect', actions: ['elasticache:Connect'], resources: [replicationGroupArn, userArn] };
 }
 
+/**
+ * Ship logs into named CloudWatch Logs groups (the stack creates them, with their retention,
+ * so hosts need neither logs:CreateLogGroup nor logs:PutRetentionPolicy).
+ */
+export function logsWrite(logGroupArns: string[]): Statement {
+  return {
+    sid: 'ShipLogs',
+    actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+    // The group itself (CreateLogStream, DescribeLogStreams) and its streams (PutLogEvents).
+    resources: logGroupArns.flatMap((arn) => [arn, `${arn}:log-stream:*`]),
+  };
+}
+
 /** Finish the termination lifecycle hook of the host's own group after draining. */
 export function lifecycleActions(autoScalingGroupArn: string): Statement {
   return {
@@ -116,17 +133,36 @@ export function associateAddress(elasticIpArn: string, hostArnPatterns: string[]
   ];
 }
 
+/** `service:Describe*`: reads of metadata only, which AWS mostly cannot scope to resources. */
+export const DESCRIBE_WILDCARD = /^[a-z0-9-]+:Describe\*$/;
+
+export interface ValidateOptions {
+  /**
+   * Also accept `service:Describe*` on `*`, for a role that runs `terraform plan` (every
+   * resource type refreshes through its own Describe calls). Never `Get*` or `List*`, which
+   * include reads of data (s3:GetObject, secretsmanager:GetSecretValue, s3:ListBucket).
+   * @default false
+   */
+  readonly allowDescribeWildcards?: boolean;
+}
+
 /** Refuses wildcard actions, duplicate sids, and `*` resources for actions that can be scoped. */
-export function validateStatements(statements: readonly Statement[]): void {
+export function validateStatements(statements: readonly Statement[], options: ValidateOptions = {}): void {
   const sids = new Set<string>();
   statements.forEach((s, i) => {
     must(/^[A-Za-z0-9]+$/.test(s.sid) && !sids.has(s.sid), `statements[${i}].sid`, 'be unique and alphanumeric', s.sid);
     sids.add(s.sid);
     must(s.actions.length > 0 && s.resources.length > 0, `statements[${i}]`, 'name at least one action and one resource', s.sid);
-    for (const action of s.actions) {
-      must(/^[a-z0-9-]+:[A-Za-z0-9]+$/.test(action), `statements[${i}].actions`, 'name single actions (no wildcards)', action);
+    // A Deny only narrows: it may name verbs (`iam:Put*`) and broad resources, never `*` alone.
+    if (s.effect === 'Deny') {
+      for (const action of s.actions) must(/^[a-z0-9-]+:[A-Za-z0-9]+\*?$/.test(action), `statements[${i}].actions`, 'name actions or verbs of one service', action);
+      return;
     }
-    const scoped = s.actions.filter((a) => !RESOURCELESS_ACTIONS.has(a));
+    for (const action of s.actions) {
+      const describe = options.allowDescribeWildcards === true && DESCRIBE_WILDCARD.test(action);
+      must(describe || /^[a-z0-9-]+:[A-Za-z0-9]+$/.test(action), `statements[${i}].actions`, 'name single actions (no wildcards)', action);
+    }
+    const scoped = s.actions.filter((a) => !RESOURCELESS_ACTIONS.has(a) && !DESCRIBE_WILDCARD.test(a));
     if (scoped.length > 0) {
       for (const resource of s.resources) {
         if (isToken(resource)) continue;

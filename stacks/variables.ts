@@ -4,6 +4,10 @@
 import { TerraformVariable, Token, ref } from 'cdktf';
 import { isNotEmpty } from './tf';
 import { Construct } from 'constructs';
+import { GITHUB_ENVIRONMENT_PATTERN, GITHUB_OIDC_PROVIDER_ARN_PATTERN, GITHUB_REPOSITORY_PATTERN } from './constructs/github-deploy-role';
+
+/** Retention periods CloudWatch Logs accepts, in days. */
+export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 /**
  * x86_64 instance families the fleet may use. The release bundle is linux-x64 (it carries
@@ -68,6 +72,8 @@ export interface CadfleetVariablesProps {
   readonly environment: string;
   /** Default of `deletion_protection`. @default false */
   readonly production?: boolean;
+  /** The state is in S3 (shared): a GitHub deploy role needs it, since a runner keeps nothing. @default false */
+  readonly remoteState?: boolean;
 }
 
 /** All input variables of an environment's stack, with typed accessors. */
@@ -92,6 +98,12 @@ export class CadfleetVariables extends Construct {
   readonly releasesBucketName: TerraformVariable;
   readonly converterLicenseParameter: TerraformVariable;
   readonly deletionProtection: TerraformVariable;
+  readonly githubRepository: TerraformVariable;
+  readonly githubDeployEnvironment: TerraformVariable;
+  readonly githubOidcProviderArn: TerraformVariable;
+  readonly alarms: TerraformVariable;
+  readonly alarmEmail: TerraformVariable;
+  readonly logRetentionDays: TerraformVariable;
 
   constructor(scope: Construct, id: string, props: CadfleetVariablesProps) {
     super(scope, id);
@@ -277,6 +289,94 @@ export class CadfleetVariables extends Construct {
       type: 'bool',
       default: props.production ?? false,
       description: 'Protect the database (deletion protection, final snapshot) and keep non-empty buckets on destroy. Default: true for environments named prod*.',
+    });
+    this.githubRepository = variable('github_repository', {
+      type: 'string',
+      default: '',
+      description:
+        'GitHub repository ("owner/repo", as GitHub spells it) whose deploy workflow may assume this environment\'s deploy role through GitHub OIDC. Empty: no deploy role.',
+      rules: [
+        {
+          condition: `var.github_repository == "" || can(regex("${GITHUB_REPOSITORY_PATTERN.replaceAll('\\', '\\\\')}", var.github_repository))`,
+          message: 'github_repository must be empty or "owner/repo" (a GitHub repository, no wildcards), got "${var.github_repository}".',
+        },
+        ...(props.remoteState
+          ? []
+          : [
+              {
+                condition: 'var.github_repository == ""',
+                message: 'github_repository must be empty while the state is local: a GitHub runner keeps no state (synthesize with CADFLEET_STATE_BUCKET), got "${var.github_repository}".',
+              },
+            ]),
+        {
+          condition: 'var.github_repository == "" || var.ssm_access',
+          message: 'github_repository needs ssm_access = true: the deploy workflow reaches hosts through Session Manager, got "${var.github_repository}" with ssm_access = false.',
+        },
+      ],
+    });
+    this.githubDeployEnvironment = variable('github_deploy_environment', {
+      type: 'string',
+      default: props.environment,
+      description: `GitHub environment of the deploy job (its protection rules decide who may deploy). The role trusts exactly the subject repo:<github_repository>:environment:<this>. Default: "${props.environment}".`,
+      rules: [
+        {
+          condition: `can(regex("${GITHUB_ENVIRONMENT_PATTERN}", var.github_deploy_environment))`,
+          message: 'github_deploy_environment must be a GitHub environment name of letters, digits, ".", "_" or "-" (no wildcards), got "${var.github_deploy_environment}".',
+        },
+      ],
+    });
+    this.githubOidcProviderArn = variable('github_oidc_provider_arn', {
+      type: 'string',
+      default: '',
+      description:
+        'ARN of the account\'s existing IAM OIDC provider for token.actions.githubusercontent.com (an account has one per URL; a second environment reuses it). Empty: this stack creates it.',
+      rules: [
+        {
+          condition: `var.github_oidc_provider_arn == "" || can(regex("${GITHUB_OIDC_PROVIDER_ARN_PATTERN.replaceAll('\\', '\\\\')}", var.github_oidc_provider_arn))`,
+          message: 'github_oidc_provider_arn must be empty or the ARN of an IAM OIDC provider for token.actions.githubusercontent.com, got "${var.github_oidc_provider_arn}".',
+        },
+      ],
+    });
+    this.alarms = variable('alarms', {
+      type: 'object({ queue_depth = optional(number), queue_depth_minutes = optional(number, 15), oldest_job_age_seconds = optional(number, 900), http_5xx_per_5_minutes = optional(number, 10), sessions_capacity_percent = optional(number, 80) })',
+      default: {},
+      description:
+        'Alarm thresholds: queued jobs (default: worker_fleet.max_size x jobs_per_worker, the backlog the largest worker fleet is sized for) for queue_depth_minutes; the oldest waiting job\'s age; 5xx responses per 5 minutes; open sessions as a percentage of the largest streamer fleet\'s capacity.',
+      rules: [
+        { condition: 'var.alarms.queue_depth == null || try(var.alarms.queue_depth >= 1, false)', message: 'alarms.queue_depth must be null (derived from worker_fleet) or at least 1, got ${jsonencode(var.alarms.queue_depth)}.' },
+        {
+          condition: 'var.alarms.queue_depth_minutes >= 1 && var.alarms.queue_depth_minutes <= 1440 && floor(var.alarms.queue_depth_minutes) == var.alarms.queue_depth_minutes',
+          message: 'alarms.queue_depth_minutes must be a whole number from 1 to 1440, got ${var.alarms.queue_depth_minutes}.',
+        },
+        { condition: 'var.alarms.oldest_job_age_seconds >= 60', message: 'alarms.oldest_job_age_seconds must be at least 60, got ${var.alarms.oldest_job_age_seconds}.' },
+        { condition: 'var.alarms.http_5xx_per_5_minutes >= 1', message: 'alarms.http_5xx_per_5_minutes must be at least 1, got ${var.alarms.http_5xx_per_5_minutes}.' },
+        {
+          condition: 'var.alarms.sessions_capacity_percent >= 1 && var.alarms.sessions_capacity_percent <= 100',
+          message: 'alarms.sessions_capacity_percent must be from 1 to 100, got ${var.alarms.sessions_capacity_percent}.',
+        },
+      ],
+    });
+    this.alarmEmail = variable('alarm_email', {
+      type: 'string',
+      default: '',
+      description: 'E-mail address that alarms and recoveries are sent to, through an SNS topic (the address must confirm the subscription). Empty: no topic; alarms show in the console only.',
+      rules: [
+        {
+          condition: 'var.alarm_email == "" || can(regex("^[^@ ]+@[^@ ]+[.][^@ ]+$", var.alarm_email))',
+          message: 'alarm_email must be empty or an e-mail address, got "${var.alarm_email}".',
+        },
+      ],
+    });
+    this.logRetentionDays = variable('log_retention_days', {
+      type: 'number',
+      default: 30,
+      description: 'Days CloudWatch Logs keeps the hosts\' journald logs and metric records.',
+      rules: [
+        {
+          condition: `contains([${LOG_RETENTION_DAYS.join(', ')}], var.log_retention_days)`,
+          message: `log_retention_days must be one of ${LOG_RETENTION_DAYS.join(', ')}, got \${var.log_retention_days}.`,
+        },
+      ],
     });
   }
 

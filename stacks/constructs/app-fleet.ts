@@ -1,6 +1,7 @@
-// An auto scaling group of one app role in the private subnets. It scales either on CPU
-// or on a cadfleet metric divided by the hosts in service (queued jobs per worker, sessions
-// per streamer), and can hold terminating hosts so they drain before they go.
+// An auto scaling group of one app role in the private subnets. It scales on CPU, on a
+// fleet-wide cadfleet metric divided by the hosts in service (queued jobs per worker), or on
+// the average of a metric each host publishes for itself (sessions per streamer), and can
+// hold terminating hosts so they drain before they go.
 import { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group';
 import { AutoscalingPolicy } from '@cdktf/provider-aws/lib/autoscaling-policy';
@@ -23,11 +24,19 @@ export interface PerHostScaling {
   readonly targetPerHost: number;
 }
 
+/** Scale so that the average of a cadfleet metric that each host publishes for itself stays near a target. */
+export interface HostAverageScaling {
+  readonly kind: 'host-average';
+  readonly metric: MetricName;
+  /** Average value per host the group aims at. */
+  readonly target: number;
+}
+
 export interface AppFleetProps extends HostLaunchTemplateProps {
   readonly subnetIds: string[];
   readonly minSize: number;
   readonly maxSize: number;
-  readonly scaling: CpuScaling | PerHostScaling;
+  readonly scaling: CpuScaling | PerHostScaling | HostAverageScaling;
   /**
    * Hold a terminating host this long (a lifecycle hook) so it can finish its work; the host
    * ends the wait itself when it has drained. @default no hook
@@ -94,6 +103,29 @@ export class AppFleet extends Construct {
         targetTrackingConfiguration: {
           predefinedMetricSpecification: { predefinedMetricType: 'ASGAverageCPUUtilization' },
           targetValue: scaling.targetPercent ?? 60,
+        },
+      });
+    } else if (scaling.kind === 'host-average') {
+      new AutoscalingPolicy(this, 'scaling', {
+        name: `${props.name}-${scaling.metric}-per-host`,
+        autoscalingGroupName: this.group.name,
+        policyType: 'TargetTrackingScaling',
+        targetTrackingConfiguration: {
+          targetValue: scaling.target,
+          customizedMetricSpecification: {
+            metrics: [
+              {
+                id: 'perhost',
+                label: `${scaling.metric} per host`,
+                returnData: true,
+                metricStat: {
+                  // Every host publishes its own value under the same dimension: their average.
+                  stat: 'Average',
+                  metric: { namespace: METRICS_NAMESPACE, metricName: scaling.metric, dimensions: [{ name: METRICS_DIMENSION, value: props.environment }] },
+                },
+              },
+            ],
+          },
         },
       });
     } else {

@@ -2,13 +2,12 @@
 // from validated statements (stacks/policies.ts) and no managed policies, so everything a
 // host may do is written in this repository.
 import { Construct } from 'constructs';
-import { DataAwsIamPolicyDocument, type DataAwsIamPolicyDocumentStatement } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
+import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
 import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
-import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
-import { countIf, only } from '../tf';
-import { validateStatements, type Statement } from '../policies';
+import type { Statement } from '../policies';
 import { must } from '../validate';
+import { addInlinePolicy } from './inline-policy';
 
 export interface HostRoleProps {
   /** Role and instance profile name, e.g. `cadfleet-staging-api`. */
@@ -16,14 +15,6 @@ export interface HostRoleProps {
   /** What the hosts may do. */
   readonly statements: Statement[];
 }
-
-const toDocument = (s: Statement): DataAwsIamPolicyDocumentStatement => ({
-  sid: s.sid,
-  effect: 'Allow',
-  actions: s.actions,
-  resources: s.resources,
-  condition: s.conditions?.map((c) => ({ test: c.test, variable: c.variable, values: c.values })),
-});
 
 export class HostRole extends Construct {
   readonly role: IamRole;
@@ -48,14 +39,6 @@ export class HostRole extends Construct {
    * it is true, for permissions that depend on a variable.
    */
   addPolicy(id: string, statements: Statement[], enabled?: boolean): void {
-    validateStatements(statements);
-    const count = enabled === undefined ? undefined : countIf(enabled);
-    const document = new DataAwsIamPolicyDocument(this, `${id}-document`, { count, statement: statements.map(toDocument) });
-    new IamRolePolicy(this, `${id}-policy`, {
-      count,
-      name: `${this.name}-${id}`,
-      role: this.role.id,
-      policy: count === undefined ? document.json : only(document, 'json'),
-    });
+    addInlinePolicy(this, id, { name: `${this.name}-${id}`, role: this.role.id, statements, enabled });
   }
 }

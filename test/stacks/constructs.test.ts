@@ -5,11 +5,14 @@ import { Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { loadStackConfig } from '../../stacks/config';
+import { deployStatements } from '../../stacks/deploy-policy';
 import { bucketRead, putMetrics, sessionManager, validateStatements } from '../../stacks/policies';
 import { AppFleet, type AppFleetProps } from '../../stacks/constructs/app-fleet';
 import { Cache } from '../../stacks/constructs/cache';
 import { Database } from '../../stacks/constructs/database';
+import { GithubDeployRole, type GithubDeployRoleProps } from '../../stacks/constructs/github-deploy-role';
 import { HostLaunchTemplate } from '../../stacks/constructs/host-launch-template';
+import { MetricAlarms, type MetricAlarmsProps } from '../../stacks/constructs/metric-alarms';
 import { Network } from '../../stacks/constructs/network';
 import { PrivateBucket } from '../../stacks/constructs/private-bucket';
 import type { Json } from './helpers/plan';
@@ -68,6 +71,15 @@ describe('validateStatements (instance role policies)', () => {
   it('refuses wildcard actions and duplicate statement ids', () => {
     expect(() => validateStatements([{ sid: 'All', actions: ['s3:*'], resources: ['arn:aws:s3:::b'] }])).toThrow('`statements[0].actions` must name single actions (no wildcards), got "s3:*"');
     expect(() => validateStatements([...bucketRead('A', 'arn:aws:s3:::b'), ...bucketRead('A', 'arn:aws:s3:::c')])).toThrow('`statements[2].sid` must be unique and alphanumeric, got "AList"');
+  });
+
+  it('accepts `service:Describe*` only when asked, and verbs only in a Deny', () => {
+    const describe = { sid: 'Plan', actions: ['ec2:Describe*'], resources: ['*'] };
+    expect(() => validateStatements([describe])).toThrow('`statements[0].actions` must name single actions (no wildcards), got "ec2:Describe*"');
+    expect(() => validateStatements([describe], { allowDescribeWildcards: true })).not.toThrow();
+    expect(() => validateStatements([{ sid: 'Read', actions: ['s3:Get*'], resources: ['*'] }], { allowDescribeWildcards: true })).toThrow('got "s3:Get*"');
+    expect(() => validateStatements([{ sid: 'Never', effect: 'Deny', actions: ['iam:Put*'], resources: ['arn:aws:iam::1:role/x'] }])).not.toThrow();
+    expect(() => validateStatements([{ sid: 'Never', effect: 'Deny', actions: ['*'], resources: ['*'] }])).toThrow('`statements[0].actions` must name actions or verbs of one service, got "*"');
   });
 
   it('accepts `*` only where AWS has no resource-level permissions', () => {
@@ -188,6 +200,20 @@ describe('HostLaunchTemplate and AppFleet', () => {
     expect(metrics[0].metric_stat.metric).toEqual({ namespace: 'Cadfleet', metric_name: 'QueueDepth', dimensions: [{ name: 'Environment', value: 'test' }] });
   });
 
+  it('scales on the average of a metric each host publishes for itself', () => {
+    const synth = parse(Testing.synthScope((scope) => new AppFleet(scope, 'streamer', { ...fleetProps, role: 'streamer', scaling: { kind: 'host-average', metric: 'ActiveSessions', target: 50 } })));
+    const tracking = only(synth, 'aws_autoscaling_policy').target_tracking_configuration;
+    expect(tracking.target_value).toBe(50);
+    expect(tracking.customized_metric_specification.metrics).toEqual([
+      {
+        id: 'perhost',
+        label: 'ActiveSessions per host',
+        return_data: true,
+        metric_stat: { stat: 'Average', metric: { namespace: 'Cadfleet', metric_name: 'ActiveSessions', dimensions: [{ name: 'Environment', value: 'test' }] } },
+      },
+    ]);
+  });
+
   it.each([
     ['minSize 0', { minSize: 0 }, '`minSize` must be a whole number from 1 to 100, got 0'],
     ['role lb', { role: 'lb' as const }, '`role` must be an app role (api, worker, streamer), got "lb"'],
@@ -240,5 +266,103 @@ describe('Cache and Database', () => {
     [(scope: Construct) => new Database(scope, 'd', { name: 'db', subnetIds: ['s1', 's2'], securityGroupIds: [], backupRetentionDays: 0 }), '`backupRetentionDays` must be a whole number from 1 to 35, got 0'],
   ])('refuses bad props (%#)', (build, message) => {
     expect(() => Testing.synthScope(build)).toThrow(message);
+  });
+});
+
+const deployProps = (policies: GithubDeployRoleProps['policies']): GithubDeployRoleProps => ({
+  name: 'cadfleet-test-deploy',
+  repository: 'acme/cadfleet',
+  deployEnvironment: 'test',
+  policies,
+});
+
+describe('GithubDeployRole', () => {
+  const policies = deployStatements({
+    environment: 'test',
+    partition: 'aws',
+    region: 'us-east-1',
+    account: '123456789012',
+    state: { bucket: 'tfstate', key: 'cadfleet/test/terraform.tfstate' },
+    releasesBucketArn: 'arn:aws:s3:::cadfleet-test-releases-1',
+    settingsParameterArn: 'arn:aws:ssm:us-east-1:123456789012:parameter/cadfleet/test/app.env',
+    hostRoleNames: ['cadfleet-test-api'],
+    deployRoleName: 'cadfleet-test-deploy',
+  });
+
+  it('trusts the exact subject of the repository\'s deploy environment, through a provider it creates', () => {
+    const synth = parse(Testing.synthScope((scope) => new GithubDeployRole(scope, 'deploy', deployProps(policies))));
+    expect(only(synth, 'aws_iam_openid_connect_provider')).toMatchObject({ url: 'https://token.actions.githubusercontent.com', client_id_list: ['sts.amazonaws.com'] });
+    const trust = synth.data.aws_iam_policy_document[Object.keys(synth.data.aws_iam_policy_document).find((k) => k.includes('trust'))!];
+    expect(trust.statement[0].condition).toEqual([
+      { test: 'StringEquals', variable: 'token.actions.githubusercontent.com:aud', values: ['sts.amazonaws.com'] },
+      { test: 'StringEquals', variable: 'token.actions.githubusercontent.com:sub', values: ['repo:acme/cadfleet:environment:test'] },
+    ]);
+    expect(Object.values(synth.resource.aws_iam_policy).map((p) => (p as Json).name).sort()).toEqual(['cadfleet-test-deploy-access', 'cadfleet-test-deploy-compute', 'cadfleet-test-deploy-services']);
+  });
+
+  it('reuses an existing provider instead of creating a second one', () => {
+    const arn = 'arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com';
+    const synth = parse(Testing.synthScope((scope) => new GithubDeployRole(scope, 'deploy', { ...deployProps(policies), existingProviderArn: arn })));
+    expect(only(synth, 'aws_iam_openid_connect_provider').count).toBe('${false ? 1 : 0}');
+  });
+
+  it.each([
+    [{ repository: 'acme/*' }, '`repository` must be "owner/repo" (no wildcards), got "acme/*"'],
+    [{ repository: 'acme' }, '`repository` must be "owner/repo" (no wildcards), got "acme"'],
+    [{ deployEnvironment: 'prod*' }, '`deployEnvironment` must be a GitHub environment name (letters, digits, ., _, -), got "prod*"'],
+    [{ existingProviderArn: 'arn:aws:iam::123456789012:oidc-provider/gitlab.com' }, '`existingProviderArn` must be the ARN of an IAM OIDC provider for token.actions.githubusercontent.com'],
+    [{ maxSessionSeconds: 60 }, '`maxSessionSeconds` must be a whole number from 3600 to 43200, got 60'],
+    [{ policies: { access: [{ sid: 'All', actions: ['*:*'], resources: ['*'] }] } }, '`statements[0].actions` must name single actions (no wildcards), got "*:*"'],
+    [{ policies: { access: [{ sid: 'Objects', actions: ['s3:PutObject'], resources: ['*'] }] } }, '`statements[0].resources` must name specific resources for s3:PutObject, got "*"'],
+  ])('refuses %j', (props, message) => {
+    expect(() => Testing.synthScope((scope) => new GithubDeployRole(scope, 'deploy', { ...deployProps(policies), ...props }))).toThrow(message);
+  });
+});
+
+describe('MetricAlarms', () => {
+  const props: MetricAlarmsProps = {
+    name: 'cadfleet-test',
+    environment: 'test',
+    alarms: [{ metric: 'QueueDepth', suffix: 'high', statistic: 'Maximum', threshold: 8, evaluationPeriods: 15, description: 'backlog' }],
+  };
+
+  it('alarms on the cadfleet metric in its namespace and dimension; mails only when an address is given', () => {
+    const quiet = parse(Testing.synthScope((scope) => new MetricAlarms(scope, 'alarms', props)));
+    expect(only(quiet, 'aws_cloudwatch_metric_alarm')).toMatchObject({
+      alarm_name: 'cadfleet-test-QueueDepth-high',
+      namespace: 'Cadfleet',
+      metric_name: 'QueueDepth',
+      dimensions: { Environment: 'test' },
+      threshold: 8,
+      evaluation_periods: 15,
+      treat_missing_data: 'missing',
+    });
+    expect(only(quiet, 'aws_sns_topic').count).toBe('${false ? 1 : 0}');
+    const loud = parse(Testing.synthScope((scope) => new MetricAlarms(scope, 'alarms', { ...props, notificationEmail: 'ops@example.com' })));
+    expect(only(loud, 'aws_sns_topic_subscription')).toMatchObject({ protocol: 'email', endpoint: 'ops@example.com' });
+    expect(only(loud, 'aws_sns_topic').name).toBe('cadfleet-test-alarms');
+  });
+
+  it('alarms on the fleet total of a per-host metric: its average times the hosts in service', () => {
+    const alarm = { metric: 'ActiveSessions', suffix: 'near-capacity', statistic: 'Average' as const, threshold: 160, evaluationPeriods: 5, perHostOfGroup: 'cadfleet-test-streamer', description: 'full' };
+    const synth = parse(Testing.synthScope((scope) => new MetricAlarms(scope, 'alarms', { ...props, alarms: [alarm] })));
+    const planned = only(synth, 'aws_cloudwatch_metric_alarm');
+    expect(planned.metric_name).toBeUndefined();
+    expect(planned.metric_query.map((q: Json) => [q.id, q.expression ?? q.metric.metric_name])).toEqual([
+      ['perhost', 'ActiveSessions'],
+      ['hosts', 'GroupInServiceInstances'],
+      ['fleet', 'perhost * hosts'],
+    ]);
+    expect(planned.metric_query[1].metric.dimensions).toEqual({ AutoScalingGroupName: 'cadfleet-test-streamer' });
+  });
+
+  it.each([
+    [{ metric: 'QueueLength' }, '`alarms[0].metric` must be a cadfleet metric (QueueDepth, OldestJobAgeSeconds, ActiveSessions, Http5xx), got "QueueLength"'],
+    [{ periodSeconds: 45 }, '`alarms[0].periodSeconds` must be 10, 30 or a multiple of 60, got 45'],
+    [{ evaluationPeriods: 0 }, '`alarms[0].evaluationPeriods` must be a whole number from 1 to 1440, got 0'],
+    [{ threshold: -1 }, '`alarms[0].threshold` must be a number of at least 0, got -1'],
+    [{ periodSeconds: 3600, evaluationPeriods: 48 }, '`alarms[0]` must evaluate at most one day (periodSeconds x evaluationPeriods), got 172800'],
+  ])('refuses %j', (alarm, message) => {
+    expect(() => Testing.synthScope((scope) => new MetricAlarms(scope, 'a', { ...props, alarms: [{ ...props.alarms[0]!, ...alarm }] }))).toThrow(message);
   });
 });

@@ -10,13 +10,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
+import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { PORTS, TAG_ENVIRONMENT, TAG_ROLE } from '../../stacks/contract';
-import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE } from '../../stacks/metrics';
+import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
 import {
   type ConfiguredResource,
   type Json,
   type Plan,
   type PolicyStatement,
+  type ResourceChange,
   configured,
   configuredAt,
   expr,
@@ -371,10 +373,22 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       const secretStatements = statements.filter((s) => s.actions.some((a) => a.startsWith('secretsmanager:')));
       expect(secretStatements.length, role).toBe(rules.secrets.length > 0 ? 1 : 0);
     }
-    // Everything a host may do is written here: no managed policy is attached to a role.
-    expect(planned(plan, 'aws_iam_role_policy_attachment')).toEqual([]);
+    // Everything a host may do is written here: no managed policy is attached to a host role
+    // (only the deploy role has policies of its own, defined in this stack too).
+    const instanceRoles = new Set(configured(plan, 'aws_iam_instance_profile').flatMap((p) => referencedResources(expr(p, 'role'))));
+    for (const attachment of configured(plan, 'aws_iam_role_policy_attachment')) {
+      for (const role of referencedResources(expr(attachment, 'role'))) expect(instanceRoles.has(role), attachment.address).toBe(false);
+      expect(referencedResources(expr(attachment, 'policy_arn'))[0], attachment.address).toMatch(/^aws_iam_policy\./);
+    }
     expect(planned(plan, 'aws_iam_policy_attachment')).toEqual([]);
     for (const role of planned(plan, 'aws_iam_role')) expect(role.values.managed_policy_arns ?? []).toEqual([]);
+    // Every host ships logs, only into this environment's two log groups.
+    const logGroups = configured(plan, 'aws_cloudwatch_log_group').map((g) => g.address);
+    for (const { role, statements } of roles) {
+      const logs = statements.filter((s) => s.actions.some((a) => a.startsWith('logs:')));
+      expect(logs.map((s) => s.actions), role).toEqual([['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams']]);
+      expect(logs[0]!.resources.sort(), role).toEqual(logGroups.flatMap((g) => [refTo(g, 'arn'), `${refTo(g, 'arn')}:log-stream:*`]).sort());
+    }
   });
 
   it('scales workers on queued jobs and streamers on sessions per host, with the metric names of stacks/metrics.ts', () => {
@@ -389,10 +403,12 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       metric: expect.objectContaining({ namespace: METRICS_NAMESPACE, metric_name: METRICS.queueDepth, dimensions: [{ name: METRICS_DIMENSION, value: ENV }] }),
       expression: 'fleet / hosts',
     });
-    expect(perHost(`cadfleet-${ENV}-streamer-${METRICS.activeSessions}-per-host`)).toMatchObject({
-      target: 50,
-      metric: expect.objectContaining({ namespace: METRICS_NAMESPACE, metric_name: METRICS.activeSessions }),
-    });
+    // Each streamer publishes its own sessions: the group aims at their average.
+    const streamer = (policies[`cadfleet-${ENV}-streamer-${METRICS.activeSessions}-per-host`]?.target_tracking_configuration as Json[])[0];
+    expect(streamer.target_value).toBe(50);
+    expect(streamer.customized_metric_specification[0].metrics.map((m: Json) => [m.id, m.return_data, m.metric_stat[0].stat, m.metric_stat[0].metric[0]])).toEqual([
+      ['perhost', true, 'Average', expect.objectContaining({ namespace: METRICS_NAMESPACE, metric_name: METRICS.activeSessions, dimensions: [{ name: METRICS_DIMENSION, value: ENV }] })],
+    ]);
     expect(policies[`cadfleet-${ENV}-api-cpu`]).toBeDefined();
     // Workers and streamers drain before they are terminated.
     const hooks = Object.fromEntries(
@@ -403,10 +419,169 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     expect(hooks.api).toEqual([]);
   });
 
+  it('alarms on every cadfleet metric, under the names the scaling policies use, with thresholds from the variables', () => {
+    // An alarm watches a cadfleet metric directly, or (per-host metrics) inside a metric query.
+    const alarms = planned(plan, 'aws_cloudwatch_metric_alarm').map((a): Record<string, Json> => {
+      const values = a.values as Record<string, Json>;
+      const query = ((values.metric_query ?? []) as Json[]).map((q) => q.metric?.[0]).find((m) => m?.namespace === METRICS_NAMESPACE);
+      return { ...values, metric_name: values.metric_name ?? query?.metric_name, namespace: values.namespace ?? query?.namespace, dimensions: values.dimensions ?? query?.dimensions };
+    });
+    expect(alarms.map((a) => a.metric_name).sort()).toEqual(Object.values(METRICS).sort());
+    for (const alarm of alarms) {
+      expect(alarm, String(alarm.alarm_name)).toMatchObject({ namespace: METRICS_NAMESPACE, dimensions: { [METRICS_DIMENSION]: ENV }, comparison_operator: 'GreaterThanOrEqualToThreshold' });
+      expect(String(alarm.alarm_name)).toMatch(new RegExp(`^cadfleet-${ENV}-${String(alarm.metric_name)}-`));
+      // terraform.tfvars.example sets no alarm_email: no topic, no actions.
+      expect(alarm.alarm_actions ?? []).toEqual([]);
+    }
+    // The metrics the fleets scale on are among them, spelled the same.
+    const scalingMetrics = planned(plan, 'aws_autoscaling_policy').flatMap((p) =>
+      ((p.values.target_tracking_configuration as Json[])[0].customized_metric_specification[0]?.metrics ?? [])
+        .filter((m: Json) => m.metric_stat?.[0]?.metric[0]?.namespace === METRICS_NAMESPACE)
+        .map((m: Json) => m.metric_stat[0].metric[0].metric_name),
+    );
+    expect(scalingMetrics.sort()).toEqual([METRICS.activeSessions, METRICS.queueDepth].sort());
+    const byMetric = Object.fromEntries(alarms.map((a) => [a.metric_name, a]));
+    // worker_fleet max_size 4 x jobs_per_worker 2, for 15 minutes; streamers 4 x 50 sessions at 80 %.
+    expect(byMetric[METRICS.queueDepth]).toMatchObject({ threshold: 8, period: 60, evaluation_periods: 15, statistic: 'Maximum' });
+    // Sessions: the average per streamer times the streamers in service, against 80 % of 4 x 50.
+    expect(byMetric[METRICS.activeSessions]).toMatchObject({ threshold: 160 });
+    const sessions = Object.fromEntries((byMetric[METRICS.activeSessions]!.metric_query as Json[]).map((q) => [q.id, q]));
+    expect(Object.fromEntries(Object.values(sessions).map((q: Json) => [q.id, [q.expression || q.metric[0].metric_name, q.metric[0]?.stat ?? null, q.return_data]]))).toEqual({
+      perhost: [METRICS.activeSessions, 'Average', false],
+      hosts: ['GroupInServiceInstances', 'Average', false],
+      fleet: ['perhost * hosts', null, true],
+    });
+    expect(sessions.hosts.metric[0].dimensions).toEqual({ AutoScalingGroupName: `cadfleet-${ENV}-streamer` });
+    expect(byMetric[METRICS.oldestJobAgeSeconds]).toMatchObject({ threshold: 900 });
+    expect(byMetric[METRICS.http5xx]).toMatchObject({ threshold: 10, period: 300, statistic: 'Sum', treat_missing_data: 'notBreaching' });
+    expect(planned(plan, 'aws_sns_topic')).toEqual([]);
+    // The agent's log groups, with their retention.
+    expect(planned(plan, 'aws_cloudwatch_log_group').map((g) => [g.values.name, g.values.retention_in_days]).sort()).toEqual([
+      [logGroupName('journal', ENV), 30],
+      [logGroupName('metrics', ENV), 30],
+    ]);
+  });
+
+  describe('the GitHub Actions deploy role', () => {
+    const deployRole = (): string => {
+      const role = planned(plan, 'aws_iam_role').find((r) => r.values.name === `cadfleet-${ENV}-deploy`);
+      if (!role) throw new Error('no deploy role in the plan');
+      return role.address.replace(/\[0\]$/, '');
+    };
+    const change = (address: string): ResourceChange => {
+      const found = (plan.resource_changes ?? []).find((c) => c.address === address || c.address === `${address}[0]`);
+      if (!found) throw new Error(`no change for ${address}`);
+      return found;
+    };
+    /** The deploy role's managed policies, as configured, by name suffix. */
+    const deployPolicies = (): Record<string, PolicyStatement[]> => {
+      const attached = referring('aws_iam_role_policy_attachment', 'role', deployRole()).flatMap((a) => referencedResources(expr(a, 'policy_arn')));
+      return Object.fromEntries(
+        attached.map((policy) => {
+          const name = String(valuesOf(policy).name).replace(`cadfleet-${ENV}-deploy-`, '');
+          const document = referencedResources(expr(configuredAt(plan, policy), 'policy')).find((a) => a.startsWith('data.'))!;
+          return [name, policyStatements(configuredAt(plan, document))];
+        }),
+      );
+    };
+
+    it("is planned with GitHub's OIDC provider, for the sts.amazonaws.com audience", () => {
+      const providers = planned(plan, 'aws_iam_openid_connect_provider');
+      expect(providers.map((p) => [p.values.url, p.values.client_id_list])).toEqual([[`https://${GITHUB_OIDC_HOST}`, [GITHUB_OIDC_AUDIENCE]]]);
+      expect(valuesOf(deployRole())).toMatchObject({ name: `cadfleet-${ENV}-deploy`, max_session_duration: 7200 });
+      expect(Object.keys(deployPolicies()).sort()).toEqual(['access', 'compute', 'services']);
+      expect((plan.output_changes?.deploy_role_arn as { after_unknown?: unknown }).after_unknown).toBe(true);
+    });
+
+    it("trusts only this repository's deploy environment: StringEquals on the exact subject and the audience", () => {
+      const trust = referencedResources(expr(configuredAt(plan, deployRole()), 'assume_role_policy')).find((a) => a.startsWith('data.'))!;
+      // Known at plan time except the provider's ARN, which the configuration names.
+      const after = change(trust).change.after as Json;
+      expect(after.statement).toHaveLength(1);
+      const statement = after.statement[0];
+      expect(statement).toMatchObject({ effect: 'Allow', actions: ['sts:AssumeRoleWithWebIdentity'], not_actions: null, not_principals: [] });
+      expect(statement.principals.map((p: Json) => p.type)).toEqual(['Federated']);
+      const configuredPrincipal = (configuredAt(plan, trust).expressions.statement as Json[])[0].principals[0].identifiers;
+      expect(referencedResources(configuredPrincipal)).toEqual(expect.arrayContaining([configured(plan, 'aws_iam_openid_connect_provider')[0]!.address]));
+      const conditions = [...statement.condition].sort((a: Json, b: Json) => a.variable.localeCompare(b.variable));
+      expect(conditions).toEqual([
+        { test: 'StringEquals', variable: `${GITHUB_OIDC_HOST}:aud`, values: [GITHUB_OIDC_AUDIENCE] },
+        // terraform.tfvars.example: github_repository = "acme/cadfleet"; the environment defaults to its name.
+        { test: 'StringEquals', variable: `${GITHUB_OIDC_HOST}:sub`, values: [`repo:acme/cadfleet:environment:${ENV}`] },
+      ]);
+      for (const c of conditions) expect(c.values.join(''), c.variable).not.toMatch(/[*?]/);
+    });
+
+    it('has no wildcard action but Describe reads, no `*` resource for a write, and never changes its own access', () => {
+      const policies = deployPolicies();
+      const all = Object.values(policies).flat();
+      for (const s of all) {
+        const where = s.sid;
+        for (const a of s.actions) {
+          expect(a, where).not.toMatch(/^\*|:\*$/);
+          if (s.effect === 'Allow' && a.includes('*')) expect(a, where).toMatch(/^[a-z0-9-]+:Describe\*$/);
+        }
+        if (s.effect === 'Allow' && s.resources.includes('*')) {
+          for (const a of s.actions) expect(a, where).toMatch(/:Describe\*$|^ssm:(GetCommandInvocation|ListCommandInvocations)$/);
+        }
+      }
+      // Objects: the state and its lock file, and releases; nothing else is read or written.
+      const objectResources = all.filter((s) => s.effect === 'Allow' && s.actions.some((a) => /^s3:(Get|Put|Delete)Object$/.test(a))).flatMap((s) => s.resources);
+      expect(objectResources.sort()).toEqual(
+        [
+          `arn:\${data.aws_partition.partition.partition}:s3:::cadfleet-tfstate-example/cadfleet/${ENV}/terraform.tfstate`,
+          `arn:\${data.aws_partition.partition.partition}:s3:::cadfleet-tfstate-example/cadfleet/${ENV}/terraform.tfstate.tflock`,
+          `${refTo(bucketAddress('releases'), 'arn')}/releases/*`,
+        ].sort(),
+      );
+      expect(all.some((s) => s.actions.some((a) => a.startsWith('secretsmanager:Get') || a === 'kms:Decrypt'))).toBe(false);
+      // Sessions and commands only to instances tagged with this environment.
+      const toInstances = all.filter((s) => s.actions.some((a) => a === 'ssm:StartSession' || a === 'ssm:SendCommand') && s.resources.some((r) => r.includes(':instance/')));
+      expect(toInstances).toHaveLength(2);
+      for (const s of toInstances) expect(s.conditions).toContainEqual({ test: 'StringEquals', variable: `ssm:resourceTag/${TAG_ENVIRONMENT}`, values: [ENV] });
+      // IAM writes only on the hosts' roles by exact name; a Deny keeps the role off its own access.
+      const iamWrites = all.filter((s) => s.effect === 'Allow' && s.actions.some((a) => a === 'iam:PutRolePolicy'));
+      expect(iamWrites).toHaveLength(1);
+      expect(iamWrites[0]!.resources.filter((r) => r.includes(':role/')).map((r) => r.split(':role/')[1]).sort()).toEqual(['api', 'lb', 'streamer', 'worker'].map((r) => `cadfleet-${ENV}-${r}`));
+      expect(all.some((s) => s.actions.includes('iam:UpdateAssumeRolePolicy') && s.effect === 'Allow')).toBe(false);
+      const deny = all.filter((s) => s.effect === 'Deny');
+      expect(deny.flatMap((s) => s.resources).map((r) => r.split(':').pop())).toEqual([`role/cadfleet-${ENV}-deploy`, `policy/cadfleet-${ENV}-deploy-*`, `oidc-provider/${GITHUB_OIDC_HOST}`]);
+      expect(deny[0]!.actions).toEqual(expect.arrayContaining(['iam:Put*', 'iam:Attach*', 'iam:Update*']));
+    });
+
+    it("keeps each policy within IAM's 6,144 characters, even with the longest partition, region and bucket names", () => {
+      const longest: Record<string, string> = {
+        'data.aws_partition.partition.partition': 'aws-us-gov',
+        'var.region': 'ap-southeast-4',
+      };
+      const fill = (text: string): string =>
+        text.replace(/\$\{([^}]+)\}/g, (_, e: string) => {
+          if (longest[e]) return longest[e];
+          if (e.endsWith('.owner_id')) return '123456789012';
+          if (e.startsWith('aws_s3_bucket.')) return 'arn:aws-us-gov:s3:::cadfleet-staging-releases-20260801123456789000000001';
+          if (e.startsWith('aws_ssm_parameter.')) return 'arn:aws-us-gov:ssm:ap-southeast-4:123456789012:parameter/cadfleet/staging/app.env';
+          throw new Error(`no stand-in for \${${e}}`);
+        });
+      for (const [name, statements] of Object.entries(deployPolicies())) {
+        const document = {
+          Version: '2012-10-17',
+          Statement: statements.map((s) => ({
+            Sid: s.sid,
+            Effect: s.effect,
+            Action: s.actions,
+            Resource: s.resources.map(fill),
+            Condition: Object.fromEntries(s.conditions.map((c) => [c.test, { [c.variable]: c.values }])),
+          })),
+        };
+        expect(JSON.stringify(document).length, name).toBeLessThan(6144);
+      }
+    });
+  });
+
   it('writes the deployment outputs of DESIGN.md, and no secret among them', () => {
     const outputs = plan.configuration.root_module.outputs ?? {};
     expect(Object.keys(outputs).sort()).toEqual(
-      ['bastion', 'buckets', 'config_parameter', 'environment', 'hosts', 'lb_address', 'lb_public_ip', 'postgres', 'redis', 'region', 'ssh_user'].sort(),
+      ['bastion', 'buckets', 'config_parameter', 'deploy_role_arn', 'environment', 'hosts', 'lb_address', 'lb_public_ip', 'log_groups', 'postgres', 'redis', 'region', 'ssh_user'].sort(),
     );
     for (const [name, output] of Object.entries(outputs)) {
       expect(output.description, name).toBeTruthy();
@@ -423,6 +598,7 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       hosts: { worker: { filters: { [`tag:${TAG_ENVIRONMENT}`]: ENV, [`tag:${TAG_ROLE}`]: 'worker' }, auto_scaling_group: `cadfleet-${ENV}-worker` } },
       redis: { port: 6379, tls: true, auth: 'iam', user: `cadfleet-${ENV}-app` },
       postgres: { port: 5432, database: 'cadfleet', user: 'cadfleet', sslmode: 'verify-full' },
+      log_groups: { journal: logGroupName('journal', ENV), metrics: logGroupName('metrics', ENV) },
     });
     expect(Object.keys((after.postgres ?? {}) as object)).not.toContain('password');
   });
@@ -463,6 +639,8 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
         'releases_bucket_name = "acme-cadfleet-releases"',
         'deletion_protection = true',
         'cache = { replicas = 0 }',
+        'github_repository = ""',
+        'alarm_email = "ops@example.com"',
       ].join('\n'),
     );
     await tf.ok(['plan', '-input=false', '-lock=false', `-var-file=${exampleVars}`, `-var-file=${offlineVars}`, `-var-file=${alternative}`, '-out=alternative.bin']);
@@ -482,6 +660,15 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     const policies = values('aws_iam_role_policy').map((p) => String(p.name).replace(`cadfleet-${ENV}-`, '')).sort();
     expect(policies).toEqual(['api-host', 'lb-host', 'lb-tls-certificate', 'streamer-drain', 'streamer-host', 'worker-converter-license', 'worker-drain', 'worker-host']);
     expect((other.output_changes?.lb_address as { after?: unknown }).after).toBe('cad.example.com');
+    // No repository: no deploy role, no identity provider. An address: alarms mail it.
+    expect(values('aws_iam_openid_connect_provider')).toEqual([]);
+    expect(values('aws_iam_role').map((r) => String(r.name).replace(`cadfleet-${ENV}-`, '')).sort()).toEqual(['api', 'lb', 'streamer', 'worker']);
+    expect(values('aws_iam_policy')).toEqual([]);
+    expect(values('aws_sns_topic').map((t) => t.name)).toEqual([`cadfleet-${ENV}-alarms`]);
+    expect(values('aws_sns_topic_subscription').map((t) => [t.protocol, t.endpoint])).toEqual([['email', 'ops@example.com']]);
+    const alarmActions = configured(other, 'aws_cloudwatch_metric_alarm').map((a) => referencedResources(expr(a, 'alarm_actions')));
+    expect(alarmActions).toHaveLength(4);
+    for (const actions of alarmActions) expect(actions).toEqual([configured(other, 'aws_sns_topic')[0]!.address]);
   });
 
   describe('refuses bad variable values, naming the variable', () => {
@@ -506,6 +693,33 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       ['a cache with 9 replicas', ['-var', 'cache={replicas=9}'], 'cache.replicas must be a whole number from 0 to 5, got 9'],
     ])('%s', async (_case, extra, message) => {
       expect(await badPlan(extra)).toContain(message);
+    });
+
+    // Terraform reports every failed variable of one plan: one run per group of cases.
+    it.concurrent.each([
+      [
+        'a repository with a wildcard, a deploy environment with one, another provider',
+        ['-var', 'github_repository=acme/*', '-var', 'github_deploy_environment=prod*', '-var', 'github_oidc_provider_arn=arn:aws:iam::123456789012:oidc-provider/gitlab.com'],
+        [
+          'github_repository must be empty or "owner/repo" (a GitHub repository, no wildcards), got "acme/*"',
+          'github_deploy_environment must be a GitHub environment name of letters, digits, ".", "_" or "-" (no wildcards), got "prod*"',
+          'github_oidc_provider_arn must be empty or the ARN of an IAM OIDC provider for token.actions.githubusercontent.com, got "arn:aws:iam::123456789012:oidc-provider/gitlab.com"',
+        ],
+      ],
+      [
+        'a subject instead of a repository, without Session Manager; alarms and logs out of range',
+        ['-var', 'github_repository=repo:acme/cadfleet', '-var', 'ssm_access=false', '-var', 'alarms={sessions_capacity_percent=150}', '-var', 'log_retention_days=42', '-var', 'alarm_email=ops'],
+        [
+          'github_repository must be empty or "owner/repo" (a GitHub repository, no wildcards), got "repo:acme/cadfleet"',
+          'github_repository needs ssm_access = true',
+          'alarms.sessions_capacity_percent must be from 1 to 100, got 150',
+          'log_retention_days must be one of 1, 3, 5, 7, 14, 30',
+          'alarm_email must be empty or an e-mail address, got "ops"',
+        ],
+      ],
+    ])('%s', async (_case, extra, messages) => {
+      const stderr = await badPlan(extra);
+      for (const message of messages) expect(stderr).toContain(message);
     });
 
     it('a missing admin_cidrs', async () => {

@@ -31,7 +31,16 @@ export interface ConfiguredResource {
   expressions: Record<string, unknown>;
 }
 
+/** A planned change; data sources read during apply appear here with what is known of them. */
+export interface ResourceChange {
+  address: string;
+  mode: 'managed' | 'data';
+  type: string;
+  change: { actions: string[]; after?: Record<string, unknown> | null; after_unknown?: Record<string, unknown> };
+}
+
 export interface Plan {
+  resource_changes?: ResourceChange[];
   planned_values: { root_module: { resources?: PlannedResource[] }; outputs?: Record<string, { sensitive: boolean; value?: unknown }> };
   output_changes?: Record<string, { after?: unknown; after_unknown?: unknown; after_sensitive?: unknown }>;
   configuration: {
