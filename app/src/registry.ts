@@ -5,6 +5,10 @@
 //   <prefix>:nodes               ZSET   member = node id, score = last heartbeat (ms since epoch)
 //   <prefix>:node:<id>           HASH   the fields of NodeRecord (all strings), PEXPIRE = ttl
 //   <prefix>:nodes:events        PUBSUB JSON NodeEvent on join, drain and leave
+//   <prefix>:lb:streamers        STRING JSON {streamers: {<id>: "<host:port>"}, at}: the streamers
+//                                nginx on the LB routes to now (written by cadfleet-lb-sync
+//                                after each reload, expiring; the api hands out sessions only
+//                                on those, so a new streamer gets none before the LB knows it)
 //
 // A node is live while its hash exists and its ZSET score is newer than now - ttl. Readers
 // may prune ZSET members older than that. Roles add their own hash fields through `extra`;
@@ -21,7 +25,26 @@ export const registryKeys = (prefix: string) => ({
   nodes: `${prefix}:nodes`,
   node: (id: string) => `${prefix}:node:${id}`,
   events: `${prefix}:nodes:events`,
+  routedStreamers: `${prefix}:lb:streamers`,
 });
+
+/** What cadfleet-lb-sync publishes after nginx took its routing: streamer id -> host:port. */
+export interface RoutedStreamers {
+  streamers: Record<string, string>;
+  at: number;
+}
+
+/** The streamers the LB routes to, or undefined when no LB sync has said so recently (no filter then). */
+export async function readRoutedStreamers(redis: Redis, prefix: string): Promise<Map<string, string> | undefined> {
+  const raw = await redis.get(registryKeys(prefix).routedStreamers);
+  if (!raw) return undefined;
+  try {
+    const parsed = JSON.parse(raw) as RoutedStreamers;
+    return new Map(Object.entries(parsed.streamers ?? {}));
+  } catch {
+    return undefined;
+  }
+}
 
 export type NodeState = 'active' | 'draining';
 

@@ -11,6 +11,7 @@ import type { Logger } from './logger';
 import { createModelRepository } from './models';
 import { createConversionQueue } from './queue';
 import { createRedis } from './redis';
+import { readRoutedStreamers } from './registry';
 import { createServices } from './services';
 import { type SessionService, createSessionService } from './streamer/session-service';
 import { createSessionStore } from './streamer/sessions';
@@ -66,6 +67,8 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
   const streaming = config.stream.tokenSecret
     ? createSessionService({
         registry: services.registry,
+        // Behind the LB, only streamers nginx already routes to get sessions.
+        routed: config.stream.urlMode === 'path' ? () => readRoutedStreamers(services.redis, config.redis.prefix) : undefined,
         sessions: createSessionStore(services.redis, config.redis.prefix, config.stream.sessionTtlMs),
         tokenSecret: config.stream.tokenSecret,
         tokenTtlMs: config.stream.tokenTtlMs,

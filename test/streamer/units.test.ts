@@ -67,6 +67,17 @@ describe('choosing a streamer', () => {
     expect(pickStreamer(nodes.filter((n) => n.id !== 's-light' && n.id !== 's-busy'))).toBeUndefined();
   });
 
+  it('picks only streamers the LB routes to, at the address it routes to, when the LB says', () => {
+    const nodes = [node('s-new', { sessions: '0', maxSessions: '9', load: '0' }), node('s-old', { sessions: '5', maxSessions: '9', load: '0.5' })];
+    // s-new joined a moment ago: the LB has not reloaded with it yet.
+    expect(pickStreamer(nodes, Math.random, new Map([['s-old', '10.0.0.5:8090']]))?.id).toBe('s-old');
+    // s-new restarted at another address than the one the LB still routes.
+    expect(pickStreamer(nodes, Math.random, new Map([['s-new', '10.0.0.99:8090']]))).toBeUndefined();
+    expect(pickStreamer(nodes, Math.random, new Map([['s-new', '10.0.0.5:8090'], ['s-old', '10.0.0.5:8090']]))?.id).toBe('s-new');
+    // No word from an LB: every live streamer may be picked.
+    expect(pickStreamer(nodes, Math.random, undefined)?.id).toBe('s-new');
+  });
+
   it('spreads ties', () => {
     const nodes = [node('a', { sessions: '0', maxSessions: '9', load: '0' }), node('b', { sessions: '0', maxSessions: '9', load: '0' })];
     expect(pickStreamer(nodes, () => 0)?.id).toBe('a');

@@ -8,10 +8,11 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 import { createLogger } from '../logger';
 import { createRedis } from '../redis';
-import { createRegistry, registryKeys } from '../registry';
+import { type RoutedStreamers, createRegistry, registryKeys } from '../registry';
 import { parseUpstreamServers, renderRouting } from './render';
 
 const run = promisify(execFile);
+const RELOAD_SETTLE_MS = 300;
 
 const envSchema = z.object({
   CADFLEET_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
   const registry = createRegistry(redis, env.CADFLEET_REDIS_PREFIX);
   const apiFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'api-upstream.conf');
   const mapFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'streamers.map');
+  const routedKey = registryKeys(env.CADFLEET_REDIS_PREFIX).routedStreamers;
   const seeded = fs.existsSync(apiFile) ? parseUpstreamServers(fs.readFileSync(apiFile, 'utf8')) : [];
 
   let running = false;
@@ -75,8 +77,14 @@ async function main(): Promise<void> {
           throw new Error(`nginx refused the new routing: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
         }
         await run('nginx', ['-s', 'reload']);
+        // The signal returns before the new workers accept: give them a moment before the api
+        // starts handing out sessions on a streamer that just joined.
+        await new Promise((r) => setTimeout(r, RELOAD_SETTLE_MS));
         log.info({ reason, api: routing.apiServers, streamers: routing.streamers.map(([id]) => id) }, 'routing updated and nginx reloaded');
       }
+      // Said on every pass (not only on change), expiring: the api trusts it only while we live.
+      const routed: RoutedStreamers = { streamers: Object.fromEntries(routing.streamers), at: Date.now() };
+      await redis.set(routedKey, JSON.stringify(routed), 'PX', Math.max(30_000, env.CADFLEET_LB_SYNC_INTERVAL_MS * 10));
     } catch (err) {
       log.error({ err }, `routing sync failed: ${(err as Error).message}`);
     } finally {

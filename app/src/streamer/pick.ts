@@ -1,5 +1,6 @@
 // Which streamer gets a session: the least-loaded live one that is active (not draining) and
 // below its session limit. Pure, so the choice is tested without a fleet.
+import { hostPort } from '../lb-sync/render';
 import type { NodeRecord } from '../registry';
 
 /** The registry fields a streamer adds to its heartbeat (`extra`). */
@@ -21,9 +22,15 @@ export function streamerLoad(node: NodeRecord): StreamerLoad {
   };
 }
 
-export function pickStreamer(nodes: NodeRecord[], random: () => number = Math.random): NodeRecord | undefined {
+/**
+ * `routed`: the streamers the LB routes to now (id -> host:port, from cadfleet-lb-sync); a node
+ * outside it, or at another address, is not picked: its stream URL would meet a 410 at the LB.
+ * Undefined: no LB says what it routes (single machine, or the sync is down): no filter.
+ */
+export function pickStreamer(nodes: NodeRecord[], random: () => number = Math.random, routed?: ReadonlyMap<string, string>): NodeRecord | undefined {
   const candidates = nodes
     .filter((n) => n.role === 'streamer' && n.state === 'active' && n.address)
+    .filter((n) => !routed || routed.get(n.id) === hostPort(n.address))
     .map((n) => ({ node: n, ...streamerLoad(n) }))
     .filter((c) => c.maxSessions === 0 || c.sessions < c.maxSessions);
   if (candidates.length === 0) return undefined;

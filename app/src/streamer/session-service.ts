@@ -25,6 +25,8 @@ export interface SessionService {
 
 export interface SessionServiceOptions {
   registry: Pick<Registry, 'list'>;
+  /** The streamers the LB routes to (path mode behind the LB); undefined from it: no filter. */
+  routed?: () => Promise<ReadonlyMap<string, string> | undefined>;
   sessions: SessionStore;
   tokenSecret: string;
   tokenTtlMs: number;
@@ -42,7 +44,8 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
         throw new HttpError(409, 'model_not_ready', `the model is ${model.state}${model.state === 'failed' ? '' : '; open a session when its state is ready'}`);
       }
       if (resume !== undefined && !SESSION_ID.test(resume)) throw new HttpError(400, 'invalid_resume', `resume must be a session id, got ${JSON.stringify(resume)}`);
-      const node = pickStreamer(await options.registry.list(options.nodeTtlMs));
+      const [nodes, routed] = await Promise.all([options.registry.list(options.nodeTtlMs), options.routed?.()]);
+      const node = pickStreamer(nodes, Math.random, routed);
       if (!node) {
         throw new HttpError(503, 'no_streamer', `no streaming node can take a session now; try again in ${options.retryAfterSeconds} s`, {
           'retry-after': String(options.retryAfterSeconds),
