@@ -10,6 +10,7 @@ import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppProcess, type Harness, ROOT, SAMPLES, apiClient, startHarness } from '../service/harness';
 import { STREAM_ENV, type StreamerProcess, startStreamer } from '../streamer/streamers';
+import { VIEWER_CSP } from '../../app/src/viewer-static';
 
 // The page's globals, for the functions that run inside it (the tests compile without the DOM library).
 interface PageCanvas {
@@ -133,7 +134,13 @@ describe('viewer', () => {
   it('uploads a STEP assembly, shows its progress, streams it and draws it in colour', async () => {
     const pageErrors: string[] = [];
     page.on('pageerror', (err) => pageErrors.push(err.message));
-    await page.goto(api.url);
+    // The page runs under its Content-Security-Policy: a blocked script, WebAssembly or socket shows here.
+    const cspViolations: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
+    const response = await page.goto(api.url);
+    expect(response?.headers()['content-security-policy']).toBe(VIEWER_CSP);
     await page.locator('#key-form').waitFor();
     await page.fill('#key', key);
     await page.click('#key-form button[type=submit]');
@@ -181,5 +188,6 @@ describe('viewer', () => {
     await page.waitForTimeout(200);
     expect((await readCanvas()).covered).toBeGreaterThan(0.05);
     expect(pageErrors).toEqual([]);
+    expect(cspViolations).toEqual([]);
   });
 });
