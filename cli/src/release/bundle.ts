@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 /**
@@ -120,6 +121,9 @@ async function stage(repoRoot: string, payload: string, nodeBinary: string): Pro
     for (const file of files) copy(path.join(repoRoot, 'node_modules', pkg, file), path.join(payload, 'app/node_modules', pkg, file));
   }
   copy(path.join(repoRoot, 'app/migrations'), path.join(payload, 'app/migrations'));
+  // The viewer's static files: nginx on the LB serves <release>/viewer at `/`.
+  const { buildViewer } = (await import(pathToFileURL(path.join(repoRoot, 'viewer/build.mjs')).href)) as { buildViewer: (o: { outdir: string }) => Promise<void> };
+  await buildViewer({ outdir: path.join(payload, 'viewer') });
   copy(path.join(repoRoot, 'ansible'), path.join(payload, 'ansible'));
   copy(nodeBinary, path.join(payload, 'node/bin/node'));
   fs.chmodSync(path.join(payload, 'node/bin/node'), 0o755);

@@ -19,7 +19,8 @@ const UNITS: Readonly<Record<Role, string[]>> = {
 const READY: Readonly<Record<Role, string>> = {
   api: 'http://127.0.0.1:8080/readyz',
   worker: 'http://127.0.0.1:9464/healthz',
-  streamer: 'http://127.0.0.1:8090/healthz',
+  // /readyz: Redis and S3 reachable, not draining.
+  streamer: 'http://127.0.0.1:8090/readyz',
   lb: 'http://127.0.0.1/healthz',
   data: '',
 };
@@ -43,7 +44,7 @@ export function switchScript(role: Role, version: string): string {
 export interface LocalRunnerOptions {
   deploy: DeployOptions;
   release: Release;
-  /** The LB host: the api gate waits until the LB routes to the host again. */
+  /** How long a host may take to be ready again (api and streamer: until the LB routes to it). */
   readyTimeoutMs: number;
   pointerFile: string;
   log: (line: string) => void;
@@ -98,6 +99,9 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
         if (ready && host.role === 'api' && lb) {
           // Back in service means back in the LB's upstream (the sync service follows the registry).
           ready = (await ssh(env, lb, `grep -q ${shellQuote(`server ${host.address}:8080`)} /etc/nginx/cadfleet/api-upstream.conf`)).code === 0;
+        } else if (ready && host.role === 'streamer' && lb) {
+          // The api hands out sessions on it as soon as it is live: the LB must route to it by then.
+          ready = (await ssh(env, lb, `grep -q ${shellQuote(` ${host.address}:8090;`)} /etc/nginx/cadfleet/streamers.map`)).code === 0;
         }
         if (ready) return { ok: true };
         if (Date.now() > deadline) {
