@@ -29,21 +29,46 @@ function https(lb, ca, method, urlPath, key, extra = []) {
   return { status, body: lines.join('\n') };
 }
 
+/** One streaming session read to its end with the protocol of docs/streaming.md; frames are counted, not drawn. */
+async function streamOnce(url, caPem) {
+  const { default: WebSocket } = await import('ws');
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { ca: caPem, perMessageDeflate: false });
+    let frames = 0;
+    let firstMs = 0;
+    let parts = 0;
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, have: [] })));
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) {
+        const message = JSON.parse(data.toString());
+        if (message.type === 'complete') parts = message.parts;
+        return;
+      }
+      frames++;
+      firstMs ||= Date.now() - t0;
+      ws.send(JSON.stringify({ type: 'ack', frames }));
+    });
+    ws.on('error', () => undefined);
+    ws.on('close', (code, reason) => resolve({ close: code, reason: reason.toString(), frames, parts, firstMs, totalMs: Date.now() - t0 }));
+  });
+}
+
 if (process.getuid?.() !== 0) {
   say('the local fleet needs root (its hosts are containers): run sudo npm run demo');
   process.exit(1);
 }
 if (!fs.existsSync(CLI.replace('bin/cadfleet.js', 'dist/cadfleet.js'))) spawnSync('npm', ['run', 'build'], { stdio: 'inherit' });
 
-say('1/4 bringing up the local fleet (the first time builds its base image, about a minute)');
+say('1/5 bringing up the local fleet (the first time builds its base image, about a minute)');
 cadfleet(['local', 'up']);
-say(`2/4 deploying the release to every host (${elapsed()} so far)`);
+say(`2/5 deploying the release to every host (${elapsed()} so far)`);
 cadfleet(['deploy', '--env', 'local']);
 const outputs = JSON.parse(cadfleet(['outputs', '--env', 'local'], { capture: true }));
 const lb = outputs.lb.address;
 const ca = path.join(STATE, 'pki', 'ca.crt');
 
-say('3/4 getting an API key');
+say('3/5 getting an API key');
 const keyFile = path.join(STATE, 'demo-key');
 let key = fs.existsSync(keyFile) ? fs.readFileSync(keyFile, 'utf8').trim() : '';
 if (!key || https(lb, ca, 'GET', '/api/v1/models', key).status === 401) {
@@ -51,7 +76,7 @@ if (!key || https(lb, ca, 'GET', '/api/v1/models', key).status === 401) {
   fs.writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
 }
 
-say(`4/4 uploading ${path.basename(SAMPLE)} through the load balancer at ${lb}`);
+say(`4/5 uploading ${path.basename(SAMPLE)} through the load balancer at ${lb}`);
 const upload = https(lb, ca, 'POST', '/api/v1/models', key, ['-F', `file=@${SAMPLE}`]);
 if (upload.status !== 201) {
   say(`the upload was refused (${upload.status}): ${upload.body}`);
@@ -68,10 +93,25 @@ if (model.state !== 'ready') {
   say(`the model did not convert: ${model.state} ${model.error ?? ''}; see: cadfleet logs --env local worker`);
   process.exit(1);
 }
-say(`converted on ${model.workerHost}: ${model.stats.parts} parts, ${model.stats.triangles} triangles (${elapsed()} in all)`);
+say(`converted on ${model.workerHost}: ${model.stats.parts} parts, ${model.stats.triangles} triangles (${elapsed()} so far)`);
+
+say('5/5 streaming it through the load balancer, as the viewer does');
+const opened = https(lb, ca, 'POST', `/api/v1/models/${id}/sessions`, key, ['-H', 'content-type: application/json', '-d', '{}']);
+if (opened.status !== 201) {
+  say(`no streaming session (${opened.status}): ${opened.body}; see: cadfleet logs --env local streamer`);
+  process.exit(1);
+}
+const session = JSON.parse(opened.body);
+const streamed = await streamOnce(`wss://${lb}${session.streamUrl}`, fs.readFileSync(ca));
+if (streamed.close !== 1000) {
+  say(`the stream from ${session.node} ended with ${streamed.close} ${streamed.reason}; see: cadfleet logs --env local streamer`);
+  process.exit(1);
+}
+say(`streamed ${streamed.parts} parts in ${streamed.frames} frames from ${session.node}: first geometry after ${streamed.firstMs} ms, the whole model after ${streamed.totalMs} ms (${elapsed()} in all)`);
 
 process.stdout.write(`
 The local fleet is up and serving (npx cadfleet local status; npx cadfleet local down stops it).
+Viewer:       https://${lb}/   (paste the API key below; the model is in its list)
 Status page:  https://${lb}/status   (user: anything, password: the key)
 Model:        https://${lb}/api/v1/models/${id}
 TLS:          the fleet's own CA signed the LB's certificate: curl --cacert ${ca} ...

@@ -10,9 +10,9 @@ export interface CliRun {
 }
 
 /** Runs the real `cadfleet` CLI, as an operator would. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Promise<CliRun> {
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = [], cli = CLI): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const argv = [...prefix, process.execPath, CLI, ...args];
+    const argv = [...prefix, process.execPath, cli, ...args];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';

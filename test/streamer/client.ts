@@ -80,11 +80,13 @@ export interface OpenOptions {
   /** Send no hello (tests of the hello timeout and of refusals that come first). */
   noHello?: boolean;
   onFrame?: (frame: ReceivedFrame, client: StreamClient) => void;
+  /** PEM CA that signed the server's certificate (wss:// through the fleet's LB). */
+  ca?: string | Buffer;
 }
 
 export function openStream(url: string, options: OpenOptions = {}): StreamClient {
   const t0 = performance.now();
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const ws = new WebSocket(url, { perMessageDeflate: false, ...(options.ca ? { ca: options.ca } : {}) });
   ws.binaryType = 'nodebuffer';
   let received = 0;
   let resolveClosed!: (v: { code: number; reason: string }) => void;
