@@ -123,6 +123,8 @@ const serviceSchema = databaseSchema.extend({
   CADFLEET_RETRY_AFTER_SECONDS: int(1).default(5),
   /** Grace for in-flight requests and the running job on SIGTERM. */
   CADFLEET_SHUTDOWN_TIMEOUT_MS: int(0).default(30_000),
+  /** api on SIGTERM: how long to keep serving while waiting for the LB to drop this node (its sync publishes what it routes). */
+  CADFLEET_LB_DEREGISTER_TIMEOUT_MS: int(0).default(15_000),
 
   /** HMAC key of stream tokens, shared by the api and every streamer (at least 32 characters). Unset on the api: sessions answer 503. */
   CADFLEET_STREAM_TOKEN_SECRET: streamSecret.optional(),
@@ -156,6 +158,7 @@ const streamerSchema = serviceSchema
     CADFLEET_NODE_TTL_MS: true,
     CADFLEET_DEPENDENCY_CHECK_MS: true,
     CADFLEET_STREAM_SESSION_TTL_MS: true,
+    CADFLEET_LB_DEREGISTER_TIMEOUT_MS: true,
     AWS_REGION: true,
     CADFLEET_LOG_LEVEL: true,
   })
@@ -226,6 +229,7 @@ export interface Config {
   dependencyCheckMs: number;
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
+  lbDeregisterTimeoutMs: number;
   stream: { tokenSecret?: string; tokenTtlMs: number; sessionTtlMs: number; urlMode: 'path' | 'direct' };
   viewerDir?: string;
 }
@@ -242,6 +246,7 @@ export interface StreamerConfig {
   heartbeatMs: number;
   nodeTtlMs: number;
   dependencyCheckMs: number;
+  lbDeregisterTimeoutMs: number;
   stream: {
     tokenSecret: string;
     sessionTtlMs: number;
@@ -355,6 +360,7 @@ export function loadConfig(env: Env = process.env): Config {
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
     retryAfterSeconds: e.CADFLEET_RETRY_AFTER_SECONDS,
     shutdownTimeoutMs: e.CADFLEET_SHUTDOWN_TIMEOUT_MS,
+    lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
     stream: {
       tokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET,
       tokenTtlMs: e.CADFLEET_STREAM_TOKEN_TTL_MS,
@@ -386,6 +392,7 @@ export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
     heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
     nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
+    lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
     stream: {
       tokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET,
       sessionTtlMs: e.CADFLEET_STREAM_SESSION_TTL_MS,

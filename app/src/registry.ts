@@ -5,10 +5,12 @@
 //   <prefix>:nodes               ZSET   member = node id, score = last heartbeat (ms since epoch)
 //   <prefix>:node:<id>           HASH   the fields of NodeRecord (all strings), PEXPIRE = ttl
 //   <prefix>:nodes:events        PUBSUB JSON NodeEvent on join, drain and leave
-//   <prefix>:lb:streamers        STRING JSON {streamers: {<id>: "<host:port>"}, at}: the streamers
-//                                nginx on the LB routes to now (written by cadfleet-lb-sync
-//                                after each reload, expiring; the api hands out sessions only
-//                                on those, so a new streamer gets none before the LB knows it)
+//   <prefix>:lb:routing          STRING JSON LbRouting {api: ["<host:port>"], streamers: {<id>:
+//                                "<host:port>"}, at}: what nginx on the LB routes to now (written
+//                                by cadfleet-lb-sync after each reload, expiring). The api hands
+//                                out sessions only on routed streamers, so a new streamer gets none
+//                                before the LB knows it; a draining api waits until it is out of
+//                                `api` before it closes, so no request meets a closing socket.
 //
 // A node is live while its hash exists and its ZSET score is newer than now - ttl. Readers
 // may prune ZSET members older than that. Roles add their own hash fields through `extra`;
@@ -25,28 +27,54 @@ export const registryKeys = (prefix: string) => ({
   nodes: `${prefix}:nodes`,
   node: (id: string) => `${prefix}:node:${id}`,
   events: `${prefix}:nodes:events`,
-  routedStreamers: `${prefix}:lb:streamers`,
+  lbRouting: `${prefix}:lb:routing`,
 });
 
-/** What cadfleet-lb-sync publishes after nginx took its routing: streamer id -> host:port. */
-export interface RoutedStreamers {
+/** What cadfleet-lb-sync publishes after nginx took its routing. */
+export interface LbRouting {
+  /** api upstream servers, host:port */
+  api: string[];
+  /** streamer id -> host:port */
   streamers: Record<string, string>;
   at: number;
 }
 
-/** The streamers the LB routes to, or undefined when no LB sync has said so recently (no filter then). */
-export async function readRoutedStreamers(redis: Redis, prefix: string): Promise<Map<string, string> | undefined> {
-  const raw = await redis.get(registryKeys(prefix).routedStreamers);
+/** What the LB routes to, or undefined when no LB sync has said so recently (single machine, or the sync is down). */
+export async function readLbRouting(redis: Pick<Redis, 'get'>, prefix: string): Promise<{ api: Set<string>; streamers: Map<string, string> } | undefined> {
+  const raw = await redis.get(registryKeys(prefix).lbRouting);
   if (!raw) return undefined;
   try {
-    const parsed = JSON.parse(raw) as RoutedStreamers;
-    return new Map(Object.entries(parsed.streamers ?? {}));
+    const parsed = JSON.parse(raw) as LbRouting;
+    return { api: new Set(parsed.api ?? []), streamers: new Map(Object.entries(parsed.streamers ?? {})) };
   } catch {
     return undefined;
   }
 }
 
 export type NodeState = 'active' | 'draining';
+
+/**
+ * Waits until the LB's published routing no longer includes this node (`routed` says whether
+ * it does); returns at once when no LB publishes (single machine), or after `timeoutMs`.
+ */
+export async function waitUntilUnrouted(
+  redis: Pick<Redis, 'get'>,
+  prefix: string,
+  routed: (routing: { api: Set<string>; streamers: Map<string, string> }) => boolean,
+  timeoutMs: number,
+  log: { warn: (obj: object, msg: string) => void },
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const routing = await readLbRouting(redis, prefix).catch(() => undefined);
+    if (!routing || !routed(routing)) return;
+    if (Date.now() > deadline) {
+      log.warn({ timeoutMs }, 'the LB still routes to this node after the deregistration timeout; closing anyway');
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 export interface NodeRecord {
   id: string;

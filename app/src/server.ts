@@ -11,7 +11,8 @@ import type { Logger } from './logger';
 import { createModelRepository } from './models';
 import { createConversionQueue } from './queue';
 import { createRedis } from './redis';
-import { readRoutedStreamers } from './registry';
+import { readLbRouting, waitUntilUnrouted } from './registry';
+import { hostPort } from './lb-sync/render';
 import { createServices } from './services';
 import { type SessionService, createSessionService } from './streamer/session-service';
 import { createSessionStore } from './streamer/sessions';
@@ -68,7 +69,7 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
     ? createSessionService({
         registry: services.registry,
         // Behind the LB, only streamers nginx already routes to get sessions.
-        routed: config.stream.urlMode === 'path' ? () => readRoutedStreamers(services.redis, config.redis.prefix) : undefined,
+        routed: config.stream.urlMode === 'path' ? async () => (await readLbRouting(services.redis, config.redis.prefix))?.streamers : undefined,
         sessions: createSessionStore(services.redis, config.redis.prefix, config.stream.sessionTtlMs),
         tokenSecret: config.stream.tokenSecret,
         tokenTtlMs: config.stream.tokenTtlMs,
@@ -81,16 +82,22 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
   const server = buildServer(ctx, streaming);
   const address = await server.listen({ host: config.http.host, port: config.http.port });
   const port = (server.server.address() as AddressInfo).port;
+  const advertised = config.advertiseUrl ?? `http://${advertisedHost(config.http.host)}:${port}`;
   const registration = services.registry.register(
-    { id: nodeId, role: 'api', version: VERSION, address: config.advertiseUrl ?? `http://${advertisedHost(config.http.host)}:${port}` },
+    { id: nodeId, role: 'api', version: VERSION, address: advertised },
     { intervalMs: config.heartbeatMs, ttlMs: config.nodeTtlMs, onError: (err) => log.debug({ err }, 'heartbeat failed') },
   );
   await registration.beat().catch((err: unknown) => log.warn({ err }, 'first heartbeat failed'));
   log.info({ address, port, node: nodeId, version: VERSION }, 'api listening');
 
   const stop = async (): Promise<void> => {
-    // Draining first: the LB stops sending new requests while in-flight ones finish.
+    // Draining first: the LB drops this node from its upstream. Until it has (a reload), nginx
+    // may still send requests, on new connections or idle kept-alive ones: keep serving them,
+    // or an upload sent on a socket we just closed would come back as a 502 (nginx never
+    // retries a POST that reached a server). Then close: in-flight requests finish.
     await registration.drain().catch(() => undefined);
+    const self = hostPort(advertised);
+    await waitUntilUnrouted(services.redis, config.redis.prefix, (routing) => !!self && routing.api.has(self), config.lbDeregisterTimeoutMs, log);
     await server.close();
     await registration.leave().catch(() => undefined);
     await queue.close().catch(() => undefined);

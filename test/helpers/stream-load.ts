@@ -6,7 +6,8 @@
 // retry the protocol allows. Stops at STOP_FILE or MAX_SECONDS, then writes to OUT_FILE:
 //   sessions  completed sessions (every part arrived)
 //   resumes   resumes that were needed (cut by a drain, a dead node, a full node)
-//   failures  sessions that could not complete, or an HTTP 5xx / connection error on the api
+//   failures  sessions that could not complete, and every HTTP 5xx or connection error (api or
+//             WebSocket upgrade), even when a resume then completed the session
 //   mismatches  resumes whose `sending` was not exactly the parts the client lacked
 // Each failure is described in `errors` (the first 20).
 import fs from 'node:fs';
@@ -90,8 +91,11 @@ async function read(url: string, have: Set<string>): Promise<StreamClient> {
   try {
     await client.opened;
   } catch (err) {
-    // An upgrade refused by HTTP (410: the LB no longer routes to that node): resume elsewhere.
-    client.close = { code: 0, reason: (err as Error).message, at: 0 };
+    // An upgrade refused by HTTP: 410 (the LB no longer routes to that node) is the protocol
+    // telling the client to resume elsewhere; a 5xx or a connection error is a failure.
+    const reason = (err as Error).message;
+    if (!/HTTP 410/.test(reason)) fail(`opening ${url.split('?')[0]}: ${reason}`);
+    client.close = { code: 0, reason, at: 0 };
     return client;
   }
   await client.closed;

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 import { createLogger } from '../logger';
 import { createRedis } from '../redis';
-import { type RoutedStreamers, createRegistry, registryKeys } from '../registry';
+import { type LbRouting, createRegistry, registryKeys } from '../registry';
 import { parseUpstreamServers, renderRouting } from './render';
 
 const run = promisify(execFile);
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const registry = createRegistry(redis, env.CADFLEET_REDIS_PREFIX);
   const apiFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'api-upstream.conf');
   const mapFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'streamers.map');
-  const routedKey = registryKeys(env.CADFLEET_REDIS_PREFIX).routedStreamers;
+  const routedKey = registryKeys(env.CADFLEET_REDIS_PREFIX).lbRouting;
   const seeded = fs.existsSync(apiFile) ? parseUpstreamServers(fs.readFileSync(apiFile, 'utf8')) : [];
 
   let running = false;
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
         log.info({ reason, api: routing.apiServers, streamers: routing.streamers.map(([id]) => id) }, 'routing updated and nginx reloaded');
       }
       // Said on every pass (not only on change), expiring: the api trusts it only while we live.
-      const routed: RoutedStreamers = { streamers: Object.fromEntries(routing.streamers), at: Date.now() };
+      const routed: LbRouting = { api: routing.apiServers, streamers: Object.fromEntries(routing.streamers), at: Date.now() };
       await redis.set(routedKey, JSON.stringify(routed), 'PX', Math.max(30_000, env.CADFLEET_LB_SYNC_INTERVAL_MS * 10));
     } catch (err) {
       log.error({ err }, `routing sync failed: ${(err as Error).message}`);

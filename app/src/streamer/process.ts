@@ -8,7 +8,7 @@ import { createHealth } from '../health';
 import type { Logger } from '../logger';
 import { createMetrics } from '../metrics';
 import { assertNoEviction, createRedis } from '../redis';
-import { createRegistry } from '../registry';
+import { createRegistry, waitUntilUnrouted } from '../registry';
 import { advertisedHost } from '../advertise';
 import { onShutdown } from '../shutdown';
 import { createStorage } from '../storage';
@@ -202,12 +202,15 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
       await registration.drain().catch(() => undefined);
       const result = await streamer.drain(config.stream.drainTimeoutMs);
       log.info(result, 'drained');
-      streamer.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Leave the registry, then keep answering (new connections get 4000 draining) until the LB
+      // has dropped this node: a client sent here meanwhile resumes elsewhere instead of meeting a 502.
       clearTimeout(beatTimer);
       clearInterval(liveTimer);
       await registration.leave().catch(() => undefined);
+      await waitUntilUnrouted(redis, config.redis.prefix, (routing) => routing.streamers.has(nodeId), config.lbDeregisterTimeoutMs, log);
+      streamer.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
       health.stop();
       storage.close();
       await redis.quit().catch(() => redis.disconnect());
@@ -217,5 +220,5 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
 
 export async function runStreamer(config: StreamerConfig, log: Logger): Promise<void> {
   const { stop } = await startStreamer(config, log);
-  onShutdown(log, config.stream.drainTimeoutMs + 5000, stop);
+  onShutdown(log, config.stream.drainTimeoutMs + config.lbDeregisterTimeoutMs + 5000, stop);
 }
