@@ -2,74 +2,12 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sshCommand } from '../../cli/src/local/commands';
-import { parseFleetSpec, planFleet } from '../../cli/src/local/fleet';
+import { VIEWER_CSP } from '../../app/src/viewer-static';
 import { runCli } from '../helpers/cli';
 import { tempDir, validateGlb } from '../helpers/convert';
 import { cax, stlSample } from '../helpers/samples';
-import { VIEWER_CSP } from '../../app/src/viewer-static';
 import { decoderReady, openStream } from '../streamer/client';
-
-// This suite's own fleet: its own name, range and state, so it never touches `cf`, the user's fleet.
-const NAME = 'cft';
-const SUBNET = '10.213.250.0/24';
-const state = tempDir('cadfleet-fleet-');
-// Stall detection shortened, so a job held by a dead worker host moves on within seconds.
-// A streamer's drain is cut short (3 s), so an upgrade under load makes some sessions resume.
-const SERVICE_ENV = JSON.stringify({
-  CADFLEET_JOB_LOCK_MS: '4000',
-  CADFLEET_STALLED_INTERVAL_MS: '2000',
-  CADFLEET_NODE_TTL_MS: '6000',
-  CADFLEET_HEARTBEAT_INTERVAL_MS: '1000',
-  CADFLEET_DRAIN_TIMEOUT_MS: '3000',
-});
-const env = { CADFLEET_LOCAL_FLEET: NAME, CADFLEET_LOCAL_STATE: state, CADFLEET_RELEASES_DIR: path.join(state, 'releases'), CADFLEET_SERVICE_ENV: SERVICE_ENV };
-const fleet = planFleet(parseFleetSpec({ name: NAME, subnet: SUBNET }));
-const root = path.join(state, NAME);
-
-const cli = (...args: string[]) => runCli(args, env);
-
-function ssh(hostName: string, ...remote: string[]): { code: number; out: string } {
-  const host = fleet.hosts.find((h) => h.name === hostName)!;
-  const argv = sshCommand({ user: 'admin', ip: host.ip, keyFile: path.join(root, 'ssh/id_ed25519'), knownHosts: path.join(root, 'ssh/known_hosts') }, remote);
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
-  return { code: r.status ?? 255, out: (r.stdout ?? '').trim() };
-}
-
-async function statusJson(): Promise<Record<string, string>> {
-  const r = await cli('local', 'status', '--json');
-  expect(r.code, r.stderr).toBe(0);
-  const parsed = JSON.parse(r.stdout) as { hosts: Array<{ name: string; state: string }> };
-  return Object.fromEntries(parsed.hosts.map((h) => [h.name, h.state]));
-}
-
-/** HTTPS through the LB, as a client outside the fleet: curl, checking the LB's certificate against the fleet CA. */
-function lb(method: string, urlPath: string, key: string, extra: string[] = []): { status: number; body: string } {
-  const host = fleet.hosts.find((h) => h.role === 'lb')!;
-  const r = spawnSync('curl', ['-sS', '--max-time', '60', '--cacert', path.join(root, 'pki/ca.crt'), '-X', method, '-H', `Authorization: Bearer ${key}`, '-w', '\n%{http_code}', ...extra, `https://${host.ip}${urlPath}`], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  const lines = (r.stdout ?? '').split('\n');
-  return { status: Number(lines.pop()), body: lines.join('\n') };
-}
-
-const e2e = { key: '', modelId: '', version: '' };
-const lbAddress = (): string => fleet.hosts.find((h) => h.role === 'lb')!.ip;
-
-/** Replaces `from` (which must be there: a changed source file should fail loudly, not build an unchanged v2) in a file. */
-function patch(file: string, from: string, to: string): void {
-  const text = fs.readFileSync(file, 'utf8');
-  if (!text.includes(from)) throw new Error(`${file} no longer contains ${JSON.stringify(from)}; update the upgrade test's v2`);
-  fs.writeFileSync(file, text.replace(from, to));
-}
-
-/** A copy of this tree's tracked files (node_modules linked), changed by `change`, then built. */
-function variantTree(dir: string, change: (tree: string) => void): string {
-  execFileSync('sh', ['-c', 'mkdir -p "$1" && git ls-files -z | xargs -0 -I{} cp --parents {} "$1" && ln -s "$PWD/node_modules" "$1/node_modules"', 'copy', dir]);
-  change(dir);
-  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: dir });
-  return dir;
-}
-
-const links = (): string => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+import { NAME, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, patch, root, ssh, state, statusJson, variantTree } from './context';
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('the local fleet tests need root (namespaces, bridges, systemd-nspawn); run them as root, as CI does');
@@ -141,7 +79,7 @@ describe('the local fleet', () => {
       model = JSON.parse(lb('GET', `/api/v1/models/${e2e.modelId}`, e2e.key).body) as typeof model;
     }
     expect(model).toMatchObject({ state: 'ready', stats: { parts: 18 } });
-    expect(['cft-worker-1', 'cft-worker-2']).toContain(model.workerHost);
+    expect([id('worker-1'), id('worker-2')]).toContain(model.workerHost);
 
     const glb = path.join(tempDir(), 'model.glb');
     expect(lb('GET', `/api/v1/models/${e2e.modelId}/files/model.glb`, e2e.key, ['-o', glb]).status).toBe(200);
@@ -151,7 +89,7 @@ describe('the local fleet', () => {
     const opened = lb('POST', `/api/v1/models/${e2e.modelId}/sessions`, e2e.key, ['-H', 'content-type: application/json', '-d', '{}']);
     expect(opened.status, opened.body).toBe(201);
     const session = JSON.parse(opened.body) as { streamUrl: string; node: string };
-    expect(['cft-streamer-1', 'cft-streamer-2']).toContain(session.node);
+    expect([id('streamer-1'), id('streamer-2')]).toContain(session.node);
     await decoderReady;
     const stream = openStream(`wss://${lbAddress()}${session.streamUrl}`, { ca: fs.readFileSync(path.join(root, 'pki/ca.crt')) });
     expect(await stream.closed).toEqual({ code: 1000, reason: 'complete' });
@@ -168,7 +106,7 @@ describe('the local fleet', () => {
     const status = JSON.parse(lb('GET', '/status?format=json', e2e.key).body) as { nodes: Array<{ id: string; role: string; version: string }> };
     const nodes = status.nodes.map((n) => `${n.id}:${n.role}:${n.version}`).sort();
     expect(nodes).toEqual(
-      ['api-1', 'api-2', 'worker-1', 'worker-2', 'streamer-1', 'streamer-2'].map((h) => `cft-${h}:${h.replace(/-\d$/, '')}:${e2e.version}`).sort(),
+      ['api-1', 'api-2', 'worker-1', 'worker-2', 'streamer-1', 'streamer-2'].map((h) => `${id(h)}:${h.replace(/-\d$/, '')}:${e2e.version}`).sort(),
     );
     // /metrics stays on the private network.
     expect(lb('GET', '/metrics', e2e.key).status).toBe(404);
@@ -242,7 +180,7 @@ describe('the local fleet', () => {
     });
     const v3 = await timed('failed upgrade v2 -> v3', () => runCli(['upgrade', '--env', 'local', '--version', `${e2e.version}-v3`], { ...env, CADFLEET_READY_TIMEOUT_MS: '15000' }, [], path.join(v3Tree, 'bin/cadfleet.js')));
     expect(v3.code).toBe(1);
-    expect(v3.stderr).toMatch(/STOPPED: cft-worker-1 failed its readiness check and went back to .*-v2/);
+    expect(v3.stderr).toMatch(new RegExp(`STOPPED: ${id('worker-1')} failed its readiness check and went back to .*-v2`));
     for (const h of await hostsOn()) expect(h, h.host).toMatchObject({ release: v2, ok: true });
 
     const back = await timed('rollback v2 -> v1', () => cli('rollback', '--env', 'local'));
@@ -285,7 +223,7 @@ describe('the local fleet', () => {
     let busy = false;
     for (let i = 0; i < 60 && !busy; i++) {
       const nodes = (JSON.parse(lb('GET', '/status?format=json', e2e.key).body) as { nodes: Array<{ id: string; extra: Record<string, string> }> }).nodes;
-      busy = Number(nodes.find((n) => n.id === 'cft-worker-1')?.extra.activeJobs ?? 0) > 0;
+      busy = Number(nodes.find((n) => n.id === id('worker-1'))?.extra.activeJobs ?? 0) > 0;
       if (!busy) await new Promise((r) => setTimeout(r, 250));
     }
     expect(busy).toBe(true);
@@ -298,7 +236,7 @@ describe('the local fleet', () => {
       await new Promise((r) => setTimeout(r, 1000));
     }
     expect(Object.values(states).map((m) => m.state), JSON.stringify(states)).toEqual(ids.map(() => 'ready'));
-    expect(Object.values(states).some((m) => m.workerHost === 'cft-worker-2')).toBe(true);
+    expect(Object.values(states).some((m) => m.workerHost === id('worker-2'))).toBe(true);
     const up = await cli('local', 'up');
     expect(up.code, up.stderr).toBe(0);
     expect(ssh('worker-1', 'systemctl', 'is-active', 'cadfleet-worker').out).toBe('active');
@@ -310,22 +248,22 @@ describe('the local fleet', () => {
       for (let i = 0; i < seconds * 2 && !check(); i++) await new Promise((r) => setTimeout(r, 500));
       expect(check(), what).toBe(true);
     };
-    expect(routed()).toContain('cft-streamer-1 10.213.250.41:8090;');
+    expect(routed()).toContain(`${id('streamer-1')} ${ipOf('streamer-1')}:8090;`);
     expect((await cli('local', 'down', 'streamer/1')).code).toBe(0);
     expect(await statusJson()).toMatchObject({ 'streamer-1': 'stopped', 'streamer-2': 'running' });
     expect(ssh('streamer-1', 'true').code).not.toBe(0);
-    await until('the LB drops the stopped streamer', () => !routed().includes('cft-streamer-1'));
+    await until('the LB drops the stopped streamer', () => !routed().includes(`${id('streamer-1')} `));
     // Every new session goes to the streamer that is left; a URL naming the stopped one is gone (410), not a 502.
     for (let i = 0; i < 4; i++) {
       const r = lb('POST', `/api/v1/models/${e2e.modelId}/sessions`, e2e.key, ['-H', 'content-type: application/json', '-d', '{}']);
       expect(r.status, r.body).toBe(201);
-      expect((JSON.parse(r.body) as { node: string }).node).toBe('cft-streamer-2');
+      expect((JSON.parse(r.body) as { node: string }).node).toBe(id('streamer-2'));
     }
-    expect(lb('GET', '/stream/cft-streamer-1/00000000-0000-0000-0000-000000000000?token=x', e2e.key).status).toBe(410);
+    expect(lb('GET', `/stream/${id('streamer-1')}/00000000-0000-0000-0000-000000000000?token=x`, e2e.key).status).toBe(410);
 
     expect((await cli('local', 'start', 'streamer-1')).code).toBe(0);
-    expect(ssh('streamer-1', 'hostname').out).toBe('cft-streamer-1');
-    await until('the LB routes to the streamer again', () => routed().includes('cft-streamer-1 10.213.250.41:8090;'));
+    expect(ssh('streamer-1', 'hostname').out).toBe(id('streamer-1'));
+    await until('the LB routes to the streamer again', () => routed().includes(`${id('streamer-1')} ${ipOf('streamer-1')}:8090;`));
   }, 180_000);
 
   it('keeps host data across down and up', async () => {
@@ -350,25 +288,30 @@ describe('the local fleet', () => {
   it('repairs a fleet whose processes died and whose network is half gone', async () => {
     for (const host of fleet.hosts) process.kill(Number(fs.readFileSync(path.join(root, 'hosts', host.name, 'nspawn.pid'), 'utf8')), 'SIGKILL');
     await new Promise((r) => setTimeout(r, 1000));
-    execFileSync('ip', ['netns', 'delete', 'cft-api-1']);
+    execFileSync('ip', ['netns', 'delete', id('api-1')]);
     execFileSync('ip', ['link', 'delete', fleet.hosts.find((h) => h.name === 'worker-2')!.veth]);
     const r = await cli('local', 'up');
     expect(r.code, r.stderr).toBe(0);
     for (const host of fleet.hosts) expect(ssh(host.name, 'hostname').out).toBe(host.hostname);
     // Remade network, same MAC: the others reach the repaired hosts at once, with no stale ARP entry.
-    expect(ssh('api-1', 'ip', '-br', 'link', 'show', 'eth0').out).toContain('02:cf:0a:d5:fa:15');
+    const mac = `02:cf:${ipOf('api-1').split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`;
+    expect(ssh('api-1', 'ip', '-br', 'link', 'show', 'eth0').out).toContain(mac);
   }, 300_000);
 
   it('says which interface holds the range it was asked to use', async () => {
-    execFileSync('ip', ['link', 'add', 'cfxsquat', 'type', 'bridge']);
+    // A /24 beside the suite's own, squatted by a bridge of our making.
+    const [a, b, c] = SUBNET.split('.').map(Number);
+    const range = `${a}.${b}.${c! + 1}`;
+    const squatter = `${NAME}xsquat`;
+    execFileSync('ip', ['link', 'add', squatter, 'type', 'bridge']);
     try {
-      execFileSync('ip', ['addr', 'add', '10.213.251.5/24', 'dev', 'cfxsquat']);
-      const r = await runCli(['local', 'up', '--subnet', '10.213.251.0/24'], { ...env, CADFLEET_LOCAL_FLEET: 'cfx' });
+      execFileSync('ip', ['addr', 'add', `${range}.5/24`, 'dev', squatter]);
+      const r = await runCli(['local', 'up', '--subnet', `${range}.0/24`], { ...env, CADFLEET_LOCAL_FLEET: `${NAME}x` });
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/range 10\.213\.251\.0\/24 is taken by interface cfxsquat \(10\.213\.251\.5\); choose another with --subnet/);
+      expect(r.stderr).toContain(`range ${range}.0/24 is taken by interface ${squatter} (${range}.5); choose another with --subnet`);
     } finally {
-      execFileSync('ip', ['link', 'delete', 'cfxsquat']);
-      fs.rmSync(path.join(state, 'cfx'), { recursive: true, force: true });
+      execFileSync('ip', ['link', 'delete', squatter]);
+      fs.rmSync(path.join(state, `${NAME}x`), { recursive: true, force: true });
     }
   });
 
@@ -381,18 +324,18 @@ describe('the local fleet', () => {
   it('runs ssh, exec and logs against its hosts, and reports a host that is down as down', async () => {
     const one = await cli('ssh', '--env', 'local', 'worker/2', '--', 'hostname');
     expect(one.code, one.stderr).toBe(0);
-    expect(one.stdout.trim()).toBe('cft-worker-2');
+    expect(one.stdout.trim()).toBe(id('worker-2'));
 
     const all = await cli('exec', '--env', 'local', 'api', '--', 'hostname');
     expect(all.code, all.stderr).toBe(0);
-    expect(all.stdout.trim().split('\n').sort()).toEqual(['cft-api-1 | cft-api-1', 'cft-api-2 | cft-api-2']);
+    expect(all.stdout.trim().split('\n').sort()).toEqual([`${id('api-1')} | ${id('api-1')}`, `${id('api-2')} | ${id('api-2')}`]);
 
     // Something in both workers' journals: the SSH logins this test just made.
     expect((await cli('exec', '--env', 'local', 'worker', '--', 'true')).code).toBe(0);
     const logs = await cli('logs', '--env', 'local', 'worker', '--unit', 'ssh.service', '--since', '10 min ago');
     expect(logs.code, logs.stderr).toBe(0);
     const prefixes = new Set(logs.stdout.trim().split('\n').map((l) => l.split(' | ')[0]!.trim()));
-    expect([...prefixes].sort()).toEqual(['cft-worker-1', 'cft-worker-2']);
+    expect([...prefixes].sort()).toEqual([id('worker-1'), id('worker-2')]);
 
     const healthy = await cli('status', '--env', 'local', '--json');
     const report = JSON.parse(healthy.stdout) as { hosts: Array<{ host: string; role: string; ok: boolean; reachable: boolean; release: string }> };
@@ -402,19 +345,19 @@ describe('the local fleet', () => {
     expect((await cli('local', 'down', 'streamer-1')).code).toBe(0);
     const withDown = await cli('status', '--env', 'local', '--json');
     expect(withDown.code).toBe(1);
-    expect((JSON.parse(withDown.stdout) as typeof report).hosts.find((h) => h.host === 'cft-streamer-1')).toMatchObject({ ok: false, reachable: false });
+    expect((JSON.parse(withDown.stdout) as typeof report).hosts.find((h) => h.host === id('streamer-1'))).toMatchObject({ ok: false, reachable: false });
     const partly = await cli('exec', '--env', 'local', 'streamer', '--', 'hostname');
     expect(partly.code).toBe(1);
-    expect(partly.stdout.trim()).toBe('cft-streamer-2 | cft-streamer-2');
-    expect(partly.stderr).toMatch(/cft-streamer-1 \(10\.213\.250\.41\) did not answer: .*is it running\?/);
+    expect(partly.stdout.trim()).toBe(`${id('streamer-2')} | ${id('streamer-2')}`);
+    expect(partly.stderr).toMatch(new RegExp(`${id('streamer-1')} \\(${ipOf('streamer-1').replaceAll('.', '\\.')}\\) did not answer: .*is it running\\?`));
     const down = await cli('ssh', '--env', 'local', 'streamer/1', '--', 'true');
     expect(down.code).toBe(255);
-    expect(down.stderr).toMatch(/cft-streamer-1 \(10\.213\.250\.41\) did not answer SSH/);
+    expect(down.stderr).toMatch(new RegExp(`${id('streamer-1')} \\(${ipOf('streamer-1').replaceAll('.', '\\.')}\\) did not answer SSH`));
     expect((await cli('ssh', '--env', 'staging', 'api', '--', 'true')).stderr).toMatch(/environment "staging" is not known here/);
 
     const deploy = await cli('deploy', '--env', 'local');
     expect(deploy.code).toBe(1);
-    expect(deploy.stderr).toMatch(/FAILED on cft-streamer-1, task ".*\(host unreachable\)": .*Connection refused/);
+    expect(deploy.stderr).toMatch(new RegExp(`FAILED on ${id('streamer-1')}, task ".*\\(host unreachable\\)": .*Connection refused`));
     expect(deploy.stderr).toMatch(/the whole Ansible output is in .*last-site\.log/);
   }, 300_000);
 
@@ -422,7 +365,7 @@ describe('the local fleet', () => {
     const r = await cli('local', 'destroy');
     expect(r.code, r.stderr).toBe(0);
     expect(fs.existsSync(root)).toBe(false);
-    expect(links()).not.toMatch(/cft/);
-    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toMatch(/cft-/);
+    expect(links()).not.toMatch(new RegExp(`\\b${NAME}`));
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toMatch(new RegExp(`\\b${NAME}-`));
   }, 120_000);
 });
