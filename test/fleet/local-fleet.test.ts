@@ -20,6 +20,21 @@ afterAll(async () => {
   fs.rmSync(state, { recursive: true, force: true });
 }, 120_000);
 
+/** `role : task name` of every task that installs Debian packages (ansible.builtin.apt) in the roles. */
+function aptTaskNames(): string[] {
+  const rolesDir = path.resolve('ansible/roles');
+  const names: string[] = [];
+  for (const role of fs.readdirSync(rolesDir)) {
+    const tasksDir = path.join(rolesDir, role, 'tasks');
+    if (!fs.existsSync(tasksDir)) continue;
+    for (const file of fs.readdirSync(tasksDir)) {
+      const text = fs.readFileSync(path.join(tasksDir, file), 'utf8');
+      for (const m of text.matchAll(/^- name: (.+)\n(?: {2}.*\n)*? {2}ansible\.builtin\.apt:/gm)) names.push(`${role} : ${m[1]!.trim()}`);
+    }
+  }
+  return names;
+}
+
 describe('the local fleet', () => {
   it('comes up from nothing: every host boots, answers SSH as itself', async () => {
     const r = await cli('local', 'up', '--subnet', SUBNET, '--json');
@@ -42,6 +57,17 @@ describe('the local fleet', () => {
   it('deploys the data services with TLS, and a second deploy changes nothing', async () => {
     const first = await cli('deploy', '--env', 'local', '--json');
     expect(first.code, first.stderr).toBe(0);
+    // Hosts booted from the base image need no package installation: every apt task of the
+    // first deploy finds its packages there already.
+    const firstLog = fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8');
+    const aptTasks = aptTaskNames().filter((t) => !t.startsWith('cloudwatch_agent'));
+    expect(aptTasks.length).toBeGreaterThanOrEqual(3);
+    for (const task of aptTasks) {
+      const section = firstLog.split(`TASK [${task}]`)[1]?.split('\nTASK [')[0];
+      expect(section, `the deploy ran no "${task}"`).toBeDefined();
+      expect(section, task).toMatch(/^ok: /m);
+      expect(section, task).not.toMatch(/^changed: /m);
+    }
     const again = await cli('deploy', '--env', 'local', '--json');
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, changed: 0 });
