@@ -4,6 +4,7 @@
 import { Fn, LocalBackend, Op, S3Backend, TerraformOutput, TerraformStack, Token, ref, type TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { DataAwsAmi } from '@cdktf/provider-aws/lib/data-aws-ami';
+import { DataAwsSsmParameter } from '@cdktf/provider-aws/lib/data-aws-ssm-parameter';
 import { DataAwsAvailabilityZones } from '@cdktf/provider-aws/lib/data-aws-availability-zones';
 import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { Eip } from '@cdktf/provider-aws/lib/eip';
@@ -11,7 +12,7 @@ import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter';
 import { stackName, type StackConfig } from './config';
-import { APP_ROLES, HOST_ROLES, PORTS, SSH_USER, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, type AppRole, type HostRole } from './contract';
+import { APP_ROLES, HOST_ROLES, PORTS, SSH_USER, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, type AppRole, type HostRole } from './contract';
 import { deployStatements } from './deploy-policy';
 import { METRICS, METRICS_NAMESPACE, logGroupName, type LogGroupKind } from './metrics';
 import {
@@ -83,8 +84,13 @@ export class CadfleetStack extends TerraformStack {
       filter: [{ name: 'opt-in-status', values: ['opt-in-not-required'] }],
     });
     const zones = Token.asList(Fn.coalescelist([vars.availabilityZones.listValue, Fn.flatten(splat(zoneLookup, 'names'))]));
+    // The AMI: ami_id, else the one the image recipe published in SSM, else Debian's newest.
+    const amiFromImage = new DataAwsSsmParameter(this, 'host-image', {
+      count: countIf(Op.and(isEmpty(vars.amiId.stringValue), bool(vars.useHostImage.booleanValue))),
+      name: hostImageParameterName(env),
+    });
     const amiLookup = new DataAwsAmi(this, 'debian', {
-      count: countIf(isEmpty(vars.amiId.stringValue)),
+      count: countIf(Op.and(isEmpty(vars.amiId.stringValue), Op.not(bool(vars.useHostImage.booleanValue)))),
       owners: [DEBIAN_AMI_OWNER],
       mostRecent: true,
       filter: [
@@ -94,7 +100,7 @@ export class CadfleetStack extends TerraformStack {
         { name: 'root-device-type', values: ['ebs'] },
       ],
     });
-    const imageId = Token.asString(Fn.coalesce([vars.amiId.stringValue, only(amiLookup, 'id')]));
+    const imageId = Token.asString(Fn.coalesce([vars.amiId.stringValue, only(amiFromImage, 'insecure_value'), only(amiLookup, 'id')]));
     const rootDeviceName = Token.asString(Fn.coalesce([only(amiLookup, 'root_device_name'), DEFAULT_ROOT_DEVICE]));
 
     const network = new Network(this, 'network', {

@@ -50,3 +50,5 @@ export const SSH_USER = 'admin';
 
 /** SSM parameter with the app's non-secret settings, as env-file lines. */
 export const configParameterName = (environment: string): string => `/cadfleet/${environment}/app.env`;
+/** Where images/aws/cadfleet-host.pkr.hcl publishes the id of the host AMI it built for an environment. */
+export const hostImageParameterName = (environment: string): string => `/cadfleet/${environment}/host-ami`;

@@ -14,7 +14,7 @@
 //   settings (not the TLS key or the converter licence under the same path).
 // Known limit: the role may change the hosts' inline policies (terraform manages them), and
 // hosts run with those rights; a permissions boundary on the host roles would cap that.
-import { TAG_ENVIRONMENT } from './contract';
+import { TAG_ENVIRONMENT, hostImageParameterName } from './contract';
 import type { Condition, Statement } from './policies';
 
 export const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com';
@@ -314,6 +314,8 @@ export function deployStatements(props: DeployPolicyProps): DeployPolicies {
       actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:GetParameters', 'ssm:AddTagsToResource', 'ssm:RemoveTagsFromResource', 'ssm:ListTagsForResource'],
       resources: [props.settingsParameterArn],
     },
+    // The host AMI's id (use_host_image): read at plan time, published by the image build.
+    { sid: 'HostImage', actions: ['ssm:GetParameter'], resources: [arn('ssm', `parameter${hostImageParameterName(env)}`)] },
     {
       sid: 'Alarms',
       actions: ['cloudwatch:PutMetricAlarm', 'cloudwatch:DeleteAlarms', 'cloudwatch:TagResource', 'cloudwatch:UntagResource', 'cloudwatch:ListTagsForResource'],

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
 import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
-import { PORTS, TAG_ENVIRONMENT, TAG_ROLE } from '../../stacks/contract';
+import { PORTS, TAG_ENVIRONMENT, TAG_ROLE, hostImageParameterName } from '../../stacks/contract';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
 import {
   type ConfiguredResource,
@@ -309,6 +309,23 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     expect(JSON.stringify(origins.constant_value ?? '')).not.toContain('"*"');
     expect(expr(rule, 'allowed_methods').constant_value).toEqual(['PUT']);
     expect(referring('aws_s3_bucket_cors_configuration', 'bucket', bucketAddress('releases'))).toEqual([]);
+  });
+
+  it('launches hosts from ami_id, else the host image the recipe published in SSM, else the newest Debian 12', () => {
+    // The lookups are data sources read by AWS; only the one the variables call for exists.
+    const image = synthesized.data.aws_ssm_parameter['host-image'] as Json;
+    expect(image.name).toBe(hostImageParameterName(ENV));
+    expect(image.count).toBe('${((length(var.ami_id) < 1) && var.use_host_image) ? 1 : 0}');
+    expect((synthesized.data.aws_ami.debian as Json).count).toBe('${((length(var.ami_id) < 1) && !var.use_host_image) ? 1 : 0}');
+    const templates = Object.values(synthesized.resource.aws_launch_template as Record<string, Json>);
+    expect(templates).toHaveLength(4);
+    for (const t of templates) {
+      expect(t.image_id).toBe('${coalesce(var.ami_id, one(data.aws_ssm_parameter.host-image[*].insecure_value), one(data.aws_ami.debian[*].id))}');
+    }
+    // The offline plan sets ami_id: both lookups are configured, neither is read.
+    expect(configured(plan, 'aws_ssm_parameter', 'data').map((r) => r.address)).toEqual(['data.aws_ssm_parameter.host-image']);
+    const read = (plan.planned_values.root_module.resources ?? []).filter((r: { mode: string; type: string }) => r.mode === 'data' && ['aws_ssm_parameter', 'aws_ami'].includes(r.type));
+    expect(read).toEqual([]);
   });
 
   it('requires IMDSv2 and encrypted gp3 root volumes in every launch template, and tags hosts for the inventory', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { must, type Runner } from './exec';
 
 export interface BaseImageOptions {
-  /** Folder of the recipe: packages.txt and customize.sh. */
+  /** The repository: images/host-image.yml and the roles it applies are the recipe. */
   recipeDir: string;
   /** Where built images are kept, one folder per recipe hash. */
   cacheDir: string;
@@ -14,19 +14,43 @@ export interface BaseImageOptions {
   log?: (line: string) => void;
 }
 
+/** The image playbook, and the roles it applies: the whole recipe of the host image. */
+export const RECIPE_PLAYBOOK = 'images/host-image.yml';
+const RECIPE_CONFIG = 'images/ansible.cfg';
+const RECIPE_ROLES = ['ansible/roles/common', 'ansible/roles/host_image'];
+
+/**
+ * The image's packages: `host_image_packages` of the host_image role's defaults (one YAML list
+ * item per line). debootstrap installs them; the playbook then finds them there.
+ */
 export function recipePackages(recipeDir: string): string[] {
-  return fs
-    .readFileSync(path.join(recipeDir, 'packages.txt'), 'utf8')
-    .split('\n')
-    .map((line) => line.replace(/#.*/, '').trim())
-    .filter(Boolean);
+  const text = fs.readFileSync(path.join(recipeDir, 'ansible/roles/host_image/defaults/main.yml'), 'utf8');
+  const block = /^host_image_packages:\n((?:\s+-\s+\S+\n|\s*#.*\n)+)/m.exec(text);
+  if (!block) throw new Error('ansible/roles/host_image/defaults/main.yml has no host_image_packages list');
+  return [...block[1]!.matchAll(/^\s+-\s+(\S+)$/gm)].map((m) => m[1]!);
 }
 
-/** The image's identity: a change to the package list or the customize script makes a new image. */
+function recipeFiles(recipeDir: string): string[] {
+  const files = [RECIPE_PLAYBOOK, RECIPE_CONFIG];
+  const walk = (rel: string): void => {
+    for (const entry of fs.readdirSync(path.join(recipeDir, rel), { withFileTypes: true })) {
+      const file = path.join(rel, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else files.push(file);
+    }
+  };
+  for (const role of RECIPE_ROLES) walk(role);
+  return files.sort();
+}
+
+/** The image's identity: a change to the playbook or to a role it applies makes a new image. */
 export function recipeHash(recipeDir: string, suite = 'bookworm'): string {
   const hash = createHash('sha256');
   hash.update(suite);
-  for (const file of ['packages.txt', 'customize.sh']) hash.update(fs.readFileSync(path.join(recipeDir, file)));
+  for (const file of recipeFiles(recipeDir)) {
+    hash.update(`\0${file}\0`);
+    hash.update(fs.readFileSync(path.join(recipeDir, file)));
+  }
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -78,9 +102,12 @@ export async function ensureBaseImage(runner: Runner, options: BaseImageOptions)
     timeoutMs: 20 * 60_000,
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
-  fs.copyFileSync(path.join(options.recipeDir, 'customize.sh'), path.join(building, 'tmp/customize.sh'));
-  await must(runner, ['chroot', building, '/bin/sh', '/tmp/customize.sh'], { timeoutMs: 10 * 60_000 });
-  fs.rmSync(path.join(building, 'tmp/customize.sh'));
+  // The same playbook that builds the AMI, here through Ansible's chroot connection.
+  log('applying images/host-image.yml to the image (Ansible, chroot connection)');
+  await must(runner, ['ansible-playbook', '-i', `${building},`, '-c', 'community.general.chroot', '-e', 'host_image_target=local', path.join(options.recipeDir, RECIPE_PLAYBOOK)], {
+    timeoutMs: 10 * 60_000,
+    env: { ...process.env, ANSIBLE_CONFIG: path.join(options.recipeDir, RECIPE_CONFIG), ANSIBLE_NOCOLOR: '1', DEBIAN_FRONTEND: 'noninteractive' },
+  });
   fs.writeFileSync(path.join(building, '.cadfleet-complete'), `${new Date().toISOString()}\n`);
   fs.rmSync(target, { recursive: true, force: true });
   fs.renameSync(building, target);

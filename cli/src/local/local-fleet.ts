@@ -25,7 +25,7 @@ export function defaultContext(runner: Runner, log: (line: string) => void): Loc
     runner,
     stateDir: process.env.CADFLEET_LOCAL_STATE ?? '/var/lib/cadfleet/local',
     cacheDir: process.env.CADFLEET_IMAGE_CACHE ?? '/var/cache/cadfleet/images',
-    recipeDir: path.join(repo, 'images', 'base'),
+    recipeDir: repo,
     log,
     bootTimeoutMs: Number(process.env.CADFLEET_BOOT_TIMEOUT_MS ?? 90_000),
   };
@@ -33,9 +33,9 @@ export function defaultContext(runner: Runner, log: (line: string) => void): Loc
 
 function findRepoRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'images', 'base', 'packages.txt'))) {
+  while (!fs.existsSync(path.join(dir, 'images', 'host-image.yml'))) {
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find images/base/packages.txt above the CLI');
+    if (parent === dir) throw new Error('cannot find images/host-image.yml above the CLI');
     dir = parent;
   }
   return dir;
