@@ -5,6 +5,10 @@ export interface DependencyStatus {
   ok: boolean;
   latencyMs: number;
   error?: string;
+  /** The check did not answer in time (as opposed to failing outright). */
+  timedOut?: boolean;
+  /** Failed checks in a row, this one included. */
+  failures: number;
   checkedAt: number;
 }
 
@@ -13,7 +17,12 @@ export interface Health {
   check(): Promise<DependencyStatus[]>;
   /** The last results (all ok before the first check). */
   current(): DependencyStatus[];
-  /** Dependencies that failed their last check. */
+  /**
+   * Dependencies the api treats as down (its 503 gate): a check that failed outright (refused,
+   * unknown host, bad credentials), or `slowChecksToDown` checks in a row that did not answer in
+   * time. One slow answer on a loaded host is not an outage; a request that meets a dependency
+   * error gets its 503 anyway.
+   */
   down(): DependencyStatus[];
   /** Checks in the background every `intervalMs`. */
   start(intervalMs: number): void;
@@ -22,9 +31,11 @@ export interface Health {
   onChange?: (status: DependencyStatus) => void;
 }
 
+class CheckTimeout extends Error {}
+
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new CheckTimeout(`${what} did not answer within ${ms} ms`)), ms);
     p.then(
       (v) => {
         clearTimeout(timer);
@@ -37,9 +48,10 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
     );
   });
 
-export function createHealth(checks: Record<string, () => Promise<unknown>>, options: { timeoutMs?: number } = {}): Health {
+export function createHealth(checks: Record<string, () => Promise<unknown>>, options: { timeoutMs?: number; slowChecksToDown?: number } = {}): Health {
   const timeoutMs = options.timeoutMs ?? 2000;
-  let last: DependencyStatus[] = Object.keys(checks).map((name) => ({ name, ok: true, latencyMs: 0, checkedAt: 0 }));
+  const slowChecksToDown = options.slowChecksToDown ?? 2;
+  let last: DependencyStatus[] = Object.keys(checks).map((name) => ({ name, ok: true, latencyMs: 0, failures: 0, checkedAt: 0 }));
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<DependencyStatus[]> | undefined;
 
@@ -51,10 +63,11 @@ export function createHealth(checks: Record<string, () => Promise<unknown>>, opt
           const started = performance.now();
           try {
             await withTimeout(fn(), timeoutMs, name);
-            return { name, ok: true, latencyMs: Math.round(performance.now() - started), checkedAt: Date.now() };
+            return { name, ok: true, latencyMs: Math.round(performance.now() - started), failures: 0, checkedAt: Date.now() };
           } catch (err) {
             const message = (err as Error).message || (err as Error).name || String(err);
-            return { name, ok: false, latencyMs: Math.round(performance.now() - started), error: message, checkedAt: Date.now() };
+            const failures = (last.find((s) => s.name === name)?.failures ?? 0) + 1;
+            return { name, ok: false, latencyMs: Math.round(performance.now() - started), error: message, timedOut: err instanceof CheckTimeout, failures, checkedAt: Date.now() };
           }
         }),
       )
@@ -72,7 +85,7 @@ export function createHealth(checks: Record<string, () => Promise<unknown>>, opt
       return running;
     },
     current: () => last,
-    down: () => last.filter((s) => !s.ok),
+    down: () => last.filter((s) => !s.ok && (!s.timedOut || s.failures >= slowChecksToDown)),
     start(intervalMs) {
       const loop = (): void => {
         void health.check().finally(() => {

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, loadDatabaseConfig } from '../../app/src/confi
 import { inputFileName } from '../../app/src/conversion-worker';
 import { acceptedFormat, checkUploadName } from '../../app/src/file-names';
 import { HttpError, isDependencyError } from '../../app/src/http-errors';
+import { createHealth } from '../../app/src/health';
 import { parseNodeRecord, registryKeys } from '../../app/src/registry';
 
 const BASE = {
@@ -94,5 +95,33 @@ describe('the node registry format', () => {
     const record = parseNodeRecord({ id: 's-1', role: 'streamer', version: '1.2.3', host: 'h', pid: '42', address: 'http://10.0.0.5:8081', state: 'draining', startedAt: '1000', heartbeatAt: '5000', sessions: '3', load: '0.4' });
     expect(record).toEqual({ id: 's-1', role: 'streamer', version: '1.2.3', host: 'h', pid: 42, address: 'http://10.0.0.5:8081', state: 'draining', startedAt: 1000, heartbeatAt: 5000, extra: { sessions: '3', load: '0.4' } });
     expect(parseNodeRecord({})).toBeUndefined();
+  });
+});
+
+describe('dependency health (the api 503 gate)', () => {
+  it('closes the gate at once on a refused dependency, and on a slow one only after two slow checks in a row', async () => {
+    let mode: 'ok' | 'slow' | 'refused' = 'ok';
+    const health = createHealth(
+      {
+        s3: () =>
+          mode === 'ok' ? Promise.resolve() : mode === 'slow' ? new Promise((r) => setTimeout(r, 200)) : Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
+      },
+      { timeoutMs: 50 },
+    );
+    await health.check();
+    expect(health.down()).toEqual([]);
+    mode = 'slow';
+    await health.check();
+    // One slow answer on a loaded host: reported (readyz), not an outage for the gate.
+    expect(health.current()[0]).toMatchObject({ ok: false, timedOut: true, failures: 1 });
+    expect(health.down()).toEqual([]);
+    await health.check();
+    expect(health.down().map((d) => d.name)).toEqual(['s3']);
+    mode = 'ok';
+    await health.check();
+    expect(health.down()).toEqual([]);
+    mode = 'refused';
+    await health.check();
+    expect(health.down()).toMatchObject([{ name: 's3', failures: 1, timedOut: false }]);
   });
 });
