@@ -1,6 +1,9 @@
+import { benchApi } from './api';
 import { benchConvert } from './convert';
+import { benchOperate } from './operate';
 import { benchPipeline } from './pipeline';
 import { benchStream } from './stream';
+import { benchThroughput } from './throughput';
 import { table, writeReport, type Section } from './report';
 
 /** Sub-benchmarks by name: `npm run bench -- convert`. Each runs against baselines measured in the same run. */
@@ -8,6 +11,10 @@ const BENCHMARKS: Record<string, () => Promise<Section>> = {
   convert: benchConvert,
   pipeline: benchPipeline,
   stream: benchStream,
+  // These run on the local fleet (root): they bring it up and deploy it when needed.
+  api: benchApi,
+  throughput: benchThroughput,
+  operate: benchOperate,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
