@@ -22,7 +22,9 @@ async function stacks(): Promise<{ synth: number[]; plan: number[] }> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-bench-stacks-'));
     try {
       let t0 = performance.now();
-      buildApp({ environment: 'staging', production: false, state: { kind: 'local', path: path.join(dir, 'state') } }, { outdir: path.join(dir, 'cdktf.out') }).app.synth();
+      // S3 state as an environment with a GitHub deploy role needs (the example sets one); the
+      // offline run swaps in a local backend, as test/stacks does.
+      buildApp({ environment: 'staging', production: false, state: { kind: 's3', bucket: 'cadfleet-tfstate-example', key: 'cadfleet/staging/terraform.tfstate', region: 'us-east-1' } }, { outdir: path.join(dir, 'cdktf.out') }).app.synth();
       synth.push((performance.now() - t0) / 1000);
       const stackDir = path.join(dir, 'cdktf.out', 'stacks', 'cadfleet-staging');
       const vars = path.join(dir, 'offline.tfvars');
