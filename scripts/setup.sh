@@ -21,7 +21,8 @@ PACKAGES=(
   ansible-lint
   postgresql-client # tests check the data host's PostgreSQL as the app reaches it
   redis-tools       # ... and its Redis
-  shellcheck        # lints the boot script the stacks render (test/stacks)
+  shellcheck        # lints the boot script the stacks render (test/stacks) and the workflows (test/workflows)
+  zsh               # test/cli runs the zsh completion script
   chromium          # the viewer test (playwright-core drives it headless)
 )
 

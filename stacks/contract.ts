@@ -13,6 +13,12 @@ export type AppRole = (typeof APP_ROLES)[number];
 export const TAG_ENVIRONMENT = 'cadfleet:environment';
 export const TAG_ROLE = 'cadfleet:role';
 
+/**
+ * The Session Manager document that carries SSH (ssh's ProxyCommand in the CLI's AWS inventory):
+ * the deploy role may start sessions with it on this environment's instances.
+ */
+export const SSH_SESSION_DOCUMENT = 'AWS-StartSSHSession';
+
 /** Ports. `/metrics` is served on each role's app port, on the private network only. */
 export const PORTS = {
   ssh: 22,

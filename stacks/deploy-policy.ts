@@ -14,7 +14,7 @@
 //   settings (not the TLS key or the converter licence under the same path).
 // Known limit: the role may change the hosts' inline policies (terraform manages them), and
 // hosts run with those rights; a permissions boundary on the host roles would cap that.
-import { TAG_ENVIRONMENT, hostImageParameterName } from './contract';
+import { SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, hostImageParameterName } from './contract';
 import type { Condition, Statement } from './policies';
 
 export const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com';
@@ -372,7 +372,7 @@ export function deployStatements(props: DeployPolicyProps): DeployPolicies {
       sid: 'SessionDocuments',
       actions: ['ssm:StartSession', 'ssm:SendCommand'],
       resources: [
-        arn('ssm', 'document/AWS-StartSSHSession', { account: '' }),
+        arn('ssm', `document/${SSH_SESSION_DOCUMENT}`, { account: '' }),
         arn('ssm', 'document/SSM-SessionManagerRunShell'),
         arn('ssm', 'document/AWS-RunShellScript', { account: '' }),
       ],

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Argv } from '../local/commands';
 import { ROLES } from '../local/fleet';
 import { outputsSchema, type Outputs } from '../outputs';
-import { HOST_ROLES, TAG_ENVIRONMENT, TAG_ROLE } from '../../../stacks/contract';
+import { TAG_ENVIRONMENT } from '../../../stacks/contract';
 
 /**
  * An AWS environment as the operator tools drive it: the stack is synthesized with cdktf
@@ -66,17 +66,5 @@ export function awsOutputs(tf: StackOutputs): Outputs {
   });
 }
 
-/**
- * An `amazon.aws.aws_ec2` inventory that finds the environment's running hosts by the tags the
- * stack puts on them, one group per role, reached through the LB host as bastion.
- */
-export function awsEc2Inventory(outputs: Outputs, region: string): Record<string, unknown> {
-  return {
-    plugin: 'amazon.aws.aws_ec2',
-    regions: [region],
-    filters: { [`tag:${TAG_ENVIRONMENT}`]: outputs.environment, 'instance-state-name': 'running' },
-    hostnames: ['tag:Name', 'private-ip-address'],
-    compose: { ansible_host: 'private_ip_address' },
-    groups: Object.fromEntries(HOST_ROLES.map((role) => [role, `tags.get('${TAG_ROLE}') == '${role}'`])),
-  };
-}
+// The inventory moved to ./inventory (with its two routes, SSM and bastion); kept importable from here.
+export { awsEc2Inventory } from './inventory';

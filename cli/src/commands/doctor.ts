@@ -52,6 +52,7 @@ export function doctorCommand(): Command {
   return new Command('doctor')
     .description('Check what cadfleet needs on this machine, and say how to fix what is missing. Exit 1 if a required piece is missing.')
     .option('--json', 'JSON')
+    .addHelpText('after', '\nExamples:\n  $ cadfleet doctor\n  $ cadfleet doctor --json | jq \'.[] | select(.ok | not)\'')
     .action((opts: { json?: boolean }) => {
       const checks = runChecks();
       if (opts.json) process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);

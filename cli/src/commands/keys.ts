@@ -47,6 +47,7 @@ export function keysCommand(): Command {
     .requiredOption('--project <project>', 'the project (tenant) the key belongs to')
     .option('--admin', 'an admin key: manages keys, reads /status, sees every project')
     .option('--name <name>', 'a label to recognise the key by')
+    .addHelpText('after', '\nExamples:\n  $ cadfleet keys create --env local --project acme --name ci\n  $ cadfleet keys create --env local --project ops --admin')
     .action(run((o) => ['create', '--project', String(o.project), ...(o.admin ? ['--admin'] : []), ...(o.name ? ['--name', String(o.name)] : [])]));
   keys
     .command('list')
@@ -54,12 +55,14 @@ export function keysCommand(): Command {
     .requiredOption('--env <name>', 'environment')
     .option('--project <project>', 'only this project')
     .option('--json', 'JSON')
+    .addHelpText('after', '\nExamples:\n  $ cadfleet keys list --env local --project acme\n  $ cadfleet keys list --env local --json')
     .action(run((o) => ['list', '--all', ...(o.project ? ['--project', String(o.project)] : []), ...(o.json ? ['--json'] : [])]));
   keys
     .command('revoke')
     .description('Revoke a key by its id (from `keys list`).')
     .requiredOption('--env <name>', 'environment')
     .argument('<id>', 'key id')
+    .addHelpText('after', '\nExample:\n  $ cadfleet keys revoke --env local Xq3v9TkPp2aL   # an id from cadfleet keys list')
     .action(run((_o, rest) => ['revoke', rest[0]!]));
   return keys;
 }

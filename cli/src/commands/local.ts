@@ -43,6 +43,7 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .command('down')
     .description('Stop hosts cleanly; their disks are kept. With a host or role, stop only those.')
     .argument('[hosts...]', 'host names or roles (api, api/2, streamer-1)')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local down\n  $ sudo cadfleet local down worker/2')
     .action((selectors: string[]) =>
       guarded(async () => {
         const ctx = makeContext();
@@ -57,6 +58,7 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .command('start')
     .description('Start stopped hosts of a running fleet.')
     .argument('<hosts...>', 'host names or roles')
+    .addHelpText('after', '\nExample:\n  $ sudo cadfleet local start worker/2')
     .action((selectors: string[]) =>
       guarded(async () => {
         const ctx = makeContext();
@@ -69,6 +71,7 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .command('status')
     .description('Every host with its role, address and state.')
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local status\n  $ sudo cadfleet local status --json | jq -r \'.hosts[] | select(.state != "running") | .hostname\'')
     .action((opts: { json?: boolean }) =>
       guarded(async () => {
         const report = status(makeContext(), localFleetName());
@@ -89,6 +92,7 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .command('destroy')
     .description('Stop the fleet and delete its hosts, keys and network.')
     .option('--image', 'delete the cached base image too')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local destroy\n  $ sudo cadfleet local destroy --image     # the next up builds the base image again')
     .action((opts: { image?: boolean }) =>
       guarded(async () => {
         await destroy(makeContext(), localFleetName(), opts);
@@ -104,6 +108,7 @@ export function outputsCommand(makeContext: () => LocalContext = () => defaultCo
     .description('The deployment outputs of an environment: LB address, hosts by role, endpoints, SSH access. No secrets.')
     .requiredOption('--env <name>', 'environment: local, or an AWS environment')
     .option('--json', 'print JSON (the default)')
+    .addHelpText('after', '\nExample:\n  $ sudo cadfleet outputs --env local | jq .lb')
     .action((opts: { env: string }) =>
       guarded(async () => {
         if (opts.env !== 'local') throw new Error(`outputs of AWS environments come from terraform state; not available yet for ${opts.env}`);

@@ -100,7 +100,9 @@ export function upgradeCommands(): Command[] {
     new Command('rollback')
       .description('Roll the fleet back, with the same rolling, health-checked steps: to --to, or to the release before the last upgrade.')
       .option('--to <version>', 'the release to go back to'),
-  ).action(async (opts: { env: string; to?: string; batch: string; lockWait: string; json?: boolean }) => {
+  )
+    .addHelpText('after', '\nExamples:\n  $ cadfleet rollback --env local               # to the release before the last upgrade\n  $ cadfleet rollback --env local --to 1.3.2')
+    .action(async (opts: { env: string; to?: string; batch: string; lockWait: string; json?: boolean }) => {
     try {
       const root = fleetRoot(opts.env);
       const target = opts.to ?? [...readAudit(auditFile(root))].reverse().find((e) => e.action === 'upgrade' && e.ok && e.previous)?.previous;
@@ -116,6 +118,7 @@ export function upgradeCommands(): Command[] {
     .description('What is installed and current on every host.')
     .requiredOption('--env <name>', 'environment')
     .option('--json', 'JSON')
+    .addHelpText('after', '\nExamples:\n  $ cadfleet releases --env local\n  $ cadfleet releases --env local --json | jq -r \'.[] | "\\(.host) \\(.current)"\'')
     .action(async (opts: { env: string; json?: boolean }) => {
       const env = loadEnvironment(opts.env);
       const rows = await Promise.all(
@@ -132,7 +135,9 @@ export function upgradeCommands(): Command[] {
   const lock = new Command('lock').description("An environment's deploy lock.");
   lock
     .command('status')
+    .description('Who holds the deploy lock, since when and for what; exit 1 while it is held.')
     .requiredOption('--env <name>', 'environment')
+    .addHelpText('after', '\nExample:\n  $ cadfleet lock status --env local')
     .action((opts: { env: string }) => {
       const holder = readLock(lockFile(fleetRoot(opts.env)));
       if (!holder) return void process.stdout.write(`${opts.env} is not locked\n`);
@@ -143,6 +148,7 @@ export function upgradeCommands(): Command[] {
     .command('release')
     .description('Remove a lock left by a run that died (check with lock status first).')
     .requiredOption('--env <name>', 'environment')
+    .addHelpText('after', '\nExample:\n  $ cadfleet lock release --env local')
     .action((opts: { env: string }) => {
       const file = lockFile(fleetRoot(opts.env));
       const holder = readLock(file);
