@@ -1,5 +1,6 @@
 import { benchApi } from './api';
 import { benchConvert } from './convert';
+import { QUICK, requireFleetAccess } from './fleet';
 import { benchOperate } from './operate';
 import { benchPipeline } from './pipeline';
 import { benchStream } from './stream';
@@ -11,11 +12,13 @@ const BENCHMARKS: Record<string, () => Promise<Section>> = {
   convert: benchConvert,
   pipeline: benchPipeline,
   stream: benchStream,
-  // These run on the local fleet (root): they bring it up and deploy it when needed.
+  // These run on the local fleet `cf` (root): they bring it up and deploy it when needed.
   api: benchApi,
   throughput: benchThroughput,
+  // Last: it destroys and rebuilds the fleet.
   operate: benchOperate,
 };
+const FLEET_BENCHMARKS = new Set(['api', 'throughput', 'operate']);
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = asked.filter((name) => !(name in BENCHMARKS));
@@ -23,9 +26,29 @@ if (unknown.length) {
   process.stderr.write(`unknown benchmark: ${unknown.join(', ')}; choose from: ${Object.keys(BENCHMARKS).join(', ')}\n`);
   process.exit(2);
 }
-for (const name of asked.length ? asked : Object.keys(BENCHMARKS)) {
+const chosen = asked.length ? asked : Object.keys(BENCHMARKS);
+// Checked before anything runs, so a long run does not fail at its end.
+if (chosen.some((name) => FLEET_BENCHMARKS.has(name))) {
+  try {
+    requireFleetAccess();
+  } catch (err) {
+    const others = chosen.filter((name) => !FLEET_BENCHMARKS.has(name));
+    process.stderr.write(`bench: ${(err as Error).message}${others.length ? `\n(without root: npm run bench -- ${others.join(' ')})` : ''}\n`);
+    process.exit(1);
+  }
+}
+for (const name of chosen) {
   process.stderr.write(`bench ${name}...\n`);
-  const section = await BENCHMARKS[name]!();
+  let section: Section;
+  try {
+    section = await BENCHMARKS[name]!();
+  } catch (err) {
+    process.stderr.write(`bench ${name} failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (QUICK) section.title += ' — quick run (BENCH_QUICK=1): for checking the benchmark, not for comparison';
   process.stdout.write(`${table(section)}\n\n`);
   writeReport('docs/benchmarks.md', name, section);
 }
+// Keep-alive sockets and timers of the fleet benchmarks must not hold the process open.
+process.exit(0);

@@ -1,77 +1,163 @@
 // throughput benchmark: conversions per minute with one worker host and with two, each worker
-// host held to one CPU by a CFS quota on its cgroup, so the figure measures the fleet's
-// scaling, not the machine's spare cores. A batch of CAx-IF STEP uploads through the LB, timed
-// from the first upload to the last model ready.
+// host held to one CPU by a CFS quota on its cgroup (the machine has few cores; without the
+// quota one worker host would use them all and the figure would measure the machine, not the
+// fleet's scaling). A batch of uploads of the CAx-IF as1-oc-214 assembly through the LB, all
+// at once; the time runs from the first upload accepted to the last model ready, both as
+// PostgreSQL recorded them (createdAt, finishedAt), so client polling adds nothing.
 //
-// Run alone: sudo node --import tsx bench/throughput.ts
-import fs from 'node:fs';
+// One worker host: cadfleet-worker stopped on worker-2 (`cadfleet exec`), started again after.
+// Runs interleave (two, one, two, one, ...); a restarted worker is waited for until its health
+// endpoint answers, which it does once its converter is warm.
+//
+// Run alone: sudo node --import tsx bench/throughput.ts   (BENCH_QUICK=1: 8 uploads, one run each)
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type FleetInfo, cadfleet, ensureFleet, fleetAgents, upload, waitReady } from './fleet';
+import { type Agents, type FleetInfo, type ModelView, cadfleet, cadfleetSync, closeAgents, cores, cpuMeter, hostCpuSeconds, ensureFleet, fleetAgents, limitCpu, onHosts, onInterrupt, param, say, until, upload, waitReady, workerReady } from './fleet';
 import { type Row, type Section, median, spread } from './report';
 
-const BATCH = Number(process.env.BENCH_THROUGHPUT_BATCH ?? 16);
-const RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 2);
-const SAMPLES = ['as1-oc-214.stp', 'dm1-id-214.stp', 'io1-cm-214.stp', 'sg1-c5-214.stp'].map((f) => path.resolve('node_modules/occt-import-js/test/testfiles/cax-if', f));
-const WORKERS = ['worker-1', 'worker-2'];
+const log = say('throughput');
+const SAMPLE = path.resolve('node_modules/occt-import-js/test/testfiles/cax-if/as1-oc-214.stp');
 
-/** The CFS quota file of a host's cpu cgroup (cgroup v1 or v2). */
-function quotaFile(host: string): { file: string; set: (cpus: number | null) => void } {
-  const name = `${process.env.CADFLEET_LOCAL_FLEET ?? 'cf'}-${host}`;
-  const v1 = `/sys/fs/cgroup/cpu/cadfleet/${name}/cpu.cfs_quota_us`;
-  const v2 = `/sys/fs/cgroup/cadfleet/${name}/cpu.max`;
-  if (fs.existsSync(v1)) return { file: v1, set: (cpus) => fs.writeFileSync(v1, cpus === null ? '-1' : String(Math.round(cpus * 100_000))) };
-  if (fs.existsSync(v2)) return { file: v2, set: (cpus) => fs.writeFileSync(v2, cpus === null ? 'max 100000' : `${Math.round(cpus * 100_000)} 100000`) };
-  throw new Error(`no cpu cgroup for ${name} (${v1} or ${v2}); is the fleet up?`);
+interface Batch {
+  perMinute: number;
+  seconds: number;
+  clientSeconds: number;
+  converterSeconds: number;
+  byWorker: Record<string, number>;
+  machineBusy: number;
+  /** CPU seconds per conversion by role (every host of the role together), and this client's. */
+  cpuPerJob: Record<string, number>;
 }
 
-async function batch(fleet: FleetInfo): Promise<number> {
-  const agents = fleetAgents();
-  const t0 = performance.now();
-  const ids: string[] = [];
-  // Fine quality: each conversion is CPU work of about a second, not dominated by the pipeline.
-  for (let i = 0; i < BATCH; i++) ids.push(await upload(fleet, agents, SAMPLES[i % SAMPLES.length]!, 'fine'));
-  await waitReady(fleet, agents, ids);
-  const minutes = (performance.now() - t0) / 60_000;
-  agents.https.destroy();
-  return BATCH / minutes;
+/** Uploads `size` copies at once and waits for all; the span from PostgreSQL's timestamps. */
+async function batch(fleet: FleetInfo, agents: Agents, size: number): Promise<Batch> {
+  const cpuBefore = Object.fromEntries(Object.values(fleet.names).map((h) => [h, hostCpuSeconds(h)]));
+  const client0 = process.cpuUsage();
+  const machine = cpuMeter();
+  let firstAccepted = 0;
+  const ids = await Promise.all(
+    Array.from({ length: size }, () =>
+      upload(fleet, agents, SAMPLE).then((id) => {
+        firstAccepted ||= performance.now();
+        return id;
+      }),
+    ),
+  );
+  const models: ModelView[] = await waitReady(fleet, agents, ids);
+  const clientSeconds = (performance.now() - firstAccepted) / 1000;
+  const first = Math.min(...models.map((m) => Date.parse(m.createdAt)));
+  const last = Math.max(...models.map((m) => Date.parse(m.finishedAt ?? m.createdAt)));
+  const seconds = (last - first) / 1000;
+  const byWorker: Record<string, number> = {};
+  for (const m of models) byWorker[m.workerHost ?? '?'] = (byWorker[m.workerHost ?? '?'] ?? 0) + 1;
+  const machineBusy = machine();
+  const cpuPerJob: Record<string, number> = {};
+  for (const [id, h] of Object.entries(fleet.names)) {
+    const role = id.replace(/-\d+$/, '');
+    cpuPerJob[role] = (cpuPerJob[role] ?? 0) + (hostCpuSeconds(h) - cpuBefore[h]!) / size;
+  }
+  const client = process.cpuUsage(client0);
+  cpuPerJob.client = (client.user + client.system) / 1e6 / size;
+  return { perMinute: (size / seconds) * 60, seconds, clientSeconds, converterSeconds: median(models.map((m) => m.stats?.seconds ?? 0)), byWorker, machineBusy, cpuPerJob };
 }
 
 export async function benchThroughput(): Promise<Section> {
-  const log = (line: string) => process.stderr.write(`bench throughput: ${line}\n`);
-  const fleet = ensureFleet(log);
-  const quotas = WORKERS.map(quotaFile);
-  const rates: Record<'one' | 'two', number[]> = { one: [], two: [] };
+  const size = param('THROUGHPUT_BATCH', 32, 8);
+  const runs = param('THROUGHPUT_RUNS', 3, 1);
+  const cpus = param('THROUGHPUT_CPUS', 1, 1);
+  const fleet = await ensureFleet(log);
+  const workers = ['worker-1', 'worker-2'].map((w) => ({ id: w, hostname: fleet.names[w]!, address: fleet.hosts[w]! }));
+  const second = workers[1]!;
+  const agents = fleetAgents(false);
+  const restore: Array<() => void> = [];
+  const results: Record<'one' | 'two', Batch[]> = { one: [], two: [] };
+  let stopped = false;
+  const restoreQuotas = (): void => {
+    for (const undo of restore.splice(0).reverse()) {
+      try {
+        undo();
+      } catch (err) {
+        log(`could not restore a cpu quota: ${(err as Error).message}`);
+      }
+    }
+  };
+  const startCommand = ['exec', '--env', 'local', 'worker/2', '--', 'sudo', 'systemctl', 'start', 'cadfleet-worker'];
+  const interrupted = onInterrupt(() => {
+    restoreQuotas();
+    if (stopped) cadfleetSync(startCommand);
+  });
+  const startSecond = async (): Promise<void> => {
+    await cadfleet(startCommand);
+    stopped = false;
+    const waited = await until(`${second.hostname} ready after its start`, () => workerReady(second.address, agents), 120_000, 250);
+    log(`${second.hostname} ready ${waited.toFixed(1)} s after its start`);
+  };
   try {
-    for (const q of quotas) q.set(1);
-    log('warm-up batch on both workers');
-    await batch(fleet);
-    for (let run = 0; run < RUNS; run++) {
-      cadfleet(['ssh', '--env', 'local', 'worker/2', '--', 'sudo', 'systemctl', 'stop', 'cadfleet-worker']);
-      log(`run ${run + 1}: ${BATCH} conversions on worker-1 alone`);
-      rates.one.push(await batch(fleet));
-      cadfleet(['ssh', '--env', 'local', 'worker/2', '--', 'sudo', 'systemctl', 'start', 'cadfleet-worker']);
-      await new Promise((r) => setTimeout(r, 3000));
-      log(`run ${run + 1}: ${BATCH} conversions on both workers`);
-      rates.two.push(await batch(fleet));
+    // Both workers running and ready before anything is measured (a previous run may have died).
+    await onHosts('worker', ['sudo', 'systemctl', 'start', 'cadfleet-worker']);
+    for (const w of workers) await until(`${w.hostname} ready`, () => workerReady(w.address, agents), 120_000, 250);
+    for (const w of workers) restore.push(limitCpu(w.hostname, cpus));
+    log(`each worker host held to ${cpus} CPU; warm-up: 4 conversions on both`);
+    await batch(fleet, agents, 4);
+    for (let run = 0; run < runs; run++) {
+      log(`run ${run + 1}/${runs}: ${size} uploads, two worker hosts`);
+      const two = await batch(fleet, agents, size);
+      results.two.push(two);
+      log(`  ${two.perMinute.toFixed(1)} conversions/min (${two.seconds.toFixed(1)} s; ${JSON.stringify(two.byWorker)})`);
+      stopped = true;
+      await onHosts('worker/2', ['sudo', 'systemctl', 'stop', 'cadfleet-worker']);
+      log(`run ${run + 1}/${runs}: ${size} uploads, one worker host (cadfleet-worker stopped on ${second.hostname})`);
+      const one = await batch(fleet, agents, size);
+      results.one.push(one);
+      log(`  ${one.perMinute.toFixed(1)} conversions/min (${one.seconds.toFixed(1)} s; ${JSON.stringify(one.byWorker)})`);
+      await startSecond();
     }
   } finally {
-    for (const q of quotas) q.set(null);
-    cadfleet(['ssh', '--env', 'local', 'worker/2', '--', 'sudo', 'systemctl', 'start', 'cadfleet-worker']);
+    // Whatever happened: worker-2 runs again and the quotas are what they were.
+    restoreQuotas();
+    if (stopped) await startSecond().catch((err: unknown) => log(`could not start cadfleet-worker on ${second.hostname} again: ${(err as Error).message}; run: sudo npx cadfleet exec --env local worker/2 -- sudo systemctl start cadfleet-worker`));
+    closeAgents(agents);
+    interrupted();
   }
-  const one = median(rates.one);
-  const two = median(rates.two);
+
+  const rate = (k: 'one' | 'two'): number => median(results[k].map((b) => b.perMinute));
+  const note = (k: 'one' | 'two'): string => {
+    const bs = results[k];
+    const split = bs.map((b) => Object.values(b.byWorker).sort((a, b) => b - a).join('/')).join(', ');
+    const roles = Object.keys(bs[0]!.cpuPerJob);
+    const cpu = roles.map((r) => `${r} ${median(bs.map((b) => b.cpuPerJob[r] ?? 0)).toFixed(2)}`).join(', ');
+    const total = median(bs.map((b) => Object.values(b.cpuPerJob).reduce((x, y) => x + y, 0)));
+    return `${median(bs.map((b) => b.seconds)).toFixed(1)} s per batch (client saw ${median(bs.map((b) => b.clientSeconds)).toFixed(1)} s, 1 s polling); converter ${median(bs.map((b) => b.converterSeconds)).toFixed(2)} s per job; jobs per worker ${split}; machine ${(median(bs.map((b) => b.machineBusy)) * 100).toFixed(0)}% busy; CPU s per conversion: ${cpu} (${total.toFixed(2)} in all)`;
+  };
+  const oneName = `conversions/min, one worker host (${cpus} CPU)`;
+  const ratio = rate('two') / rate('one');
   const rows: Row[] = [
-    { name: 'conversions/min, one worker host (1 CPU)', median: one, unit: 'conv/min', spread: spread(rates.one, 1) },
-    { name: 'conversions/min, two worker hosts (1 CPU each)', median: two, unit: 'conv/min', spread: spread(rates.two, 1), baseline: 'one worker host', ratio: two / one, note: 'goal: at least 1.8x' },
+    { name: oneName, median: rate('one'), unit: 'conv/min', spread: runs > 1 ? spread(results.one.map((b) => b.perMinute), 1) : undefined, note: note('one') },
+    {
+      name: `conversions/min, two worker hosts (${cpus} CPU each)`,
+      median: rate('two'),
+      unit: 'conv/min',
+      spread: runs > 1 ? spread(results.two.map((b) => b.perMinute), 1) : undefined,
+      baseline: oneName,
+      ratio,
+      note: `${note('two')}; goal: at least 1.8x, ${ratio >= 1.8 ? 'met' : 'missed'}`,
+    },
   ];
+  const cpuAll = (b: Batch): number => Object.values(b.cpuPerJob).reduce((x, y) => x + y, 0);
+  const perJobAll = median([...results.one, ...results.two].map(cpuAll));
+  const cap = (cores() / perJobAll) * 60;
   return {
-    title: `throughput: ${BATCH} CAx-IF STEP uploads (quality fine) through the LB, first upload to last ready (median of ${RUNS})`,
+    title: `throughput: ${size} uploads of as1-oc-214.stp through the LB at once, first accepted to last ready (${runs} run(s) each, median)`,
     rows,
     notes: [
-      `Samples in turn: ${SAMPLES.map((s) => path.basename(s)).join(', ')}. Each worker host is held to one CPU (CFS quota on its cgroup); the api, data and LB hosts are not, and share the machine's cores with the workers.`,
+      'as1-oc-214.stp: the CAx-IF assembly (432 KB, 18 parts), normal quality. Times are PostgreSQL\'s: from the first upload\'s row (written when the upload is accepted) to the last model\'s finished_at. Each worker host converts one job at a time (CADFLEET_WORKER_CONCURRENCY 1, the default).',
+      `Each worker host is held to ${cpus} CPU by a CFS quota on its cgroup (BENCH_THROUGHPUT_CPUS), restored afterwards; the LB, api, data and streamer hosts are not limited and share the machine's ${cores()} CPUs with the workers and the client${2 * cpus >= cores() ? `, so two workers at ${cpus} CPU each leave nothing spare for them` : ''}: "machine busy" shows how close to saturation each batch ran.`,
+      `CPU seconds per conversion come from each host's cgroup (all its processes) and this client's own usage over the batch. At ${perJobAll.toFixed(2)} CPU-seconds per conversion in all, ${cores()} CPUs cap this machine at about ${cap.toFixed(0)} conversions/min however many worker hosts there are${cap < 1.8 * rate('one') ? `, below 1.8x one worker host (${(1.8 * rate('one')).toFixed(0)})` : ''}.`,
     ],
   };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) console.log(JSON.stringify(await benchThroughput(), null, 2));
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { table } = await import('./report');
+  process.stdout.write(`${table(await benchThroughput())}\n`);
+}
