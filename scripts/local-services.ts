@@ -343,7 +343,9 @@ export async function startS3(options: { dir: string; port?: number; buckets: st
   }
   const port = options.port ?? (await freePort());
   fs.mkdirSync(options.dir, { recursive: true });
-  const args = [bin, '-d', options.dir, '-a', '127.0.0.1', '-p', String(port), '--silent', '--no-vhost-buckets', ...options.buckets.flatMap((b) => ['--configure-bucket', b])];
+  // s3rver signs ListObjectsV2 continuation tokens with DES, which OpenSSL 3 refuses by default:
+  // without the legacy provider any listing longer than one page answers 500.
+  const args = ['--openssl-legacy-provider', bin, '-d', options.dir, '-a', '127.0.0.1', '-p', String(port), '--silent', '--no-vhost-buckets', ...options.buckets.flatMap((b) => ['--configure-bucket', b])];
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
     const started = await startProcess(process.execPath, args, { ready: /S3rver listening/, logFile: path.join(path.dirname(options.dir), 's3rver.log'), what: 's3rver' });

@@ -63,13 +63,26 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
       if (err.statusCode >= 500) request.log.warn({ code: err.code }, err.message);
       return reply.code(err.statusCode).headers(err.headers).send(errorBody(err.statusCode, err.code, err.message));
     }
+    // The client went away in the middle of its request (the LB cut a body that stalled, a tab
+    // closed): nobody reads this answer. 499 (nginx's "client closed request") keeps it out of
+    // the 5xx the alarms count; it was a 503 "dependency failed" (ECONNRESET) before the
+    // reliability suite's slow-loris uploads showed it.
+    if (request.raw.aborted || (err.message === 'aborted' && err.code === 'ECONNRESET')) {
+      request.log.info({ err: err.message }, 'the client went away before its request was complete');
+      return reply.code(499).send(errorBody(499, 'client_closed_request', 'the connection closed before the request was complete'));
+    }
     const mapped = typeof err.code === 'string' ? MULTIPART_CODES[err.code] : undefined;
     if (mapped) return reply.code(mapped[0]).send(errorBody(...mapped));
     if (isDependencyError(err)) {
       request.log.warn({ err }, 'a dependency failed during the request');
       return reply.code(503).header('retry-after', retryAfter).send(errorBody(503, 'dependency_unavailable', 'a storage service is unreachable; try again shortly'));
     }
-    if (err.validation || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.statusCode === 400) {
+    // A body type no parser takes (application/octet-stream, say) is a 415, as the docs say, not a
+    // 400 (found by the reliability suite's wrong-content-type upload).
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).send(errorBody(415, 'unsupported_media_type', `${err.message}: send multipart/form-data (uploads) or application/json`));
+    }
+    if (err.validation || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.statusCode === 400) {
       return reply.code(400).send(errorBody(400, 'bad_request', err.message));
     }
     if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(errorBody(413, 'body_too_large', err.message));

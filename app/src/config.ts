@@ -174,6 +174,8 @@ const streamerSchema = serviceSchema
     CADFLEET_STREAM_IDLE_TIMEOUT_MS: int(100).default(60_000),
     /** Time a client has after connecting to send its hello. */
     CADFLEET_STREAM_HELLO_TIMEOUT_MS: int(100).default(10_000),
+    /** A WebSocket ping on every open connection this often (0: none), so the LB can cut viewers of a vanished streamer after a short silence. */
+    CADFLEET_STREAM_PING_MS: int(0).default(5000),
     /** Disk cache of prepared models (per-part frames) in front of S3. */
     CADFLEET_STREAM_CACHE_DIR: z.string().default(path.join(os.tmpdir(), 'cadfleet-stream-cache')),
     /** Size cap of the disk cache; least recently used models go first. */
@@ -254,6 +256,7 @@ export interface StreamerConfig {
     drainTimeoutMs: number;
     idleTimeoutMs: number;
     helloTimeoutMs: number;
+    pingIntervalMs: number;
     cacheDir: string;
     cacheMaxBytes: number;
     memoryCacheMaxBytes: number;
@@ -400,6 +403,7 @@ export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
       drainTimeoutMs: e.CADFLEET_DRAIN_TIMEOUT_MS,
       idleTimeoutMs: e.CADFLEET_STREAM_IDLE_TIMEOUT_MS,
       helloTimeoutMs: e.CADFLEET_STREAM_HELLO_TIMEOUT_MS,
+      pingIntervalMs: e.CADFLEET_STREAM_PING_MS,
       cacheDir: e.CADFLEET_STREAM_CACHE_DIR,
       cacheMaxBytes: e.CADFLEET_STREAM_CACHE_MB * 1024 * 1024,
       memoryCacheMaxBytes: e.CADFLEET_STREAM_MEMORY_CACHE_MB * 1024 * 1024,

@@ -16,6 +16,11 @@ export function checkUploadName(name: string | undefined): string {
   if (name.length > 255) throw new HttpError(400, 'invalid_file_name', `the file name must be at most 255 characters, got ${name.length}`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) throw new HttpError(400, 'invalid_file_name', 'the file name contains control characters');
+  // Bytes that are not UTF-8 reach us as U+FFFD (the multipart parser decodes names as UTF-8),
+  // and a lone surrogate from JSON cannot be stored: refuse both rather than keep a garbled label.
+  if (name.includes('\uFFFD') || Buffer.from(name, 'utf8').toString('utf8') !== name) {
+    throw new HttpError(400, 'invalid_file_name', 'the file name is not valid UTF-8; send it UTF-8 encoded (or as filename*=UTF-8\'\'<percent-encoded name>)');
+  }
   if (name.includes('/') || name.includes('\\') || name === '.' || name === '..') {
     throw new HttpError(400, 'invalid_file_name', `the file name ${JSON.stringify(name)} looks like a path; upload the file under a plain name such as "part.step"`);
   }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { sshCommand } from '../../cli/src/local/commands';
 import { parseFleetSpec, planFleet } from '../../cli/src/local/fleet';
+import { killLeftovers } from '../../cli/src/local/hosts';
 import { runCli } from '../helpers/cli';
 import { tempDir } from '../helpers/convert';
 
@@ -13,7 +14,8 @@ import { tempDir } from '../helpers/convert';
 // CADFLEET_TEST_FLEET / CADFLEET_TEST_SUBNET let a second checkout run the suite beside this one.
 export const NAME = process.env.CADFLEET_TEST_FLEET ?? 'cft';
 export const SUBNET = process.env.CADFLEET_TEST_SUBNET ?? '10.213.250.0/24';
-export const state = tempDir('cadfleet-fleet-');
+// CADFLEET_TEST_STATE: an existing state folder (a fleet left up by hand), for running single scenarios against it.
+export const state = process.env.CADFLEET_TEST_STATE ?? tempDir('cadfleet-fleet-');
 // Stall detection shortened, so a job held by a dead worker host moves on within seconds.
 // A streamer's drain is cut short (3 s), so an upgrade under load makes some sessions resume.
 export const SERVICE_ENV = JSON.stringify({
@@ -75,3 +77,21 @@ export function variantTree(dir: string, change: (tree: string) => void): string
 
 export const links = (): string => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
 
+
+/**
+ * Pulls the plug on a host, as a crash or a power cut does: its network goes first (the wire is
+ * cut: nothing it held open gets a FIN or a reset), then nspawn and every process of its
+ * container are killed (from its cgroups). SIGKILL to nspawn alone is no crash: the container
+ * lives on, serving, until the next `local up` kills its leftovers. `local up` boots it again.
+ */
+export async function killHost(hostName: string): Promise<void> {
+  const host = fleet.hosts.find((h) => h.name === hostName)!;
+  execFileSync('ip', ['link', 'delete', host.veth]);
+  const pid = Number(fs.readFileSync(path.join(root, 'hosts', hostName, 'nspawn.pid'), 'utf8'));
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+  await killLeftovers(host);
+}

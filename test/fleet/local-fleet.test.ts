@@ -8,6 +8,7 @@ import { tempDir, validateGlb } from '../helpers/convert';
 import { cax, stlSample } from '../helpers/samples';
 import { decoderReady, openStream } from '../streamer/client';
 import { NAME, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, patch, root, ssh, state, statusJson, variantTree } from './context';
+import { reliabilityScenarios } from './reliability';
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('the local fleet tests need root (namespaces, bridges, systemd-nspawn); run them as root, as CI does');
@@ -268,6 +269,8 @@ describe('the local fleet', () => {
     expect(up.code, up.stderr).toBe(0);
     expect(ssh('worker-1', 'systemctl', 'is-active', 'cadfleet-worker').out).toBe('active');
   }, 300_000);
+
+  reliabilityScenarios();
 
   it('stops and starts a single host; a stopped streamer leaves the LB and comes back without a deploy', async () => {
     const routed = (): string => ssh('lb', 'cat', '/etc/nginx/cadfleet/streamers.map').out;

@@ -9,7 +9,8 @@
 //   failures  sessions that could not complete, and every HTTP 5xx or connection error (api or
 //             WebSocket upgrade), even when a resume then completed the session
 //   mismatches  resumes whose `sending` was not exactly the parts the client lacked
-// Each failure is described in `errors` (the first 20).
+// Each failure is described in `errors` (the first 20). ONCE=1: each of the SESSIONS runs one
+// session to its end (resumes included) and the process stops when all have, or at MAX_SECONDS.
 import fs from 'node:fs';
 import { openStream, type StreamClient } from '../streamer/client';
 
@@ -28,6 +29,7 @@ const MAX_SECONDS = Number(env('MAX_SECONDS', '300'));
 const ACK_DELAY_MS = Number(env('ACK_DELAY_MS', '200'));
 const WINDOW = Number(env('WINDOW', '16384'));
 const MAX_RESUMES = 20;
+const ONCE = env('ONCE', '0') === '1';
 
 const started = Date.now();
 const result = { sessions: 0, resumes: 0, failures: 0, mismatches: 0, closes: {} as Record<string, number>, byStatus: {} as Record<string, number>, errors: [] as string[] };
@@ -146,7 +148,8 @@ async function oneSession(): Promise<void> {
 await Promise.all(
   Array.from({ length: SESSIONS }, async (_, i) => {
     await sleep(i * 150);
-    while (!done()) await oneSession();
+    if (ONCE) await oneSession();
+    else while (!done()) await oneSession();
   }),
 );
 fs.writeFileSync(OUT_FILE, JSON.stringify(result));

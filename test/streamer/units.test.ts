@@ -78,6 +78,16 @@ describe('choosing a streamer', () => {
     expect(pickStreamer(nodes, Math.random, undefined)?.id).toBe('s-new');
   });
 
+  it('sends a resume to another streamer than the one the client lost, when another can take it', () => {
+    // s-dead stopped beating a moment ago: until its TTL runs out it looks the least loaded.
+    const nodes = [node('s-dead', { sessions: '1', maxSessions: '9', load: '0.1' }), node('s-live', { sessions: '6', maxSessions: '9', load: '0.7' })];
+    expect(pickStreamer(nodes)?.id).toBe('s-dead');
+    expect(pickStreamer(nodes, Math.random, undefined, 's-dead')?.id).toBe('s-live');
+    // Alone (or the others full), the same node serves the resume.
+    expect(pickStreamer(nodes.slice(0, 1), Math.random, undefined, 's-dead')?.id).toBe('s-dead');
+    expect(pickStreamer([nodes[0]!, node('s-full', { sessions: '9', maxSessions: '9', load: '1' })], Math.random, undefined, 's-dead')?.id).toBe('s-dead');
+  });
+
   it('spreads ties', () => {
     const nodes = [node('a', { sessions: '0', maxSessions: '9', load: '0' }), node('b', { sessions: '0', maxSessions: '9', load: '0' })];
     expect(pickStreamer(nodes, () => 0)?.id).toBe('a');

@@ -17,6 +17,14 @@ export interface StreamHandlers {
 }
 
 const MAX_RESUMES = 8;
+/**
+ * A connection that brings nothing for this long while the viewer waits on the streamer is
+ * dead: the streamer's host or the LB vanished without closing it (a crashed host sends no
+ * FIN) and the browser would wait on it for many minutes. The viewer acknowledges every frame
+ * at once, so after the manifest the streamer always has something to send; before it, the
+ * streamer may still be cutting a large model into frames. Found by the fleet's LB-host kill.
+ */
+export const SILENCE_LIMIT_MS = { beforeManifest: 120_000, afterManifest: 45_000 };
 
 export class ModelStream {
   sessionId?: string;
@@ -65,11 +73,31 @@ export class ModelStream {
     this.ws = ws;
     let processed = 0;
     let refusal: { code: string; message: string; resume: boolean } | undefined;
+    let lastWord = Date.now();
+    let manifested = false;
+    const dropPartial = (): void => {
+      if (this.partial.size) {
+        this.handlers.discard([...this.partial.keys()]);
+        this.partial.clear();
+      }
+    };
+    const watchdog = setInterval(() => {
+      const limit = manifested ? SILENCE_LIMIT_MS.afterManifest : SILENCE_LIMIT_MS.beforeManifest;
+      if (this.ws !== ws || this.stopped || Date.now() - lastWord < limit) return;
+      // Given up on: its close event, whenever the browser gets to it, is ignored.
+      clearInterval(watchdog);
+      this.ws = undefined;
+      ws.close();
+      dropPartial();
+      void this.retry(`no word from the streamer for ${limit / 1000} s`);
+    }, 1000);
     ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, have: [...this.have] }));
     ws.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
+      lastWord = Date.now();
       if (typeof event.data === 'string') {
         const message = JSON.parse(event.data) as ServerMessage;
         if (message.type === 'manifest') {
+          manifested = true;
           this.handlers.manifest(message);
           this.handlers.state('streaming', `${message.sending.length} parts from ${message.node}`);
         } else if (message.type === 'complete') {
@@ -91,11 +119,9 @@ export class ModelStream {
       ws.send(JSON.stringify({ type: 'ack', frames: processed }));
     };
     ws.onclose = (event) => {
+      clearInterval(watchdog);
       if (this.ws !== ws) return;
-      if (this.partial.size) {
-        this.handlers.discard([...this.partial.keys()]);
-        this.partial.clear();
-      }
+      dropPartial();
       if (this.stopped) return this.handlers.state('closed', 'closed');
       if (event.code === CLOSE.complete) return this.handlers.state('complete', 'complete');
       const why = refusal ? `${refusal.code}: ${refusal.message}` : `connection closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`;

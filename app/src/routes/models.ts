@@ -144,7 +144,14 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
       await discard();
       throw new HttpError(400, 'empty_file', `the file ${JSON.stringify(name)} is empty (0 bytes)`);
     }
-    const model = await admitModel(ctx, { id, project: principal.project, name, format, quality, inputKey: key, inputBytes: bytes, createdByKey: principal.keyId });
+    // PostgreSQL may go down between the gate and the insert (a restart during an upload): the
+    // stored file must not stay behind without its row.
+    const model = await admitModel(ctx, { id, project: principal.project, name, format, quality, inputKey: key, inputBytes: bytes, createdByKey: principal.keyId }).catch(
+      async (err: unknown) => {
+        await discard();
+        throw err;
+      },
+    );
     ctx.metrics.uploads.inc({ kind: 'multipart' });
     request.log.info({ model: id, project: principal.project, bytes, format }, 'upload accepted');
     return reply.code(201).header('location', `/api/v1/models/${id}`).send(modelView(model));

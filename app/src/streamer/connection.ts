@@ -19,6 +19,8 @@ export interface ConnectionSettings {
   helloTimeoutMs: number;
   windowBytes: number;
   sendBufferBytes: number;
+  /** A WebSocket ping on every open connection this often (0: none). @default 5000 */
+  pingIntervalMs?: number;
 }
 
 export interface ConnectionEvents {
@@ -128,7 +130,16 @@ export function serveConnection(hub: ConnectionHub, ws: WebSocket, request: Inco
   hub.active.add(connection);
   hub.countChanged();
 
+  // Pings keep bytes flowing to the LB while the session waits (for the hello, the pack, an
+  // ack), so that the LB can cut viewers of a streamer whose host vanished without a word (a
+  // crashed host sends no FIN) after a short silence (nginx_lb_stream_read_timeout) and they
+  // resume elsewhere. Found by the fleet's streamer-host kill: they waited on a dead socket.
+  const pingMs = settings.pingIntervalMs ?? 5000;
+  const pinger = pingMs > 0 ? setInterval(() => ws.readyState === ws.OPEN && ws.ping(), pingMs) : undefined;
+  pinger?.unref();
+
   ws.on('close', () => {
+    clearInterval(pinger);
     closed = true;
     resolveClosed();
     wake();

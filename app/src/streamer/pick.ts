@@ -26,13 +26,26 @@ export function streamerLoad(node: NodeRecord): StreamerLoad {
  * `routed`: the streamers the LB routes to now (id -> host:port, from cadfleet-lb-sync); a node
  * outside it, or at another address, is not picked: its stream URL would meet a 410 at the LB.
  * Undefined: no LB says what it routes (single machine, or the sync is down): no filter.
+ * `avoid`: the node a resume comes from, taken only when no other node can take the session.
  */
-export function pickStreamer(nodes: NodeRecord[], random: () => number = Math.random, routed?: ReadonlyMap<string, string>): NodeRecord | undefined {
-  const candidates = nodes
+export function pickStreamer(
+  nodes: NodeRecord[],
+  random: () => number = Math.random,
+  routed?: ReadonlyMap<string, string>,
+  avoid?: string,
+): NodeRecord | undefined {
+  const able = nodes
     .filter((n) => n.role === 'streamer' && n.state === 'active' && n.address)
     .filter((n) => !routed || routed.get(n.id) === hostPort(n.address))
     .map((n) => ({ node: n, ...streamerLoad(n) }))
     .filter((c) => c.maxSessions === 0 || c.sessions < c.maxSessions);
+  // `avoid`: the node a resuming client comes from. A client resumes because its connection
+  // there ended (the node drained, died, was full, or the client stalled); a node that died
+  // stays in the registry until its TTL runs out, with the load it last reported, and would
+  // be picked again and again meanwhile (found by the fleet's streamer-kill test: resumes
+  // met 502s from the dead node for seconds). Another node is taken whenever one can.
+  const elsewhere = avoid === undefined ? able : able.filter((c) => c.node.id !== avoid);
+  const candidates = elsewhere.length > 0 ? elsewhere : able;
   if (candidates.length === 0) return undefined;
   const lowest = Math.min(...candidates.map((c) => c.load));
   // Ties (an idle fleet) are broken at random so that simultaneous requests spread out.

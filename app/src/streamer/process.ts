@@ -121,6 +121,7 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
       maxSessions: config.stream.maxSessions,
       idleTimeoutMs: config.stream.idleTimeoutMs,
       helloTimeoutMs: config.stream.helloTimeoutMs,
+      pingIntervalMs: config.stream.pingIntervalMs,
       windowBytes: config.stream.windowBytes,
       sendBufferBytes: config.stream.sendBufferBytes,
     },

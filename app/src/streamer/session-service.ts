@@ -44,8 +44,17 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
         throw new HttpError(409, 'model_not_ready', `the model is ${model.state}${model.state === 'failed' ? '' : '; open a session when its state is ready'}`);
       }
       if (resume !== undefined && !SESSION_ID.test(resume)) throw new HttpError(400, 'invalid_resume', `resume must be a session id, got ${JSON.stringify(resume)}`);
-      const [nodes, routed] = await Promise.all([options.registry.list(options.nodeTtlMs), options.routed?.()]);
-      const node = pickStreamer(nodes, Math.random, routed);
+      const [nodes, routed, existing] = await Promise.all([
+        options.registry.list(options.nodeTtlMs),
+        options.routed?.(),
+        resume ? options.sessions.get(resume) : Promise.resolve(undefined),
+      ]);
+      // Another model's (or project's) session id is as unknown as an expired one.
+      if (resume && (!existing || existing.model !== model.id || existing.project !== model.project)) {
+        throw new HttpError(404, 'session_not_found', 'no such session for this model (it may have expired); open a new one without "resume"');
+      }
+      // A resume goes to another node than the one the client lost, when there is one.
+      const node = pickStreamer(nodes, Math.random, routed, existing?.node);
       if (!node) {
         throw new HttpError(503, 'no_streamer', `no streaming node can take a session now; try again in ${options.retryAfterSeconds} s`, {
           'retry-after': String(options.retryAfterSeconds),
@@ -53,11 +62,6 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       }
       let sessionId: string;
       if (resume) {
-        const existing = await options.sessions.get(resume);
-        // Another model's (or project's) session id is as unknown as an expired one.
-        if (!existing || existing.model !== model.id || existing.project !== model.project) {
-          throw new HttpError(404, 'session_not_found', 'no such session for this model (it may have expired); open a new one without "resume"');
-        }
         if (!(await options.sessions.reassign(resume, node.id))) throw new HttpError(404, 'session_not_found', 'the session expired; open a new one without "resume"');
         sessionId = resume;
       } else {

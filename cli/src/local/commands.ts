@@ -55,6 +55,10 @@ export const nspawnCommand = (host: HostSpec, paths: BootPaths): Argv => [
   `--directory=${paths.base}`,
   `--overlay=${paths.base}:${paths.upper}:/`,
   `--network-namespace-path=/run/netns/${host.netns}`,
+  // The namespace is the host's own network (as a VM's root has it): its firewall (the
+  // firewall role's nftables) needs CAP_NET_ADMIN, which nspawn drops unless it made the
+  // network itself.
+  '--capability=CAP_NET_ADMIN',
 ];
 
 /**

@@ -80,6 +80,7 @@ describe('command builders', () => {
       '--directory=/img/base',
       '--overlay=/img/base:/state/api-1/upper:/',
       '--network-namespace-path=/run/netns/cft-api-1',
+      '--capability=CAP_NET_ADMIN',
     ]);
   });
 
