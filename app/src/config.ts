@@ -98,6 +98,10 @@ const serviceSchema = databaseSchema.extend({
   /** An operator's converter, e.g. `/opt/vendor/conv --in {input} --out {outputDir} --quality {quality}`. */
   CADFLEET_CONVERTER_COMMAND: z.string().min(1).optional(),
   CADFLEET_CONVERTER_RECYCLE_AFTER_JOBS: int(1).default(50),
+  /** SSM SecureString parameter with a commercial converter's licence (workers hand it to converter processes as CADFLEET_CONVERTER_LICENSE). */
+  CADFLEET_CONVERTER_LICENSE_PARAMETER: z.string().regex(/^\/[A-Za-z0-9_./-]+$/, { error: 'must be an SSM parameter name starting with "/"' }).optional(),
+  /** SSM endpoint (a VPC endpoint, say). @default the region's */
+  CADFLEET_SSM_ENDPOINT: url(['http:', 'https:']).optional(),
   CADFLEET_CONVERT_TIMEOUT_SECONDS: int(1).default(300),
   CADFLEET_CONVERT_MAX_MEMORY_MB: int(64).default(2048),
   CADFLEET_WORK_DIR: z.string().default(path.join(os.tmpdir(), 'cadfleet-work')),
@@ -216,6 +220,9 @@ export interface Config {
     converterMode: 'pool' | 'process';
     converterCommand?: string;
     recycleAfterJobs: number;
+    /** SSM parameter holding a converter licence. @default none */
+    licenseParameter?: string;
+    ssmEndpoint?: string;
     timeoutMs: number;
     maxMemoryMb: number;
     workDir: string;
@@ -348,6 +355,8 @@ export function loadConfig(env: Env = process.env): Config {
       converterMode: e.CADFLEET_CONVERTER_MODE,
       converterCommand: e.CADFLEET_CONVERTER_COMMAND,
       recycleAfterJobs: e.CADFLEET_CONVERTER_RECYCLE_AFTER_JOBS,
+      licenseParameter: e.CADFLEET_CONVERTER_LICENSE_PARAMETER,
+      ssmEndpoint: e.CADFLEET_SSM_ENDPOINT,
       timeoutMs: e.CADFLEET_CONVERT_TIMEOUT_SECONDS * 1000,
       maxMemoryMb: e.CADFLEET_CONVERT_MAX_MEMORY_MB,
       workDir: e.CADFLEET_WORK_DIR,

@@ -5,6 +5,7 @@ import { type Config, nodeIdFor } from './config';
 import type { Metrics } from './metrics';
 import { startConversionWorker, workerIdentity } from './conversion-worker';
 import { createConverter } from './converter/index';
+import { converterEnvironment, ssmLicenseSource } from './converter-license';
 import type { Logger } from './logger';
 import { createModelRepository } from './models';
 import { createConversionQueue } from './queue';
@@ -40,7 +41,13 @@ export async function startWorker(config: Config, log: Logger): Promise<{ stop()
   const queueConnection = createRedis(config.redis, 'worker', `cadfleet-worker-queue-${nodeId}`);
   const queue = createConversionQueue(queueConnection, config);
   const converterLog = log.child({ component: 'converter' });
+  const licenseParameter = config.worker.licenseParameter;
+  const converterEnv = await converterEnvironment(
+    licenseParameter ? ssmLicenseSource({ parameter: licenseParameter, region: config.s3.region, endpoint: config.worker.ssmEndpoint }) : undefined,
+  );
+  if (licenseParameter) log.info({ parameter: licenseParameter }, 'converter licence read');
   const converter = createConverter({
+    env: converterEnv,
     mode: config.worker.converterMode,
     poolSize: config.worker.concurrency,
     recycleAfterJobs: config.worker.recycleAfterJobs,

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { signStreamToken, type StreamClaims } from '../../app/src/streamer/token';
 import { VIEWER_CSP } from '../../app/src/viewer-static';
 import { tempDir } from '../helpers/convert';
@@ -294,6 +294,8 @@ export function reliabilityScenarios(): void {
       return (held[id('streamer-1')] ?? 0) > 0 && Object.values(held).reduce((a, b) => a + b, 0) >= 8;
     }, 60);
     const killedAt = Date.now();
+    // Whatever happens next, the scenarios after this one get the host back.
+    onTestFinished(async () => void (await cli('local', 'up')));
     await killHost('streamer-1');
     await load.exited;
     const took = Date.now() - killedAt;
@@ -324,31 +326,38 @@ export function reliabilityScenarios(): void {
     const load = apiLoad(work, { CONCURRENCY: '3', UPLOAD_EVERY: '20', MAX_SECONDS: '240' }, 300);
     await sleep(5000);
     const phases: string[] = [];
-    for (const [what, unit] of [
-      ['Redis', 'redis-server'],
-      ['PostgreSQL', 'postgresql'],
-    ] as const) {
-      expect(ssh('data', 'sudo', 'systemctl', 'stop', unit).code).toBe(0);
-      let refusal: Answer | undefined;
-      const toGate = await until(`the api answering 503 while ${what} is down`, async () => {
-        const r = await request('GET', '/api/v1/models');
-        if (r.status === 503) refusal = r;
-        return r.status === 503;
-      }, 30);
-      expect(refusal!.headers['retry-after']).toMatch(/^\d+$/);
-      expect(refusal!.json).toMatchObject({ statusCode: 503, code: 'dependency_unavailable' });
-      expect(String(refusal!.json.message)).toContain(what === 'Redis' ? 'redis' : 'postgres');
-      await sleep(6000);
-      expect(ssh('data', 'sudo', 'systemctl', 'start', unit).code).toBe(0);
-      // By itself: nobody restarts the api; both apis answer again.
-      const recovered = await until(`the api serving again after ${what} came back`, async () => {
-        const answers = await Promise.all(Array.from({ length: 4 }, () => request('GET', '/api/v1/models')));
-        return answers.every((a) => a.status === 200);
-      }, 60);
-      phases.push(`${what} stopped ~${seconds(toGate + 6000)}: 503 + Retry-After within ${seconds(toGate)}, serving ${seconds(recovered)} after its start`);
-      await sleep(4000);
+    try {
+      for (const [what, unit] of [
+        ['Redis', 'redis-server'],
+        ['PostgreSQL', 'postgresql'],
+      ] as const) {
+        expect(ssh('data', 'sudo', 'systemctl', 'stop', unit).code).toBe(0);
+        let refusal: Answer | undefined;
+        const toGate = await until(`the api answering 503 while ${what} is down`, async () => {
+          const r = await request('GET', '/api/v1/models');
+          if (r.status === 503) refusal = r;
+          return r.status === 503;
+        }, 30);
+        expect(refusal!.headers['retry-after']).toMatch(/^\d+$/);
+        expect(refusal!.json).toMatchObject({ statusCode: 503, code: 'dependency_unavailable' });
+        // The health gate names the dependency ("redis unreachable"); a request that met the outage
+        // before the gate closed gets the error handler's "a storage service is unreachable".
+        expect(String(refusal!.json.message)).toMatch(what === 'Redis' ? /redis unreachable|storage service is unreachable/ : /postgres unreachable|storage service is unreachable/);
+        await sleep(6000);
+        expect(ssh('data', 'sudo', 'systemctl', 'start', unit).code).toBe(0);
+        // By itself: nobody restarts the api; both apis answer again.
+        const recovered = await until(`the api serving again after ${what} came back`, async () => {
+          const answers = await Promise.all(Array.from({ length: 4 }, () => request('GET', '/api/v1/models')));
+          return answers.every((a) => a.status === 200);
+        }, 60);
+        phases.push(`${what} stopped ~${seconds(toGate + 6000)}: 503 + Retry-After within ${seconds(toGate)}, serving ${seconds(recovered)} after its start`);
+        await sleep(4000);
+      }
+    } finally {
+      // A failed check must not leave the data host without its services for the scenarios after it.
+      for (const unit of ['redis-server', 'postgresql']) ssh('data', 'sudo', 'systemctl', 'start', unit);
+      fs.writeFileSync(path.join(work, 'stop'), '');
     }
-    fs.writeFileSync(path.join(work, 'stop'), '');
     await load.exited;
     const traffic = readJson<LoadResult>(path.join(work, 'load.json'));
     console.log(`Redis and PostgreSQL restarts under load: ${JSON.stringify({ ...traffic, uploads: traffic.uploads.length })}`);
@@ -382,6 +391,8 @@ export function reliabilityScenarios(): void {
     first.ws.on('message', () => (lastWord = Date.now()));
     await first.waitFor('two frames', () => first.frames.length >= 2, 30_000);
     const killedAt = Date.now();
+    // Whatever happens next, the scenarios after this one get the host back.
+    onTestFinished(async () => void (await cli('local', 'up')));
     await killHost('lb');
     expect((await request('GET', '/healthz', { timeoutMs: 5000 })).status).toBe(0);
 
