@@ -62,11 +62,12 @@ async function localVars(opts: DeployOptions, release: Release): Promise<Record<
   return {
     common_ca_certificate: read(pki.caCert),
     common_unattended_upgrades: false,
-    // Every port of a host but SSH (and the LB's HTTP/HTTPS) answers these only: the fleet's
-    // hosts and this machine, the bridge's gateway (.1), where the operator and the CLI run.
-    // Anything else on the fleet's network (or routed to it) gets no answer from the app's
-    // ports, PostgreSQL, Redis or the S3 stand-in.
-    firewall_trusted_sources: [...opts.env.hosts.map((h) => `${h.address}/32`), `${data.address.split('.').slice(0, 3).join('.')}.1/32`],
+    // Every port of a host but SSH (and the LB's HTTP/HTTPS) answers the fleet's host range
+    // only: <subnet>.0/25 holds the bridge's gateway (.1, this machine, where the operator and
+    // the CLI run) and every host address the fleet hands out (.10 up, hosts added later
+    // included). Anything else on the fleet's network (or routed to it) gets no answer from the
+    // app's ports, PostgreSQL, Redis or the S3 stand-in.
+    firewall_trusted_sources: [`${data.address.split('.').slice(0, 3).join('.')}.0/25`],
     postgresql_local_password: secrets.postgresPassword,
     postgresql_local_allowed_cidr: subnet,
     postgresql_local_tls_cert: read(cert.cert),
