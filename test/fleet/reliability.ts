@@ -826,21 +826,26 @@ export function reliabilityScenarios(): void {
     report.access.push({ check: 'the viewer over HTTP', refused: '301 to HTTPS; over HTTPS: Content-Security-Policy (the viewer\'s, no inline script), HSTS, nosniff, X-Frame-Options DENY, Referrer-Policy no-referrer' });
 
     // Rate limits at the LB (per client address): uploads 5/s (burst 20), sessions 10/s (burst 40).
-    const burst = async (n: number, send: () => Promise<Answer>): Promise<Record<string, number>> => {
-      const answers = await Promise.all(Array.from({ length: n }, send));
+    // `wave` at once: uploads go six at a time, under the 8 in progress per address, so that the
+    // request rate is what is limited.
+    const burst = async (n: number, send: () => Promise<Answer>, wave = n): Promise<Record<string, number>> => {
+      const answers: Answer[] = [];
+      const started = Date.now();
+      for (let i = 0; i < n; i += wave) answers.push(...(await Promise.all(Array.from({ length: Math.min(wave, n - i) }, send))));
+      expect(Date.now() - started, 'the burst took so long that the limiter refilled').toBeLessThan(4000);
       const counts: Record<string, number> = {};
       for (const x of answers) counts[x.status] = (counts[x.status] ?? 0) + 1;
       return counts;
     };
     await sleep(5000);
-    const uploads = await burst(40, () => upload('burst.stl', box, { key: keyA }));
+    const uploads = await burst(40, () => upload('burst.stl', box, { key: keyA }), 6);
     const sessions = await burst(80, () => request('POST', `/api/v1/models/${modelId}/sessions`, { key: keyA, body: '{}', headers: json }));
     console.log(`rate limits: uploads ${JSON.stringify(uploads)}, sessions ${JSON.stringify(sessions)}`);
     expect(Object.keys(uploads).sort()).toEqual(['201', '429']);
     expect(uploads['429']).toBeGreaterThanOrEqual(10);
     expect(Object.keys(sessions).sort()).toEqual(['201', '429']);
     expect(sessions['429']).toBeGreaterThanOrEqual(20);
-    report.access.push({ check: '40 uploads at once from one address', refused: `${uploads['429']} answered 429, ${uploads['201']} accepted (5/s, burst 20)` });
+    report.access.push({ check: '40 uploads within a few seconds from one address (six at a time)', refused: `${uploads['429']} answered 429, ${uploads['201']} accepted (5/s, burst 20)` });
     report.access.push({ check: '80 session hand-outs at once from one address', refused: `${sessions['429']} answered 429, ${sessions['201']} handed out (10/s, burst 40)` });
     // The limiter refills before the next scenario's traffic.
     await sleep(8000);
@@ -903,12 +908,20 @@ export function reliabilityScenarios(): void {
       };
     };
     const sample = fs.readFileSync(cax('as1-oc-214.stp'));
-    const size = 12;
+    const size = 24;
     const batch = async (): Promise<{ perMinute: number; span: number; byWorker: Record<string, number> }> => {
       await sleep(5000); // the upload limiter's burst refills
-      // Six at a time: the LB admits 8 uploads in progress per address (nginx_lb_upload_connections).
+      // Six at a time: the LB admits 8 uploads in progress per address (nginx_lb_upload_connections),
+      // and 5/s past a burst of 20: a 429 is tried again a second later, as a client should.
+      const send = async (name: string): Promise<Answer> => {
+        for (let attempt = 0; ; attempt++) {
+          const a = await upload(name, sample);
+          if (a.status !== 429 || attempt === 10) return a;
+          await sleep(1000);
+        }
+      };
       const answers: Answer[] = [];
-      for (let i = 0; i < size; i += 6) answers.push(...(await Promise.all(Array.from({ length: Math.min(6, size - i) }, (_, j) => upload(`batch-${i + j}.stp`, sample)))));
+      for (let i = 0; i < size; i += 6) answers.push(...(await Promise.all(Array.from({ length: Math.min(6, size - i) }, (_, j) => send(`batch-${i + j}.stp`)))));
       expect(answers.map((x) => x.status)).toEqual(answers.map(() => 201));
       const ids = answers.map((x) => x.json.id!);
       const states = await settle(ids, 300);
@@ -960,7 +973,7 @@ export function reliabilityScenarios(): void {
       expect(r.two.perMinute / r.one.perMinute).toBeGreaterThan(1.15);
       const ratio = r.two.perMinute / r.one.perMinute;
       report.throughput.push(
-        { measure: `one worker host (${r.cpus} CPU quota)`, value: `${r.one.perMinute.toFixed(1)} conversions/min`, note: `${size} uploads of as1-oc-214.stp at once, first accepted to last ready: ${r.one.span.toFixed(1)} s` },
+        { measure: `one worker host (${r.cpus} CPU quota)`, value: `${r.one.perMinute.toFixed(1)} conversions/min`, note: `${size} uploads of as1-oc-214.stp (six at a time), first accepted to last ready: ${r.one.span.toFixed(1)} s` },
         {
           measure: `two worker hosts (${r.cpus} CPU quota each)`,
           value: `${r.two.perMinute.toFixed(1)} conversions/min, ${ratio.toFixed(2)}x`,
