@@ -123,6 +123,8 @@ const serviceSchema = databaseSchema.extend({
   CADFLEET_NODE_TTL_MS: int(300).optional(),
   /** How often the api checks PostgreSQL, Redis and S3 (answers 503 while one is down). */
   CADFLEET_DEPENDENCY_CHECK_MS: int(100).default(2000),
+  /** S3, once it answered, is checked again after this long (while it fails: every CADFLEET_DEPENDENCY_CHECK_MS). */
+  CADFLEET_S3_CHECK_MS: int(100).default(15_000),
   /** Seconds a client is told to wait (Retry-After) while a dependency is down. */
   CADFLEET_RETRY_AFTER_SECONDS: int(1).default(5),
   /** Grace for in-flight requests and the running job on SIGTERM. */
@@ -161,6 +163,7 @@ const streamerSchema = serviceSchema
     CADFLEET_HEARTBEAT_INTERVAL_MS: true,
     CADFLEET_NODE_TTL_MS: true,
     CADFLEET_DEPENDENCY_CHECK_MS: true,
+    CADFLEET_S3_CHECK_MS: true,
     CADFLEET_STREAM_SESSION_TTL_MS: true,
     CADFLEET_LB_DEREGISTER_TIMEOUT_MS: true,
     AWS_REGION: true,
@@ -236,6 +239,7 @@ export interface Config {
   heartbeatMs: number;
   nodeTtlMs: number;
   dependencyCheckMs: number;
+  s3CheckMs: number;
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
   lbDeregisterTimeoutMs: number;
@@ -255,6 +259,7 @@ export interface StreamerConfig {
   heartbeatMs: number;
   nodeTtlMs: number;
   dependencyCheckMs: number;
+  s3CheckMs: number;
   lbDeregisterTimeoutMs: number;
   stream: {
     tokenSecret: string;
@@ -370,6 +375,7 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
     nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
+    s3CheckMs: e.CADFLEET_S3_CHECK_MS,
     retryAfterSeconds: e.CADFLEET_RETRY_AFTER_SECONDS,
     shutdownTimeoutMs: e.CADFLEET_SHUTDOWN_TIMEOUT_MS,
     lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
@@ -404,6 +410,7 @@ export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
     heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
     nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
+    s3CheckMs: e.CADFLEET_S3_CHECK_MS,
     lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
     stream: {
       tokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET,

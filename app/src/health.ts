@@ -48,6 +48,22 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
     );
   });
 
+/**
+ * A check that, once it passed, is not run again for `okForMs`; a failure is not remembered, so
+ * a failing dependency is asked every round. For S3: it rarely fails, each HeadBucket is a
+ * billed request from every node every round, and s3rver (the local fleet's stand-in) answers
+ * it by listing the bucket, which grows with what is stored (it took half a core of the data
+ * host in an idle fleet holding a few thousand objects).
+ */
+export function okForAWhile(fn: () => Promise<unknown>, okForMs: number, now: () => number = Date.now): () => Promise<void> {
+  let okUntil = -Infinity;
+  return async () => {
+    if (now() < okUntil) return;
+    await fn();
+    okUntil = now() + okForMs;
+  };
+}
+
 export function createHealth(checks: Record<string, () => Promise<unknown>>, options: { timeoutMs?: number; slowChecksToDown?: number } = {}): Health {
   const timeoutMs = options.timeoutMs ?? 2000;
   const slowChecksToDown = options.slowChecksToDown ?? 2;

@@ -1,7 +1,7 @@
 // The connections both long-running roles share, built from the config and closed in reverse.
 import type { Config } from './config';
 import { type Db, createDb } from './db';
-import { createHealth, type Health } from './health';
+import { createHealth, type Health, okForAWhile } from './health';
 import type { Logger } from './logger';
 import { type Metrics, createMetrics } from './metrics';
 import { type Redis, assertNoEviction, createRedis } from './redis';
@@ -50,7 +50,7 @@ export async function createServices(config: Config, log: Logger, role: string, 
     {
       postgres: () => db.ping(),
       redis: () => redis.ping(),
-      s3: () => storage.ping(),
+      s3: okForAWhile(() => storage.ping(), config.s3CheckMs),
     },
     { timeoutMs: Math.max(1000, Math.min(5000, config.dependencyCheckMs)) },
   );

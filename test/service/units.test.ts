@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, loadDatabaseConfig } from '../../app/src/confi
 import { inputFileName } from '../../app/src/conversion-worker';
 import { acceptedFormat, checkUploadName } from '../../app/src/file-names';
 import { HttpError, isDependencyError } from '../../app/src/http-errors';
-import { createHealth } from '../../app/src/health';
+import { createHealth, okForAWhile } from '../../app/src/health';
 import { parseNodeRecord, registryKeys } from '../../app/src/registry';
 
 const BASE = {
@@ -99,6 +99,36 @@ describe('the node registry format', () => {
 });
 
 describe('dependency health (the api 503 gate)', () => {
+  it('asks S3 again only after a while once it answered, and every round while it fails', async () => {
+    let clock = 0;
+    let calls = 0;
+    let failing = false;
+    const check = okForAWhile(
+      async () => {
+        calls++;
+        if (failing) throw new Error('connect ECONNREFUSED');
+      },
+      15_000,
+      () => clock,
+    );
+    await check();
+    clock = 14_999;
+    await check();
+    expect(calls).toBe(1);
+    clock = 15_000;
+    failing = true;
+    await expect(check()).rejects.toThrow(/ECONNREFUSED/);
+    clock = 17_000;
+    await expect(check()).rejects.toThrow(/ECONNREFUSED/);
+    expect(calls).toBe(3);
+    failing = false;
+    clock = 19_000;
+    await check();
+    clock = 20_000;
+    await check();
+    expect(calls).toBe(4);
+  });
+
   it('closes the gate at once on a refused dependency, and on a slow one only after two slow checks in a row', async () => {
     let mode: 'ok' | 'slow' | 'refused' = 'ok';
     const health = createHealth(

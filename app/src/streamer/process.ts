@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { type StreamerConfig, nodeIdFor } from '../config';
-import { createHealth } from '../health';
+import { createHealth, okForAWhile } from '../health';
 import type { Logger } from '../logger';
 import { createMetrics } from '../metrics';
 import { assertNoEviction, createRedis } from '../redis';
@@ -45,7 +45,7 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
   const storage = createStorage(config.s3);
   const registry = createRegistry(redis, config.redis.prefix);
   const sessions = createSessionStore(redis, config.redis.prefix, config.stream.sessionTtlMs);
-  const health = createHealth({ redis: () => redis.ping(), s3: () => storage.ping() }, { timeoutMs: Math.max(1000, Math.min(5000, config.dependencyCheckMs)) });
+  const health = createHealth({ redis: () => redis.ping(), s3: okForAWhile(() => storage.ping(), config.s3CheckMs) }, { timeoutMs: Math.max(1000, Math.min(5000, config.dependencyCheckMs)) });
   health.onChange = (s) => (s.ok ? log.info({ dependency: s.name }, 'dependency is back') : log.warn({ dependency: s.name, error: s.error }, 'dependency is down'));
   health.start(config.dependencyCheckMs);
 
