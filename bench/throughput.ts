@@ -64,7 +64,11 @@ async function batch(fleet: FleetInfo, agents: Agents, size: number): Promise<Ba
 export async function benchThroughput(): Promise<Section> {
   const size = param('THROUGHPUT_BATCH', 32, 8);
   const runs = param('THROUGHPUT_RUNS', 3, 1);
-  const cpus = param('THROUGHPUT_CPUS', 1, 1);
+  // One CPU per worker host, as the issue asks, where the machine has a core left for the rest
+  // of the fleet; on 2 cores, half a CPU each, so that two workers leave the LB, api and data
+  // hosts and the client a core and the figure measures the fleet, not the machine.
+  const fair = Math.min(1, (cores() - 1) / 2);
+  const cpus = param('THROUGHPUT_CPUS', fair, fair);
   const fleet = await ensureFleet(log);
   const workers = ['worker-1', 'worker-2'].map((w) => ({ id: w, hostname: fleet.names[w]!, address: fleet.hosts[w]! }));
   const second = workers[1]!;

@@ -239,37 +239,6 @@ describe('the local fleet', () => {
     }
   }, 900_000);
 
-  it('loses no conversion when a worker host dies in the middle of a batch', async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 12; i++) {
-      const r = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${cax(i % 2 ? 'as1-oc-214.stp' : 'dm1-oc-214.stp')}`]);
-      expect(r.status, r.body).toBe(201);
-      ids.push((JSON.parse(r.body) as { id: string }).id);
-    }
-    // Pull the plug on worker-1 (SIGKILL to its container), as a host crash would, while the
-    // registry says it is converting.
-    let busy = false;
-    for (let i = 0; i < 60 && !busy; i++) {
-      const nodes = (JSON.parse(lb('GET', '/status?format=json', e2e.key).body) as { nodes: Array<{ id: string; extra: Record<string, string> }> }).nodes;
-      busy = Number(nodes.find((n) => n.id === id('worker-1'))?.extra.activeJobs ?? 0) > 0;
-      if (!busy) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(busy).toBe(true);
-    const pid = Number(fs.readFileSync(path.join(root, 'hosts', 'worker-1', 'nspawn.pid'), 'utf8'));
-    process.kill(pid, 'SIGKILL');
-    const states: Record<string, { state: string; workerHost?: string; error?: string }> = {};
-    for (let round = 0; round < 120; round++) {
-      for (const id of ids) states[id] = JSON.parse(lb('GET', `/api/v1/models/${id}`, e2e.key).body) as (typeof states)[string];
-      if (Object.values(states).every((m) => m.state === 'ready' || m.state === 'failed')) break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    expect(Object.values(states).map((m) => m.state), JSON.stringify(states)).toEqual(ids.map(() => 'ready'));
-    expect(Object.values(states).some((m) => m.workerHost === id('worker-2'))).toBe(true);
-    const up = await cli('local', 'up');
-    expect(up.code, up.stderr).toBe(0);
-    expect(ssh('worker-1', 'systemctl', 'is-active', 'cadfleet-worker').out).toBe('active');
-  }, 300_000);
-
   reliabilityScenarios();
 
   it('stops and starts a single host; a stopped streamer leaves the LB and comes back without a deploy', async () => {

@@ -1,5 +1,5 @@
-// The reliability and security suite (issue 9), run on the fleet suite's one fleet, right after
-// the worker-host kill: host faults (a streamer host and the LB host pulled out, Redis and
+// The reliability and security suite (issue 9), run on the fleet suite's one fleet, after the
+// upgrade scenarios: host faults (a worker, a streamer and the LB host pulled out, Redis and
 // PostgreSQL restarted under load), a restore drill, hostile input, access, and load. Each
 // scenario is bounded in time and count, and sends traffic only to this machine and the fleet's
 // addresses. The figures go to docs/reliability.md, written by the last test when all passed.
@@ -24,7 +24,7 @@ import { report, writeReport } from './reliability-report';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const caPem = (): Buffer => fs.readFileSync(path.join(root, 'pki/ca.crt'));
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-const SCENARIOS = ['streamer', 'data', 'lb', 'restore', 'hostile', 'access', 'load', 'throughput'] as const;
+const SCENARIOS = ['worker', 'streamer', 'data', 'lb', 'restore', 'hostile', 'access', 'load', 'throughput'] as const;
 
 interface Answer {
   status: number;
@@ -282,7 +282,80 @@ function slowStream(url: string, have: string[], ackMs: number) {
   });
 }
 
+/** An upload as a well-behaved client sends it: a 429 (the LB's per-address limits) is tried again a second later. */
+async function uploadRetrying(name: string, content: Buffer): Promise<Answer> {
+  for (let attempt = 0; ; attempt++) {
+    const a = await upload(name, content);
+    if (a.status !== 429 || attempt === 10) return a;
+    await sleep(1000);
+  }
+}
+
+/** Uploads six at a time: the LB admits 8 uploads in progress per address (nginx_lb_upload_connections). */
+async function uploadAll(files: Array<{ name: string; content: Buffer }>): Promise<Answer[]> {
+  const answers: Answer[] = [];
+  for (let i = 0; i < files.length; i += 6) answers.push(...(await Promise.all(files.slice(i, i + 6).map((f) => uploadRetrying(f.name, f.content)))));
+  return answers;
+}
+
 export function reliabilityScenarios(): void {
+  it('loses no conversion when a worker host dies in the middle of a batch of 20: each ends ready (or failed with its reason), converted once', async () => {
+    const step = fs.readFileSync(cax('as1-oc-214.stp'));
+    const files = Array.from({ length: 20 }, (_, i) => {
+      if (i === 7) return { name: 'truncated.stp', content: step.subarray(0, step.length >> 1), bad: true };
+      if (i === 13) return { name: 'picture.stp', content: Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(4096, 7)]), bad: true };
+      const sample = i % 2 ? 'as1-oc-214.stp' : 'dm1-oc-214.stp';
+      return { name: `batch-${i}-${sample}`, content: fs.readFileSync(cax(sample)), bad: false };
+    });
+    const answers = await uploadAll(files);
+    expect(answers.map((a) => a.status), answers.map((a) => a.body.toString().slice(0, 200)).join('\n')).toEqual(files.map(() => 201));
+    const ids = answers.map((a) => a.json.id!);
+    // Pull the plug on worker-1 while the registry says it is converting.
+    let busy = false;
+    for (let i = 0; i < 120 && !busy; i++) {
+      const r = await request('GET', '/status?format=json');
+      const nodes = (r.json as unknown as { nodes?: Array<{ id: string; extra: Record<string, string> }> }).nodes ?? [];
+      busy = Number(nodes.find((n) => n.id === id('worker-1'))?.extra.activeJobs ?? 0) > 0;
+      if (!busy) await sleep(250);
+    }
+    expect(busy, 'worker-1 converting a job of the batch').toBe(true);
+    const killedAt = Date.now();
+    onTestFinished(async () => void (await cli('local', 'up')));
+    await killHost('worker-1');
+    const states = await settle(ids, 240);
+    const took = Date.now() - killedAt;
+    keep(states, ids);
+    files.forEach((f, i) => {
+      const m = states.get(ids[i]!);
+      if (f.bad) {
+        expect(m, f.name).toMatchObject({ state: 'failed', errorCode: 'corrupt' });
+        expect(String(m!.error).length, f.name).toBeGreaterThan(20);
+      } else expect(m?.state, `${f.name}: ${JSON.stringify(m)}`).toBe('ready');
+    });
+    // Converted once: one `ready` attempt per good model (a unique index also guards it), none
+    // for the bad ones; the attempts worker-1 held when it died were taken over.
+    const list = ids.map((m) => `'${m}'`).join(',');
+    const attempts = psql('cadfleet', ['-tAF', ' ', '-c', `SELECT model_id, count(*) FILTER (WHERE outcome = 'ready'), count(*) FILTER (WHERE worker_host = '${id('worker-1')}' AND outcome IS DISTINCT FROM 'ready' AND outcome IS DISTINCT FROM 'failed') FROM conversion_attempts WHERE model_id IN (${list}) GROUP BY model_id`]);
+    expect(attempts.code, attempts.err).toBe(0);
+    const rows = new Map(attempts.out.trim().split('\n').map((l) => l.split(' ')).map(([m, ready, orphaned]) => [m!, { ready: Number(ready), orphaned: Number(orphaned) }]));
+    files.forEach((f, i) => expect(rows.get(ids[i]!)?.ready ?? 0, f.name).toBe(f.bad ? 0 : 1));
+    const takenOver = [...rows.values()].reduce((n, r) => n + r.orphaned, 0);
+    expect(takenOver, 'attempts worker-1 held when it died').toBeGreaterThanOrEqual(1);
+    const byWorker: Record<string, number> = {};
+    for (const m of states.values()) if (m.workerHost) byWorker[m.workerHost.replace(`${NAME}-`, '')] = (byWorker[m.workerHost.replace(`${NAME}-`, '')] ?? 0) + 1;
+
+    const up = await cli('local', 'up');
+    expect(up.code, up.stderr).toBe(0);
+    expect(ssh('worker-1', 'systemctl', 'is-active', 'cadfleet-worker').out).toBe('active');
+    report.faults.push({
+      fault: 'worker host killed (worker-1)',
+      during: 'a batch of 20 uploads through the LB (18 STEP assemblies, 2 bad files)',
+      outcome: `18/18 ready, each converted once (one \`ready\` attempt per model); the 2 bad files \`failed\` with their reason; ${takenOver} attempt(s) held by worker-1 taken over; by host: ${Object.entries(byWorker).map(([w, n]) => `${w} ${n}`).join(', ')}`,
+      recovery: `last job done ${seconds(took)} after the kill; \`local up\` brought worker-1 back`,
+    });
+    report.passed.add('worker');
+  }, 420_000);
+
   it('keeps every streaming session when a streamer host dies: 10 sessions resume on the other streamer and complete; up brings the host back', async () => {
     const work = tempDir('cadfleet-rel-');
     expect(fullyRouted()).toBe(true);
@@ -911,17 +984,7 @@ export function reliabilityScenarios(): void {
     const size = 24;
     const batch = async (): Promise<{ perMinute: number; span: number; byWorker: Record<string, number> }> => {
       await sleep(5000); // the upload limiter's burst refills
-      // Six at a time: the LB admits 8 uploads in progress per address (nginx_lb_upload_connections),
-      // and 5/s past a burst of 20: a 429 is tried again a second later, as a client should.
-      const send = async (name: string): Promise<Answer> => {
-        for (let attempt = 0; ; attempt++) {
-          const a = await upload(name, sample);
-          if (a.status !== 429 || attempt === 10) return a;
-          await sleep(1000);
-        }
-      };
-      const answers: Answer[] = [];
-      for (let i = 0; i < size; i += 6) answers.push(...(await Promise.all(Array.from({ length: Math.min(6, size - i) }, (_, j) => send(`batch-${i + j}.stp`)))));
+      const answers = await uploadAll(Array.from({ length: size }, (_, i) => ({ name: `batch-${i}.stp`, content: sample })));
       expect(answers.map((x) => x.status)).toEqual(answers.map(() => 201));
       const ids = answers.map((x) => x.json.id!);
       const states = await settle(ids, 300);
