@@ -12,7 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Queue } from 'bullmq';
+import { Redis as IORedis } from 'ioredis';
 import { expect, it, onTestFinished } from 'vitest';
+import { CONVERSION_QUEUE } from '../../app/src/queue';
 import { signStreamToken, type StreamClaims } from '../../app/src/streamer/token';
 import { VIEWER_CSP } from '../../app/src/viewer-static';
 import { tempDir } from '../helpers/convert';
@@ -197,8 +200,8 @@ const fullyRouted = (): boolean => {
   return ['streamer-1', 'streamer-2'].every((h) => map.includes(`${id(h)} ${ipOf(h)}:8090;`)) && ['api-1', 'api-2'].every((h) => apis.includes(`${ipOf(h)}:8080`));
 };
 
-function secrets(): { postgresPassword: string; streamTokenSecret: string } {
-  return JSON.parse(fs.readFileSync(path.join(root, 'secrets.json'), 'utf8')) as { postgresPassword: string; streamTokenSecret: string };
+function secrets(): { postgresPassword: string; streamTokenSecret: string; redisPassword: string } {
+  return JSON.parse(fs.readFileSync(path.join(root, 'secrets.json'), 'utf8')) as { postgresPassword: string; streamTokenSecret: string; redisPassword: string };
 }
 
 /** psql from this machine (the operator's), as the deploy test does: TLS checked against the fleet CA. */
@@ -982,15 +985,30 @@ export function reliabilityScenarios(): void {
     };
     const sample = fs.readFileSync(cax('as1-oc-214.stp'));
     const size = 24;
+    // The queue is paused while the batch is uploaded, then resumed: the clock runs from the
+    // resume to the last model ready, so it measures the workers, not the upload path (the LB
+    // admits 5 uploads a second past a burst of 20, slower than two workers convert).
+    const queue = new Queue(CONVERSION_QUEUE, {
+      prefix: 'cadfleet:bull',
+      connection: new IORedis({ host: ipOf('data'), port: 6379, password: secrets().redisPassword, tls: { ca: caPem() }, maxRetriesPerRequest: null }),
+    });
+    onTestFinished(async () => {
+      await queue.resume();
+      await queue.close();
+    });
     const batch = async (): Promise<{ perMinute: number; span: number; byWorker: Record<string, number> }> => {
       await sleep(5000); // the upload limiter's burst refills
+      await queue.pause();
       const answers = await uploadAll(Array.from({ length: size }, (_, i) => ({ name: `batch-${i}.stp`, content: sample })));
       expect(answers.map((x) => x.status)).toEqual(answers.map(() => 201));
       const ids = answers.map((x) => x.json.id!);
+      const resumedAt = Date.now();
+      await queue.resume();
       const states = await settle(ids, 300);
       const models = ids.map((m) => states.get(m)!);
       expect(models.map((m) => m?.state)).toEqual(ids.map(() => 'ready'));
-      const span = (Math.max(...models.map((m) => Date.parse(m.finishedAt!))) - Math.min(...models.map((m) => Date.parse(m.createdAt)))) / 1000;
+      // The hosts share this machine's clock.
+      const span = (Math.max(...models.map((m) => Date.parse(m.finishedAt!))) - resumedAt) / 1000;
       const byWorker: Record<string, number> = {};
       for (const m of models) byWorker[m.workerHost!.replace(`${NAME}-`, '')] = (byWorker[m.workerHost!.replace(`${NAME}-`, '')] ?? 0) + 1;
       return { perMinute: (size / span) * 60, span, byWorker };
@@ -1006,7 +1024,8 @@ export function reliabilityScenarios(): void {
     const runs: Array<{ cpus: number; one: Awaited<ReturnType<typeof batch>>; two: Awaited<ReturnType<typeof batch>> }> = [];
     // One CPU each, as the issue asks; and, where one CPU each leaves the rest of the fleet (api,
     // data, LB) no core of its own, half a CPU each, so that the figure measures the fleet.
-    const quotas = cores - 2 >= 1 ? [1] : [1, (cores - 1) / 2];
+    const fair = Math.min(1, (cores - 1) / 2);
+    const quotas = fair === 1 ? [1] : [1, fair];
     let stopped = false;
     const undo: Array<() => void> = [];
     try {
@@ -1033,10 +1052,11 @@ export function reliabilityScenarios(): void {
       // Both workers take jobs, and two are faster than one. The 1.8x goal is reported, not
       // asserted: on a small machine the fleet's other hosts compete for the same cores.
       expect(Object.keys(r.two.byWorker).sort()).toEqual(['worker-1', 'worker-2']);
-      expect(r.two.perMinute / r.one.perMinute).toBeGreaterThan(1.15);
+      // Asserted where the quotas leave the rest of the fleet a core; reported everywhere.
+      if (r.cpus === fair) expect(r.two.perMinute / r.one.perMinute, `two worker hosts vs one at ${r.cpus} CPU each`).toBeGreaterThan(1.3);
       const ratio = r.two.perMinute / r.one.perMinute;
       report.throughput.push(
-        { measure: `one worker host (${r.cpus} CPU quota)`, value: `${r.one.perMinute.toFixed(1)} conversions/min`, note: `${size} uploads of as1-oc-214.stp (six at a time), first accepted to last ready: ${r.one.span.toFixed(1)} s` },
+        { measure: `one worker host (${r.cpus} CPU quota)`, value: `${r.one.perMinute.toFixed(1)} conversions/min`, note: `${size} uploads of as1-oc-214.stp queued while the queue was paused; from its resume to the last ready: ${r.one.span.toFixed(1)} s` },
         {
           measure: `two worker hosts (${r.cpus} CPU quota each)`,
           value: `${r.two.perMinute.toFixed(1)} conversions/min, ${ratio.toFixed(2)}x`,
