@@ -158,7 +158,7 @@ export async function benchThroughput(): Promise<Section> {
   const ratio = rate('two') / rate('one');
   const machineOne = 'conversions/min, one warm converter on this machine (no fleet)';
   const rows: Row[] = [
-    { name: machineOne, median: machine.one, unit: 'conv/min', note: 'the worker\'s converter pool in this process, best of 2 rounds of 10' },
+    { name: machineOne, median: machine.one, unit: 'conv/min', note: `the worker's converter pool in this process, best of 2 rounds of 10 (Node ${process.version}; the hosts run the release's own Node, which converts faster: compare the ratios)` },
     {
       name: 'conversions/min, two warm converters side by side (no fleet)',
       median: machine.two,

@@ -1052,7 +1052,7 @@ export function reliabilityScenarios(): void {
     // The ceiling: two converters side by side on this machine, no fleet in the way.
     const machine = await converterScaling(cax('as1-oc-214.stp'));
     report.throughput.push(
-      { measure: 'one warm converter on this machine (no fleet)', value: `${machine.one.toFixed(1)} conversions/min`, note: "the worker's converter pool, in the test process" },
+      { measure: 'one warm converter on this machine (no fleet)', value: `${machine.one.toFixed(1)} conversions/min`, note: `the worker's converter pool, in the test process (Node ${process.version}; the hosts run the release's own Node, which converts faster: compare the ratios)` },
       { measure: 'two warm converters side by side (no fleet)', value: `${machine.two.toFixed(1)} conversions/min, ${machine.ratio.toFixed(2)}x`, note: "what this machine's cores give two converters at once: the ceiling of the fleet's two-worker figure" },
     );
     for (const r of runs) {
