@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from '../local/commands';
+import type { Runner } from '../local/exec';
 import { ROLES } from '../local/fleet';
 import { outputsSchema, type Outputs } from '../outputs';
 import { TAG_ENVIRONMENT } from '../../../stacks/contract';
@@ -64,6 +66,25 @@ export function awsOutputs(tf: StackOutputs): Outputs {
     buckets: { models: tf.buckets.value.models, releases: tf.buckets.value.releases, endpoint: null },
     ssh: { user: tf.ssh_user.value, keyFile: null, knownHostsFile: null, bastion: tf.bastion.value.host },
   });
+}
+
+/**
+ * The deployment outputs of an applied AWS environment, read from its stack's state with
+ * `terraform output -json` (the stack synthesized and its backend initialized by `cadfleet plan`).
+ * Each way it can fail says what to run.
+ */
+export async function readAwsOutputs(runner: Runner, env: AwsEnvironment): Promise<Outputs> {
+  if (!fs.existsSync(path.join(stackDir(env), 'cdk.tf.json'))) {
+    throw new Error(`${env.name} has no synthesized stack (${stackDir(env)}): run cadfleet plan --env ${env.name} first; it synthesizes the stack and opens its state`);
+  }
+  const result = await runner.run(outputArgv(env), { timeoutMs: 120_000 });
+  if (result.code !== 0) {
+    const why = result.stderr.trim().split('\n').filter(Boolean).pop() ?? `exit ${result.code}`;
+    throw new Error(`terraform could not read the state of ${env.name}: ${why}; run cadfleet plan --env ${env.name} (it initializes the state backend) with AWS credentials that may read the state bucket`);
+  }
+  const tf = JSON.parse(result.stdout || '{}') as Partial<StackOutputs>;
+  if (!tf.environment) throw new Error(`the state of ${env.name} has no outputs: the environment was never applied; run cadfleet apply --env ${env.name}`);
+  return awsOutputs(tf as StackOutputs);
 }
 
 // The inventory moved to ./inventory (with its two routes, SSM and bastion); kept importable from here.

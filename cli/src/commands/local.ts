@@ -4,6 +4,9 @@ import { selectHosts } from '../local/fleet';
 import { defaultContext, destroy, down, openFleet, startHosts, status, up, type LocalContext } from '../local/local-fleet';
 import { localFleetName } from '../environment';
 import { localOutputs } from '../outputs';
+import { awsEnvironment, readAwsOutputs } from '../aws/terraform';
+import { ansibleDir } from '../deploy/deploy';
+import path from 'node:path';
 
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -108,10 +111,14 @@ export function outputsCommand(makeContext: () => LocalContext = () => defaultCo
     .description('The deployment outputs of an environment: LB address, hosts by role, endpoints, SSH access. No secrets.')
     .requiredOption('--env <name>', 'environment: local, or an AWS environment')
     .option('--json', 'print JSON (the default)')
-    .addHelpText('after', '\nExample:\n  $ sudo cadfleet outputs --env local | jq .lb')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet outputs --env local | jq .lb\n  $ cadfleet outputs --env staging | jq .buckets     # from the applied stack\'s state (after cadfleet plan/apply)')
     .action((opts: { env: string }) =>
       guarded(async () => {
-        if (opts.env !== 'local') throw new Error(`outputs of AWS environments come from terraform state; not available yet for ${opts.env}`);
+        if (opts.env !== 'local') {
+          const outputs = await readAwsOutputs(systemRunner, awsEnvironment(opts.env, path.dirname(ansibleDir())));
+          process.stdout.write(`${JSON.stringify(outputs, null, 2)}\n`);
+          return;
+        }
         const { fleet, paths } = openFleet(makeContext(), localFleetName());
         process.stdout.write(`${JSON.stringify(localOutputs('local', fleet, paths), null, 2)}\n`);
       }),
