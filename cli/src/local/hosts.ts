@@ -154,6 +154,25 @@ export async function killLeftovers(host: HostSpec): Promise<number> {
   return pids.size;
 }
 
+/**
+ * Starts a host and waits for SSH. A host whose nspawn exits while it boots is started once
+ * more (its first console log kept as console.log.1), and reported with both logs' ends if
+ * that fails too: a boot that died once (seen once in CI, with no log left to read) should
+ * not fail a whole `up`.
+ */
+export async function bootHost(runner: Runner, fleet: Fleet, paths: FleetPaths, host: HostSpec, base: string, timeoutMs: number, log: (line: string) => void): Promise<number> {
+  try {
+    return await waitForSsh(runner, fleet, paths, host, timeoutMs);
+  } catch (err) {
+    if (!(err instanceof BootStopped)) throw err;
+    const first = `${err.consoleLog}.1`;
+    fs.renameSync(err.consoleLog, first);
+    log(`${host.hostname} stopped while booting; starting it once more (first console log: ${first}; it ends:\n${consoleTail(first)})`);
+    await startHost(fleet, paths, host, base);
+    return await waitForSsh(runner, fleet, paths, host, timeoutMs);
+  }
+}
+
 export async function startHost(fleet: Fleet, paths: FleetPaths, host: HostSpec, base: string): Promise<number> {
   await killLeftovers(host);
   removeHostCgroups(host);
@@ -185,6 +204,25 @@ function tcpOpen(ip: string, port: number, timeoutMs: number): Promise<boolean> 
   });
 }
 
+/** The last lines of a console log, for an error message (the log itself may be gone by the time someone reads it). */
+export function consoleTail(file: string, lines = 12): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((l) => `    ${l}`).join('\n');
+  } catch {
+    return '    (no console log)';
+  }
+}
+
+/** nspawn exited before the host answered SSH. */
+export class BootStopped extends Error {
+  constructor(
+    readonly host: HostSpec,
+    readonly consoleLog: string,
+  ) {
+    super(`host ${host.hostname} stopped while booting; its console log: ${consoleLog}; it ends:\n${consoleTail(consoleLog)}`);
+  }
+}
+
 /** Waits until the host answers SSH with its pinned key, or fails naming the host and its console log. */
 export async function waitForSsh(runner: Runner, fleet: Fleet, paths: FleetPaths, host: HostSpec, timeoutMs: number): Promise<number> {
   const started = performance.now();
@@ -197,7 +235,7 @@ export async function waitForSsh(runner: Runner, fleet: Fleet, paths: FleetPaths
       throw new Error(`host ${host.hostname} (${host.ip}) did not answer SSH within ${timeoutMs / 1000} s; its console log: ${path.join(paths.hostDir(host), 'console.log')}`);
     }
     if (runningPid(fleet, paths, host) === undefined) {
-      throw new Error(`host ${host.hostname} stopped while booting; its console log: ${path.join(paths.hostDir(host), 'console.log')}`);
+      throw new BootStopped(host, path.join(paths.hostDir(host), 'console.log'));
     }
     await new Promise((r) => setTimeout(r, 250));
   }

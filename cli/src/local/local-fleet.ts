@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureBaseImage, baseImagePath } from './base-image';
 import type { Runner } from './exec';
 import { type Fleet, type FleetSpec, type HostSpec, parseFleetSpec, planFleet, type Role } from './fleet';
-import { ensureFleetKey, fleetPaths, type FleetPaths, prepareHost, runningPid, startHost, stopHost, waitForSsh, writeKnownHosts } from './hosts';
+import { bootHost, ensureFleetKey, fleetPaths, type FleetPaths, prepareHost, runningPid, startHost, stopHost, waitForSsh, writeKnownHosts } from './hosts';
 import { ensureNetwork, removeNetwork } from './network';
 
 export interface LocalContext {
@@ -107,7 +107,9 @@ export async function up(ctx: LocalContext, name: string, overrides: Partial<Fle
   }
   await Promise.all(
     fleet.hosts.map(async (host) => {
-      const seconds = await waitForSsh(ctx.runner, fleet, paths, host, ctx.bootTimeoutMs);
+      const seconds = report.started.includes(host.name)
+        ? await bootHost(ctx.runner, fleet, paths, host, base, ctx.bootTimeoutMs, ctx.log)
+        : await waitForSsh(ctx.runner, fleet, paths, host, ctx.bootTimeoutMs);
       if (report.started.includes(host.name)) ctx.log(`${host.hostname} (${host.role}, ${host.ip}) answers SSH after ${seconds.toFixed(1)} s`);
     }),
   );
@@ -129,8 +131,13 @@ export async function startHosts(ctx: LocalContext, name: string, hosts: HostSpe
   const { fleet, paths } = openFleet(ctx, name);
   const base = fs.readFileSync(path.join(paths.root, 'base-image'), 'utf8').trim();
   await ensureNetwork(ctx.runner, fleet, hosts);
-  for (const host of hosts) if (runningPid(fleet, paths, host) === undefined) await startHost(fleet, paths, host, base);
-  await Promise.all(hosts.map((host) => waitForSsh(ctx.runner, fleet, paths, host, ctx.bootTimeoutMs)));
+  const started = new Set<HostSpec>();
+  for (const host of hosts) {
+    if (runningPid(fleet, paths, host) !== undefined) continue;
+    await startHost(fleet, paths, host, base);
+    started.add(host);
+  }
+  await Promise.all(hosts.map((host) => (started.has(host) ? bootHost(ctx.runner, fleet, paths, host, base, ctx.bootTimeoutMs, ctx.log) : waitForSsh(ctx.runner, fleet, paths, host, ctx.bootTimeoutMs))));
 }
 
 /** Stops everything and deletes the fleet's state (the base image cache stays unless asked). */
