@@ -60,10 +60,10 @@ export interface CliResult {
  * Runs the CLI on fleet `cf` and waits for it; throws with the end of its stderr when it fails.
  * Its stderr is shown when BENCH_VERBOSE=1, so long deploys are not silent then.
  */
-export function cadfleet(args: string[], options: { timeoutMs?: number } = {}): Promise<CliResult> {
+export function cadfleet(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CADFLEET_LOCAL_FLEET: FLEET }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CADFLEET_LOCAL_FLEET: FLEET, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

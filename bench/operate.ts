@@ -8,6 +8,9 @@
 //     `deploy` and the api answering through the LB. The base image is cached (a `local up`
 //     before the destroy builds it if its recipe changed; that is not timed), and so is the
 //     release bundle of this tree when an earlier deploy built it.
+//   - the same from an empty image cache: `local up` builds the base image from the recipe
+//     first (the figure "without the prebuilt image"), then the first deploy.
+//   - a scale-out: one more worker host through cloud-init (no deploy), boot to healthy.
 //   - a no-change redeploy (`deploy --env local` again; its JSON report says changed: 0).
 //   - a rolling upgrade of the whole fleet to a new release name (built from the working tree).
 //
@@ -134,8 +137,27 @@ export async function benchOperate(): Promise<Section> {
   await cadfleet(['local', 'up']);
   const spec = JSON.parse(fs.readFileSync(path.join(STATE, 'fleet.json'), 'utf8')) as { name: string; subnet: string };
   if (spec.name !== FLEET) throw new Error(`${STATE}/fleet.json names fleet ${spec.name}, not ${FLEET}: refusing to destroy it`);
-  log(`fleet ${FLEET}: destroy (its hosts, keys and network; the base image stays), then up + deploy from nothing on ${spec.subnet}`);
+
+  // Without the prebuilt image: the same from-nothing run with an empty image cache, so that
+  // `up` first builds the base image from the recipe (debootstrap + images/host-image.yml).
+  log(`fleet ${FLEET}: destroy, then up with an empty image cache (the base image is built) + deploy`);
   await cadfleet(['local', 'destroy']);
+  const freshCache = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-bench-images-'));
+  let unbuilt: { total: number; up: number; build: number; deploy: number };
+  try {
+    const t = performance.now();
+    const up = await cadfleet(['local', 'up', '--subnet', spec.subnet, '--json'], { env: { CADFLEET_IMAGE_CACHE: freshCache } });
+    const built = (JSON.parse(up.stdout) as { baseImage: { built: boolean; seconds: number } }).baseImage;
+    if (!built.built) throw new Error('local up with an empty image cache did not build the base image');
+    const deployed = await cadfleet(['deploy', '--env', 'local', '--json']);
+    unbuilt = { total: (performance.now() - t) / 1000, up: up.seconds, build: built.seconds, deploy: deployed.seconds };
+    log(`without a prebuilt image: ${unbuilt.total.toFixed(1)} s (up ${up.seconds.toFixed(1)} s, of which the image build ${built.seconds.toFixed(1)} s; deploy ${deployed.seconds.toFixed(1)} s)`);
+    await cadfleet(['local', 'destroy']);
+  } finally {
+    fs.rmSync(freshCache, { recursive: true, force: true });
+  }
+
+  log(`fleet ${FLEET}: destroy (its hosts, keys and network; the base image stays), then up + deploy from nothing on ${spec.subnet}`);
 
   const t0 = performance.now();
   const upped = await cadfleet(['local', 'up', '--subnet', spec.subnet, '--json']);
@@ -148,6 +170,12 @@ export async function benchOperate(): Promise<Section> {
   const answered = await until('the api answering through the LB after the first deploy', () => apiAnswersThroughLb(lb, agents), 300_000, 250).finally(() => closeAgents(agents));
   const fromNothing = (performance.now() - t0) / 1000;
   log(`from nothing to serving in ${fromNothing.toFixed(1)} s: up ${upped.seconds.toFixed(1)} s (${upReport.started.length} hosts), deploy ${first.seconds.toFixed(1)} s (${firstReport.release.version}${firstReport.release.reused ? ', bundle cached' : ', bundle built'}), then ${answered.toFixed(1)} s until the api answered through the LB`);
+
+  // The scale-out path: one more worker through cloud-init, from boot to healthy, no deploy.
+  const scaled = await cadfleet(['local', 'scale-out', 'worker', '--json']);
+  const scaledReport = JSON.parse(scaled.stdout) as { host: { name: string }; seconds: number };
+  log(`scale-out: ${scaledReport.host.name} healthy through cloud-init in ${scaledReport.seconds.toFixed(1)} s (the command ${scaled.seconds.toFixed(1)} s)`);
+  await cadfleet(['local', 'scale-in', 'worker']);
 
   const redeploys: number[] = [];
   const changed: number[] = [];
@@ -175,7 +203,23 @@ export async function benchOperate(): Promise<Section> {
       unit: 's',
       note: `local up ${upped.seconds.toFixed(1)} s + first deploy ${first.seconds.toFixed(1)} s + ${answered.toFixed(1)} s until the api answered through the LB; release bundle ${firstReport.release.reused ? 'cached' : 'built in the deploy'}; one run; goal: under 180 s, ${fromNothing < 180 ? 'met' : 'missed'}`,
     },
+    {
+      name: 'local fleet from nothing to deployed, base image not prebuilt',
+      median: unbuilt.total,
+      unit: 's',
+      baseline: 'local fleet from nothing to serving (base image cached)',
+      ratio: unbuilt.total / fromNothing,
+      note: `local up ${unbuilt.up.toFixed(1)} s, of which building the base image from the recipe ${unbuilt.build.toFixed(1)} s; first deploy ${unbuilt.deploy.toFixed(1)} s; one run`,
+    },
     { name: firstDeploy, median: first.seconds, unit: 's', note: `${firstReport.changed} changes` },
+    {
+      name: 'scale-out: one more worker through cloud-init, boot to healthy',
+      median: scaledReport.seconds,
+      unit: 's',
+      baseline: firstDeploy,
+      ratio: scaledReport.seconds / first.seconds,
+      note: `the stacks' user-data under cloud-init: settings from SSM (stand-in), the release from the bucket's pointer, the unit started; no Ansible; the whole command ${scaled.seconds.toFixed(1)} s; one run`,
+    },
     {
       name: 'no-change redeploy (deploy --env local again)',
       median: median(redeploys),
@@ -217,7 +261,7 @@ export async function benchOperate(): Promise<Section> {
     title: `operate: local fleet from nothing, redeploy, rolling upgrade; cdktf synth and the offline plan (${runs} run(s) where repeated)`,
     rows,
     notes: [
-      `The local fleet ${FLEET}: 8 Debian 12 hosts under systemd-nspawn on this machine (lb, data, 2 api, 2 worker, 2 streamer), deployed by the Ansible playbooks over SSH. "From nothing" starts after \`local destroy\` (hosts, keys, network and state gone) with the base image cached; a first run on a fresh machine adds the image build (about a minute) and the release bundle.`,
+      `The local fleet ${FLEET}: 8 Debian 12 hosts under systemd-nspawn on this machine (lb, data, 2 api, 2 worker, 2 streamer), deployed by the Ansible playbooks over SSH. "From nothing" starts after \`local destroy\` (hosts, keys, network and state gone) with the base image cached; "not prebuilt" is the same with an empty image cache, so the image is built from the recipe first.`,
       `The benchmark leaves the fleet up, running the upgraded release; its earlier API keys went with the destroy.`,
       'missing' in tf.terraform
         ? `The offline terraform plan was not measured: ${tf.terraform.missing}`

@@ -29,6 +29,8 @@ export interface UserDataOptions {
   readonly databaseCa?: boolean;
   /** Endpoint of an S3-compatible server (the local fleet); path-style URLs. @default AWS S3 */
   readonly s3Endpoint?: string;
+  /** Endpoint of the SSM API (the local fleet's stand-in, `cadfleet local scale-out`). @default AWS SSM */
+  readonly ssmEndpoint?: string;
   /** Directory prefix for every path the script writes; only tests set it. @default "" (the real root) */
   readonly root?: string;
   /** Seconds between retries of a network step (6 tries, growing delay). @default 5 */
@@ -87,6 +89,7 @@ export function renderUserData(o: UserDataOptions): string {
     ['DATABASE_CA', String(needsDatabaseCa)],
     ['APP_PORT', port === undefined ? '' : String(port)],
     ['S3_ENDPOINT', o.s3Endpoint ?? ''],
+    ['SSM_ENDPOINT', o.ssmEndpoint ?? ''],
     ['ROOT', o.root ?? ''],
     ['RETRY_DELAY', String(o.retryDelaySeconds ?? 5)],
   ];
@@ -127,6 +130,10 @@ imds() {
 
 s3() {
   if [ -n "$S3_ENDPOINT" ]; then aws --endpoint-url "$S3_ENDPOINT" s3 "$@"; else aws s3 "$@"; fi
+}
+
+ssm() {
+  if [ -n "$SSM_ENDPOINT" ]; then aws --endpoint-url "$SSM_ENDPOINT" ssm "$@"; else aws ssm "$@"; fi
 }
 
 ensure_aws_cli() {
@@ -170,18 +177,22 @@ ensure_service_user() {
 }
 
 write_settings() {
-  local dir="$ROOT/etc/cadfleet" tmp address
+  local dir="$ROOT/etc/cadfleet" tmp address instance
   mkdir -p "$dir"
   tmp=$(mktemp "$dir/.$ROLE.env.XXXXXX")
   {
     echo "# Written at boot by the cadfleet boot script. No secrets: see docs/aws.md."
     if [ -n "$CONFIG_PARAMETER" ]; then
-      retry aws ssm get-parameter --name "$CONFIG_PARAMETER" --query Parameter.Value --output text || die "cannot read SSM parameter $CONFIG_PARAMETER"
+      retry ssm get-parameter --name "$CONFIG_PARAMETER" --with-decryption --query Parameter.Value --output text || die "cannot read SSM parameter $CONFIG_PARAMETER"
     fi
 ${envLines.join('\n')}
     if [ -n "$APP_PORT" ]; then
       address=$(retry imds local-ipv4) || die "no private address from the metadata service"
       echo "CADFLEET_ADVERTISE_URL=http://$address:$APP_PORT"
+      # The node's name in the registry, the logs and each model's worker: the instance id,
+      # which is also what the aws_ec2 inventory and cadfleet ssh call the host.
+      instance=$(retry imds instance-id) || die "no instance id from the metadata service"
+      echo "CADFLEET_NODE_ID=$instance"
     fi
     if [ "$DATABASE_CA" = true ]; then
       retry curl -fsS -o "$dir/rds-ca.pem" "https://truststore.pki.rds.amazonaws.com/$REGION/$REGION-bundle.pem" || die "cannot download the RDS CA bundle"

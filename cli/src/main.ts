@@ -6,4 +6,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// The AWS SDK warns on every command under Node 20 that its releases from 2027 need Node 22;
+// the lock file pins today's, which support Node 20 (package.json's engines). `cadfleet doctor`
+// is where the operator's Node is judged.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 await buildProgram().parseAsync(process.argv);

@@ -298,9 +298,12 @@ describe('the local fleet', () => {
   }, 300_000);
 
   it('says which interface holds the range it was asked to use', async () => {
-    // A /24 beside the suite's own, squatted by a bridge of our making.
+    // A /24 near the suite's own that nothing on this machine uses (another fleet may hold the
+    // next one), squatted by a bridge of our making.
     const [a, b, c] = SUBNET.split('.').map(Number);
-    const range = `${a}.${b}.${c! + 1}`;
+    const used = execFileSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' });
+    const range = [...Array(40).keys()].map((i) => `${a}.${b}.${(c! + 7 + i) % 256}`).find((r) => !used.includes(` ${r}.`));
+    if (!range) throw new Error('no free /24 near the suite\'s own range for the squatter');
     const squatter = `${NAME}xsquat`;
     execFileSync('ip', ['link', 'add', squatter, 'type', 'bridge']);
     try {
@@ -359,6 +362,68 @@ describe('the local fleet', () => {
     expect(deploy.stderr).toMatch(new RegExp(`FAILED on ${id('streamer-1')}, task ".*\\(host unreachable\\)": .*Connection refused`));
     expect(deploy.stderr).toMatch(/the whole Ansible output is in .*last-site\.log/);
   }, 300_000);
+
+  it('scales out through cloud-init: a new worker boots from the base image with the stacks\' user-data, installs the release the pointer names and takes jobs, with no deploy', async () => {
+    const current = path.basename(ssh('worker-1', 'readlink', '-f', '/opt/cadfleet/current').out);
+    expect(current).toMatch(/^\d+\.\d+\.\d+-/);
+    const siteLog = path.join(root, 'deploy/last-site.log');
+    const ansibleRan = (): number => Math.max(...fs.readdirSync(path.join(root, 'deploy')).filter((f) => f.endsWith('.log')).map((f) => fs.statSync(path.join(root, 'deploy', f)).mtimeMs));
+    const before = ansibleRan();
+    expect(fs.existsSync(siteLog)).toBe(true);
+
+    const r = await cli('local', 'scale-out', 'worker', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { host: { name: string; hostname: string; ip: string }; release: string; cloudInit: string; served: Record<string, number>; bootLog: string[] };
+    expect(report).toMatchObject({ host: { name: 'worker-3', hostname: id('worker-3') }, release: current, cloudInit: 'done' });
+    // The boot script asked the metadata service (IMDSv2: a token first) for its address, its
+    // instance id and its role's credentials, and SSM for the settings: nothing came from Ansible.
+    expect(report.served['imds token']).toBeGreaterThan(0);
+    expect(report.served['imds local-ipv4']).toBeGreaterThan(0);
+    expect(report.served['imds instance-id']).toBeGreaterThan(0);
+    expect(report.served['imds iam/security-credentials/']).toBeGreaterThan(0);
+    expect(report.served['ssm GetParameter /cadfleet/local/app.env']).toBe(1);
+    const bootLog = report.bootLog.join('\n');
+    expect(bootLog).toContain(`installing release ${current}`);
+    expect(bootLog).toContain('started cadfleet-worker.service');
+    // The AWS CLI came with the image: the boot installed no package.
+    expect(bootLog).not.toContain('installing the AWS CLI');
+    expect(ansibleRan()).toBe(before);
+
+    const on3 = async (...command: string[]) => cli('ssh', '--env', 'local', 'worker/3', '--', ...command);
+    expect((await on3('hostname')).stdout.trim()).toBe(id('worker-3'));
+    expect((await on3('readlink', '-f', '/opt/cadfleet/current')).stdout.trim()).toBe(`/opt/cadfleet/releases/${current}`);
+    expect((await on3('test', '-e', '/var/log/apt/history.log', '&&', 'grep', '-c', 'Start-Date', '/var/log/apt/history.log', '||', 'echo', '0')).stdout.trim()).toBe(
+      ssh('worker-1', 'sh', '-c', '"grep -c Start-Date /var/log/apt/history.log 2>/dev/null || echo 0"').out,
+    );
+
+    // It takes work: with the two deployed workers stopped, a new upload is converted on worker-3.
+    for (const w of ['worker-1', 'worker-2']) expect(ssh(w, 'sudo', 'systemctl', 'stop', 'cadfleet-worker').code).toBe(0);
+    try {
+      const upload = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${cax('as1-oc-214.stp')}`]);
+      expect(upload.status, upload.body).toBe(201);
+      const modelId = (JSON.parse(upload.body) as { id: string }).id;
+      let model: { state: string; workerHost?: string } = { state: 'queued' };
+      for (let i = 0; i < 120 && !['ready', 'failed'].includes(model.state); i++) {
+        await new Promise((res) => setTimeout(res, 1000));
+        model = JSON.parse(lb('GET', `/api/v1/models/${modelId}`, e2e.key).body) as typeof model;
+      }
+      expect(model).toMatchObject({ state: 'ready', workerHost: id('worker-3') });
+    } finally {
+      for (const w of ['worker-1', 'worker-2']) ssh(w, 'sudo', 'systemctl', 'start', 'cadfleet-worker');
+    }
+    const status = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ host: string; ok: boolean; release: string }> };
+    expect(status.hosts.find((h) => h.host === id('worker-3'))).toMatchObject({ ok: true, release: current });
+
+    // And scales in again: the host drains, its disk and network go.
+    const scaleIn = await cli('local', 'scale-in', 'worker');
+    expect(scaleIn.code, scaleIn.stderr).toBe(0);
+    expect(links()).not.toContain(`${NAME}vwk-3`);
+    expect(fs.existsSync(path.join(root, 'hosts', 'worker-3'))).toBe(false);
+    expect((await cli('local', 'scale-in', 'worker')).code).toBe(0);
+    const last = await cli('local', 'scale-in', 'worker');
+    expect(last.code).toBe(1);
+    expect(last.stderr).toMatch(/role worker has one host left/);
+  }, 600_000);
 
   it('is destroyed without a trace', async () => {
     const r = await cli('local', 'destroy');

@@ -194,7 +194,7 @@ describe('the boot script, run', () => {
     );
     expect(result.calls).toEqual(
       expect.arrayContaining([
-        'aws ssm get-parameter --name /cadfleet/staging/app.env --query Parameter.Value --output text',
+        'aws ssm get-parameter --name /cadfleet/staging/app.env --with-decryption --query Parameter.Value --output text',
         'aws s3 cp s3://cadfleet-staging-releases-x/releases/current -',
       ]),
     );
@@ -259,5 +259,16 @@ describe('the boot script, run', () => {
     expect(result.code, result.output).toBe(0);
     expect(result.calls).toContain('aws --endpoint-url http://10.99.0.10:4568 s3 cp s3://cadfleet-staging-releases-x/releases/current -');
     expect(result.calls.some((c) => c.startsWith('aws ssm'))).toBe(false);
+  });
+
+  it('reads its settings from an SSM endpoint when given one (cadfleet local scale-out), and names the node after its instance', async () => {
+    const result = await boot({ role: 'streamer', s3Endpoint: 'https://10.99.0.11:9000', ssmEndpoint: 'https://10.99.0.1:41234', databaseCa: false }, bucketWith('3.2.0'));
+    expect(result.code, result.output).toBe(0);
+    expect(result.calls).toContain('aws --endpoint-url https://10.99.0.1:41234 ssm get-parameter --name /cadfleet/staging/app.env --with-decryption --query Parameter.Value --output text');
+    expect(result.calls.some((c) => c.startsWith('aws ssm'))).toBe(false);
+    expect(fs.readFileSync(path.join(result.root, 'etc/cadfleet/streamer.env'), 'utf8').split('\n')).toEqual(
+      expect.arrayContaining(['CADFLEET_ROLE=streamer', 'CADFLEET_ADVERTISE_URL=http://10.40.128.7:8090', 'CADFLEET_NODE_ID=i-0123456789abcdef0']),
+    );
+    expect(result.calls.some((c) => c.includes('truststore.pki.rds.amazonaws.com'))).toBe(false);
   });
 });

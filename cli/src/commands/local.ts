@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { systemRunner } from '../local/exec';
 import { selectHosts } from '../local/fleet';
 import { defaultContext, destroy, down, openFleet, startHosts, status, up, type LocalContext } from '../local/local-fleet';
@@ -7,7 +7,8 @@ import { localOutputs } from '../outputs';
 import { awsEnvironment, readAwsOutputs } from '../aws/terraform';
 import { ansibleDir } from '../deploy/deploy';
 import path from 'node:path';
-
+import { SCALABLE_ROLES, scaleIn, scaleOut, type ScalableRole } from '../local/scale-out';
+import { acquireLock, appendAudit } from '../upgrade/lock';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -88,6 +89,52 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
         }
         const rows = report.hosts.map((h) => `${h.hostname.padEnd(16)} ${h.role.padEnd(9)} ${h.ip.padEnd(15)} ${h.state}`);
         process.stdout.write(`${'HOST'.padEnd(16)} ${'ROLE'.padEnd(9)} ${'ADDRESS'.padEnd(15)} STATE\n${rows.join('\n')}\n`);
+      }),
+    );
+
+  const roleArgument = (value: string): ScalableRole => {
+    if (!(SCALABLE_ROLES as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${SCALABLE_ROLES.join(', ')} (the roles an auto scaling group runs)`);
+    return value as ScalableRole;
+  };
+
+  local
+    .command('scale-out')
+    .description('Add a host to a role as an auto scaling group does on AWS: it boots from the base image with the stacks\' user-data, which cloud-init runs; it installs the current release from the releases bucket\'s pointer and starts serving. No Ansible runs.')
+    .argument('<role>', `${SCALABLE_ROLES.join(', ')}`, roleArgument)
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local scale-out worker\n  $ sudo cadfleet local scale-out streamer --json | jq .seconds')
+    .action((role: ScalableRole, opts: { json?: boolean }) =>
+      guarded(async () => {
+        const ctx = makeContext();
+        const { paths } = openFleet(ctx, localFleetName());
+        const unlock = await acquireLock(path.join(paths.root, 'lock.json'), `scale-out ${role}`);
+        try {
+          const report = await scaleOut(ctx, localFleetName(), role);
+          appendAudit(path.join(paths.root, 'audit.log'), { action: 'scale-out', version: report.release, previous: null, ok: true, seconds: report.seconds, detail: report.host.name });
+          if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+          log(`${report.host.hostname} (${role}, ${report.host.ip}) serves release ${report.release}: booted through cloud-init and healthy in ${report.seconds.toFixed(1)} s, with no deploy`);
+        } finally {
+          unlock();
+        }
+      }),
+    );
+
+  local
+    .command('scale-in')
+    .description('Remove the last host of a role (it drains first), as an auto scaling group scales in.')
+    .argument('<role>', `${SCALABLE_ROLES.join(', ')}`, roleArgument)
+    .addHelpText('after', '\nExample:\n  $ sudo cadfleet local scale-in worker')
+    .action((role: ScalableRole) =>
+      guarded(async () => {
+        const ctx = makeContext();
+        const { paths } = openFleet(ctx, localFleetName());
+        const unlock = await acquireLock(path.join(paths.root, 'lock.json'), `scale-in ${role}`);
+        try {
+          const r = await scaleIn(ctx, localFleetName(), role);
+          log(`${r.host} removed (${r.stop})`);
+        } finally {
+          unlock();
+        }
       }),
     );
 

@@ -8,6 +8,7 @@ import { ensureCa, ensureServerCert, pkiPaths } from '../local/pki';
 import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayFailure, type RecapLine } from './ansible';
 import { ensureLocalSecrets, redact } from './local-secrets';
 import { buildRelease, type Release } from '../release/bundle';
+import { releaseStore, type ReleaseStore } from '../release/store';
 import { localLbSyncEnv, localServiceEnv } from './service-env';
 
 export interface DeployOptions {
@@ -28,6 +29,8 @@ export interface DeployOptions {
 
 export interface DeployReport {
   ok: boolean;
+  /** The version `releases/current` names after the deploy (null: not changed, e.g. a --limit deploy). */
+  pointer: string | null;
   release: Pick<Release, 'version' | 'sha256' | 'bytes' | 'reused'>;
   seconds: number;
   recap: RecapLine[];
@@ -149,10 +152,39 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   return { ok: code === 0, seconds: (performance.now() - started) / 1000, recap, changed: recap.reduce((sum, r) => sum + r.changed, 0), failures, log };
 }
 
-/** Builds the release of the working tree, then runs the site playbook with it. */
+/**
+ * The local fleet's releases bucket, on the data host's S3 server (s3rver's key pair, the fleet
+ * CA): where a deploy publishes what it installed, for hosts that boot without a deploy.
+ */
+export function localReleaseStore(opts: Pick<DeployOptions, 'env' | 'stateRoot'>): ReleaseStore {
+  const { buckets } = opts.env.outputs;
+  if (!buckets.endpoint) throw new Error('the local outputs name no S3 endpoint');
+  return releaseStore({ bucket: buckets.releases, endpoint: buckets.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, caFile: pkiPaths(opts.stateRoot).caCert });
+}
+
+/**
+ * Builds the release of the working tree, then runs the site playbook with it. A whole-fleet
+ * deploy that succeeded then publishes the release and points `releases/current` at it, so a
+ * host that boots by itself (scale-out) installs what the others run.
+ */
 export async function deploy(opts: DeployOptions): Promise<DeployReport> {
   const started = performance.now();
   const release = await releaseFor(opts);
   const result = await runPlaybook(opts, release, 'playbooks/site.yml');
-  return { ...result, release: { version: release.version, sha256: release.sha256, bytes: release.bytes, reused: release.reused }, seconds: (performance.now() - started) / 1000 };
+  let pointer: string | null = null;
+  if (result.ok && !opts.limit && opts.env.outputs.provider === 'local') {
+    const store = localReleaseStore(opts);
+    try {
+      const published = await store.publish(release);
+      await store.writePointer(release.version);
+      pointer = release.version;
+      opts.log?.(`release ${release.version} ${published === 'uploaded' ? 'published to' : 'already in'} s3://${opts.env.outputs.buckets.releases}; releases/current names it`);
+    } catch (err) {
+      result.ok = false;
+      result.failures.push({ host: 'this machine', task: 'publish the release to the releases bucket', message: (err as Error).message });
+    } finally {
+      store.close();
+    }
+  }
+  return { ...result, pointer, release: { version: release.version, sha256: release.sha256, bytes: release.bytes, reused: release.reused }, seconds: (performance.now() - started) / 1000 };
 }

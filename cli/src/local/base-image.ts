@@ -93,7 +93,10 @@ export async function ensureBaseImage(runner: Runner, options: BaseImageOptions)
   fs.mkdirSync(options.cacheDir, { recursive: true });
   const building = `${target}.building-${process.pid}`;
   fs.rmSync(building, { recursive: true, force: true });
-  for (const stale of fs.readdirSync(options.cacheDir).filter((f) => f.startsWith(`${path.basename(target)}.building-`))) {
+  // Half-built images of a build that died (of this recipe or an older one): their pid is gone.
+  for (const stale of fs.readdirSync(options.cacheDir).filter((f) => /\.building-\d+$/.test(f))) {
+    const pid = Number(stale.split('.building-')[1]);
+    if (pid !== process.pid && fs.existsSync(`/proc/${pid}`)) continue;
     fs.rmSync(path.join(options.cacheDir, stale), { recursive: true, force: true });
   }
   const packages = recipePackages(options.recipeDir);

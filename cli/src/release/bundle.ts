@@ -140,7 +140,41 @@ async function stage(repoRoot: string, payload: string, nodeBinary: string): Pro
   launch('cadfleet-convert', 'cadfleet-convert.js');
   launch('cadfleet-service', 'service.js');
   launch('cadfleet-lb-sync', 'lb-sync.js');
+  for (const role of ['api', 'worker', 'streamer'] as const) {
+    fs.mkdirSync(path.join(payload, 'systemd'), { recursive: true });
+    fs.writeFileSync(path.join(payload, 'systemd', `cadfleet-${role}.service`), renderServiceUnit(repoRoot, role));
+  }
   fs.writeFileSync(path.join(payload, 'package.json'), `${JSON.stringify({ name: 'cadfleet-release', private: true, type: 'module' })}\n`);
+}
+
+/**
+ * The role's systemd unit as the cadfleet_service role's template renders it with the role's
+ * defaults. The bundle carries it for hosts that no deploy has touched: the stacks' boot script
+ * installs it on an auto-scaled host (and on a `cadfleet local scale-out` host).
+ */
+export function renderServiceUnit(repoRoot: string, role: 'api' | 'worker' | 'streamer'): string {
+  const template = fs.readFileSync(path.join(repoRoot, 'ansible/roles/cadfleet_service/templates/cadfleet.service.j2'), 'utf8');
+  const defaults = fs.readFileSync(path.join(repoRoot, 'ansible/roles/cadfleet_service/defaults/main.yml'), 'utf8');
+  const scalar = (name: string): string => {
+    const m = new RegExp(`^${name}:\\s*(\\S+)\\s*$`, 'm').exec(defaults);
+    if (!m) throw new Error(`ansible/roles/cadfleet_service/defaults/main.yml has no plain ${name}`);
+    return m[1]!;
+  };
+  // The one default that depends on the role: `{{ '3G' if cadfleet_service_role == 'worker' else '1G' }}`.
+  const memory = /^cadfleet_service_memory_max:\s*"\{\{ '(\w+)' if cadfleet_service_role == 'worker' else '(\w+)' \}\}"/m.exec(defaults);
+  if (!memory) throw new Error('ansible/roles/cadfleet_service/defaults/main.yml: cadfleet_service_memory_max is not in the form this renderer knows');
+  const values: Record<string, string> = {
+    cadfleet_service_role: role,
+    cadfleet_service_user: scalar('cadfleet_service_user'),
+    cadfleet_service_release_root: scalar('cadfleet_service_release_root'),
+    cadfleet_service_stop_timeout: scalar('cadfleet_service_stop_timeout'),
+    cadfleet_service_memory_max: role === 'worker' ? memory[1]! : memory[2]!,
+  };
+  return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`the service unit template uses {{ ${name} }}, which the bundle cannot render`);
+    return value;
+  });
 }
 
 function sha256File(file: string): string {

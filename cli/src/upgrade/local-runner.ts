@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { shellQuote } from '../commands/keys';
-import { runPlaybook, type DeployOptions } from '../deploy/deploy';
+import { localReleaseStore, runPlaybook, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
 import { systemRunner } from '../local/exec';
 import type { Role } from '../local/fleet';
@@ -68,6 +68,13 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
     },
     async install(version) {
       if (version !== opts.release.version) throw new Error(`the runner was made for ${opts.release.version}, not ${version}`);
+      // In the bucket before any host switches: the pointer may name it only once it is there.
+      const store = localReleaseStore({ ...opts.deploy, env });
+      try {
+        await store.publish(opts.release);
+      } finally {
+        store.close();
+      }
       const result = await runPlaybook({ ...opts.deploy, env }, opts.release, 'playbooks/release-install.yml');
       if (!result.ok) {
         const f = result.failures[0];
@@ -112,6 +119,12 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
       }
     },
     async setPointer(version) {
+      const store = localReleaseStore({ ...opts.deploy, env });
+      try {
+        await store.writePointer(version);
+      } finally {
+        store.close();
+      }
       fs.writeFileSync(opts.pointerFile, `${version}\n`);
     },
     log: opts.log,

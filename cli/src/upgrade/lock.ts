@@ -60,7 +60,7 @@ export async function acquireLock(file: string, action: string, options: { versi
 export interface AuditEntry {
   at: string;
   who: string;
-  action: 'deploy' | 'upgrade' | 'rollback';
+  action: 'deploy' | 'upgrade' | 'rollback' | 'scale-out';
   version: string;
   previous: string | null;
   ok: boolean;

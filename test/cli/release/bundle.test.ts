@@ -3,12 +3,29 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildRelease, tarballName, validateVersion } from '../../../cli/src/release/bundle';
+import { buildRelease, renderServiceUnit, tarballName, validateVersion } from '../../../cli/src/release/bundle';
 import { tempDir } from '../../helpers/convert';
 import { cax } from '../../helpers/samples';
 
 describe('release bundle', () => {
   const outDir = tempDir('cadfleet-releases-');
+
+  it('carries each role\'s systemd unit exactly as the deploy\'s Ansible role renders it, for hosts no deploy touches', () => {
+    const out = tempDir('cadfleet-units-');
+    const playbook = path.join(out, 'render.yml');
+    const role = path.resolve('ansible/roles/cadfleet_service');
+    fs.writeFileSync(
+      playbook,
+      `- hosts: localhost\n  connection: local\n  gather_facts: false\n  vars_files: [${role}/defaults/main.yml]\n  tasks:\n    - ansible.builtin.template: { src: ${role}/templates/cadfleet.service.j2, dest: "${out}/{{ cadfleet_service_role }}.service" }\n`,
+    );
+    for (const name of ['api', 'worker', 'streamer'] as const) {
+      execFileSync('ansible-playbook', ['-i', 'localhost,', playbook, '-e', `cadfleet_service_role=${name}`], { stdio: 'pipe', env: { ...process.env, ANSIBLE_NOCOLOR: '1' } });
+      const unit = renderServiceUnit(process.cwd(), name);
+      expect(unit, name).toBe(fs.readFileSync(path.join(out, `${name}.service`), 'utf8'));
+      expect(unit).toContain(`ExecStart=/opt/cadfleet/current/bin/cadfleet-service ${name}\n`);
+      expect(unit).toContain(`MemoryMax=${name === 'worker' ? '3G' : '1G'}\n`);
+    }
+  }, 60_000);
 
   it('packs its own Node, the service, the converter and the Ansible content; the same tree gives the same bundle', async () => {
     const first = await buildRelease({ repoRoot: process.cwd(), outDir });
@@ -18,7 +35,7 @@ describe('release bundle', () => {
 
     const listing = execFileSync('tar', ['-tzf', first.tarball], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).split('\n');
     const top = `cadfleet-${first.version}/`;
-    for (const file of ['node/bin/node', 'app/service.js', 'app/cadfleet-convert.js', 'app/s3-server.cjs', 'app/node_modules/occt-import-js/dist/occt-import-js.wasm', 'app/node_modules/web-ifc/web-ifc-node.wasm', 'app/migrations/', 'bin/cadfleet-convert', 'bin/cadfleet-convert.js', 'ansible/playbooks/site.yml', 'VERSION']) {
+    for (const file of ['node/bin/node', 'app/service.js', 'app/cadfleet-convert.js', 'app/s3-server.cjs', 'app/node_modules/occt-import-js/dist/occt-import-js.wasm', 'app/node_modules/web-ifc/web-ifc-node.wasm', 'app/migrations/', 'bin/cadfleet-convert', 'bin/cadfleet-convert.js', 'ansible/playbooks/site.yml', 'systemd/cadfleet-worker.service', 'systemd/cadfleet-streamer.service', 'systemd/cadfleet-api.service', 'VERSION']) {
       expect(listing, file).toContain(top + file);
     }
     expect(listing.every((entry) => entry === '' || entry.startsWith(top))).toBe(true);

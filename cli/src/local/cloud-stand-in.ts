@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * What an EC2 instance asks of AWS while its user-data runs, answered on the local fleet's own
+ * network for a `cadfleet local scale-out` host:
+ *
+ * - the instance metadata service (IMDSv2 only: a session token first) at 169.254.169.254,
+ *   which tells a host its private address and hands it its instance role's credentials;
+ * - SSM Parameter Store's GetParameter, for the app's settings parameter, which answers only
+ *   requests signed with those credentials.
+ *
+ * Each answer depends on who asks: the metadata service knows a host by its source address,
+ * as EC2 does. It lives as long as the scale-out command; the app never calls it (its settings
+ * hold what it needs once the boot script wrote them).
+ */
+export interface StandInOptions {
+  /** Fleet hosts by address: what the metadata service says to each. */
+  instances: ReadonlyMap<string, { instanceId: string; role: string }>;
+  /** The instance role's credentials (on the local fleet: what its S3 server accepts). */
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  /** SSM parameters by name. */
+  parameters: ReadonlyMap<string, string>;
+  region: string;
+  /** Where the metadata service listens (the fleet's bridge holds this address meanwhile). */
+  metadataAddress: string;
+  metadataPort?: number;
+  /** Where the SSM endpoint listens (the fleet's gateway), with a certificate the hosts trust. */
+  ssmAddress: string;
+  ssmTls: { cert: string; key: string };
+  /** Each request, for the command's log (never a secret). */
+  log?: (line: string) => void;
+}
+
+export interface StandIn {
+  metadataUrl: string;
+  ssmUrl: string;
+  /** Requests answered, by path or operation, for the report. */
+  served: Map<string, number>;
+  close(): Promise<void>;
+}
+
+const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
+const TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
+
+function listen(server: http.Server, port: number, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+function body(req: http.IncomingMessage, limit = 64 * 1024): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > limit) reject(new Error('request body too large'));
+    });
+    req.once('end', () => resolve(text));
+    req.once('error', reject);
+  });
+}
+
+export async function startStandIn(o: StandInOptions): Promise<StandIn> {
+  const served = new Map<string, number>();
+  const count = (what: string): void => void served.set(what, (served.get(what) ?? 0) + 1);
+  const log = o.log ?? (() => undefined);
+  const tokens = new Map<string, number>();
+  const sessionToken = randomBytes(24).toString('base64');
+  const roleName = (role: string): string => `cadfleet-local-${role}`;
+
+  const metadata = http.createServer((req, res) => {
+    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const instance = o.instances.get(source);
+    const reply = (status: number, text: string, type = 'text/plain'): void => {
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (!instance) return reply(403, `no instance at ${source}\n`);
+    const url = new URL(req.url ?? '/', 'http://metadata');
+    if (url.pathname === '/latest/api/token') {
+      const ttl = Number(req.headers[TTL_HEADER]);
+      if (req.method !== 'PUT' || !Number.isInteger(ttl) || ttl < 1 || ttl > 21_600) return reply(400, 'a token is a PUT with X-aws-ec2-metadata-token-ttl-seconds between 1 and 21600\n');
+      const token = randomBytes(24).toString('base64url');
+      tokens.set(token, Date.now() + ttl * 1000);
+      count('imds token');
+      return reply(200, token);
+    }
+    // IMDSv2 only, as the launch templates require: no token, no answer.
+    const token = req.headers[TOKEN_HEADER];
+    if (typeof token !== 'string' || (tokens.get(token) ?? 0) < Date.now()) return reply(401, '');
+    if (req.method !== 'GET') return reply(405, '');
+    const meta = url.pathname.replace(/^\/latest\/meta-data\/?/, '');
+    const creds = 'iam/security-credentials/';
+    let answer: string | undefined;
+    if (meta === 'instance-id') answer = instance.instanceId;
+    else if (meta === 'local-ipv4') answer = source;
+    else if (meta === 'placement/region') answer = o.region;
+    else if (meta === creds) answer = roleName(instance.role);
+    else if (meta === `${creds}${roleName(instance.role)}`) {
+      const now = new Date();
+      answer = JSON.stringify({
+        Code: 'Success',
+        LastUpdated: now.toISOString(),
+        Type: 'AWS-HMAC',
+        AccessKeyId: o.credentials.accessKeyId,
+        SecretAccessKey: o.credentials.secretAccessKey,
+        Token: sessionToken,
+        Expiration: new Date(now.getTime() + 3600_000).toISOString(),
+      });
+    }
+    if (answer === undefined) return reply(404, '');
+    count(`imds ${meta.startsWith(creds) ? creds : meta}`);
+    log(`metadata: ${instance.instanceId} asked for ${meta}`);
+    return reply(200, answer);
+  });
+
+  const ssm = https.createServer({ cert: o.ssmTls.cert, key: o.ssmTls.key }, async (req, res) => {
+    const reply = (status: number, value: unknown): void => {
+      const text = JSON.stringify(value);
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    const fault = (status: number, type: string, message: string): void => reply(status, { __type: type, message });
+    try {
+      const text = await body(req);
+      // Only the instance role's credentials, as an instance gets them from the metadata service.
+      const auth = req.headers.authorization ?? '';
+      if (!auth.includes(`Credential=${o.credentials.accessKeyId}/`) || req.headers['x-amz-security-token'] !== sessionToken) {
+        return fault(400, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
+      }
+      const target = String(req.headers['x-amz-target'] ?? '');
+      if (target !== 'AmazonSSM.GetParameter') return fault(400, 'InvalidAction', `${target || 'no X-Amz-Target'}: the stand-in serves GetParameter only`);
+      const { Name: name } = JSON.parse(text) as { Name?: string };
+      const value = name === undefined ? undefined : o.parameters.get(name);
+      if (value === undefined) return fault(400, 'ParameterNotFound', `Parameter ${name ?? '(none)'} not found.`);
+      count(`ssm GetParameter ${name}`);
+      log(`ssm: GetParameter ${name}`);
+      return reply(200, { Parameter: { Name: name, Type: 'SecureString', Value: value, Version: 1, LastModifiedDate: Date.now() / 1000, ARN: `arn:aws:ssm:${o.region}:000000000000:parameter${name}`, DataType: 'text' } });
+    } catch (err) {
+      return fault(400, 'ValidationException', (err as Error).message);
+    }
+  });
+
+  const metadataPort = await listen(metadata, o.metadataPort ?? 80, o.metadataAddress);
+  let ssmPort: number;
+  try {
+    ssmPort = await listen(ssm, 0, o.ssmAddress);
+  } catch (err) {
+    metadata.close();
+    throw err;
+  }
+  const close = (server: http.Server): Promise<void> =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return {
+    metadataUrl: `http://${o.metadataAddress}${metadataPort === 80 ? '' : `:${metadataPort}`}`,
+    ssmUrl: `https://${o.ssmAddress}:${ssmPort}`,
+    served,
+    close: async () => {
+      await Promise.all([close(metadata), close(ssm)]);
+    },
+  };
+}
