@@ -58,6 +58,7 @@ describe('the local fleet', () => {
   it('deploys the data services with TLS, and a second deploy changes nothing', async () => {
     const first = await cli('deploy', '--env', 'local', '--json');
     expect(first.code, first.stderr).toBe(0);
+    e2e.version = (JSON.parse(first.stdout) as { release: { version: string } }).release.version;
     // Hosts booted from the base image need no package installation: every apt task of the
     // first deploy finds its packages there already.
     const firstLog = fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8');
@@ -89,14 +90,13 @@ describe('the local fleet', () => {
     expect(redis.stdout.trim().split('\n')).toEqual(['maxmemory-policy', 'noeviction']);
     const plain = spawnSync('redis-cli', ['-h', data.ip, 'ping'], { encoding: 'utf8', timeout: 10_000 });
     expect(plain.stdout).not.toContain('PONG');
-  }, 300_000);
+  }, 900_000);
 
   it('serves through the LB: a STEP upload is converted on a worker host, every node reports its role and version', async () => {
     const key = await cli('keys', 'create', '--env', 'local', '--project', 'e2e', '--admin');
     expect(key.code, key.stderr).toBe(0);
     e2e.key = key.stdout.trim().split('\n').pop()!;
     expect(e2e.key).toMatch(/^cfk_/);
-    e2e.version = (JSON.parse((await cli('deploy', '--env', 'local', '--json')).stdout) as { release: { version: string } }).release.version;
 
     const upload = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${cax('as1-oc-214.stp')}`]);
     expect(upload.status, upload.body).toBe(201);
@@ -237,7 +237,7 @@ describe('the local fleet', () => {
       }
       expect(state, id).toBe('ready');
     }
-  }, 900_000);
+  }, 1_500_000);
 
   reliabilityScenarios();
 
@@ -361,7 +361,7 @@ describe('the local fleet', () => {
     expect(deploy.code).toBe(1);
     expect(deploy.stderr).toMatch(new RegExp(`FAILED on ${id('streamer-1')}, task ".*\\(host unreachable\\)": .*Connection refused`));
     expect(deploy.stderr).toMatch(/the whole Ansible output is in .*last-site\.log/);
-  }, 300_000);
+  }, 600_000);
 
   it('scales out through cloud-init: a new worker boots from the base image with the stacks\' user-data, installs the release the pointer names and takes jobs, with no deploy', async () => {
     const current = path.basename(ssh('worker-1', 'readlink', '-f', '/opt/cadfleet/current').out);

@@ -989,13 +989,16 @@ export function reliabilityScenarios(): void {
     // The queue is paused while the batch is uploaded, then resumed: the clock runs from the
     // resume to the last model ready, so it measures the workers, not the upload path (the LB
     // admits 5 uploads a second past a burst of 20, slower than two workers convert).
-    const queue = new Queue(CONVERSION_QUEUE, {
-      prefix: 'cadfleet:bull',
-      connection: new IORedis({ host: ipOf('data'), port: 6379, password: secrets().redisPassword, tls: { ca: caPem() }, maxRetriesPerRequest: 3 }),
-    });
+    const connection = new IORedis({ host: ipOf('data'), port: 6379, password: secrets().redisPassword, tls: { ca: caPem() }, maxRetriesPerRequest: 3 });
+    // Errors surface in the commands that fail; the connection itself must not crash the run.
+    connection.on('error', () => undefined);
+    const queue = new Queue(CONVERSION_QUEUE, { prefix: 'cadfleet:bull', connection });
     onTestFinished(async () => {
       await queue.resume();
       await queue.close();
+      // BullMQ leaves a connection it was given open: without this it would keep reconnecting
+      // (and logging) through the later scenarios that stop the data host.
+      connection.disconnect();
     });
     const batch = async (): Promise<{ perMinute: number; span: number; byWorker: Record<string, number> }> => {
       await sleep(5000); // the upload limiter's burst refills
