@@ -9,7 +9,8 @@ import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayF
 import { ensureLocalSecrets, redact } from './local-secrets';
 import { buildRelease, type Release } from '../release/bundle';
 import { releaseStore, type ReleaseStore } from '../release/store';
-import { localLbSyncEnv, localServiceEnv } from './service-env';
+import { S3RVER_KEYS, localLbSyncEnv, localServiceEnv } from './service-env';
+import type { Outputs } from '../outputs';
 
 export interface DeployOptions {
   env: Environment;
@@ -156,10 +157,10 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
  * The local fleet's releases bucket, on the data host's S3 server (s3rver's key pair, the fleet
  * CA): where a deploy publishes what it installed, for hosts that boot without a deploy.
  */
-export function localReleaseStore(opts: Pick<DeployOptions, 'env' | 'stateRoot'>): ReleaseStore {
-  const { buckets } = opts.env.outputs;
+export function localReleaseStore(outputs: Outputs, stateRoot: string): ReleaseStore {
+  const { buckets } = outputs;
   if (!buckets.endpoint) throw new Error('the local outputs name no S3 endpoint');
-  return releaseStore({ bucket: buckets.releases, endpoint: buckets.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, caFile: pkiPaths(opts.stateRoot).caCert });
+  return releaseStore({ bucket: buckets.releases, endpoint: buckets.endpoint, credentials: S3RVER_KEYS, caFile: pkiPaths(stateRoot).caCert });
 }
 
 /**
@@ -173,7 +174,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployReport> {
   const result = await runPlaybook(opts, release, 'playbooks/site.yml');
   let pointer: string | null = null;
   if (result.ok && !opts.limit && opts.env.outputs.provider === 'local') {
-    const store = localReleaseStore(opts);
+    const store = localReleaseStore(opts.env.outputs, opts.stateRoot);
     try {
       const published = await store.publish(release);
       await store.writePointer(release.version);

@@ -4,6 +4,8 @@ import type { LocalSecrets } from './local-secrets';
 /** Where the common role installs the fleet CA on every host (local fleet). */
 export const FLEET_CA_FILE = '/usr/local/share/ca-certificates/cadfleet-ca.crt';
 const RELEASE = '/opt/cadfleet/current';
+/** s3rver's one fixed key pair: on the local fleet, the network bounds access to S3. */
+export const S3RVER_KEYS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
 /**
  * The service environment every app host shares (app/src/config.ts names each variable). The
@@ -23,9 +25,8 @@ export function localServiceEnv(outputs: Outputs, secrets: LocalSecrets): Record
     CADFLEET_S3_FORCE_PATH_STYLE: 'true',
     CADFLEET_S3_UPLOADS_BUCKET: 'cadfleet-uploads',
     CADFLEET_S3_MODELS_BUCKET: buckets.models,
-    // s3rver's one fixed key pair: on the local fleet, the network bounds access to S3.
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_ACCESS_KEY_ID: S3RVER_KEYS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3RVER_KEYS.secretAccessKey,
     AWS_REGION: 'us-east-1',
     // The AWS SDK speaks HTTPS to the S3 server: trust the fleet CA for it too.
     NODE_EXTRA_CA_CERTS: FLEET_CA_FILE,

@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { configParameterName } from '../../../stacks/contract';
 import { renderUserData } from '../../../stacks/user-data';
-import { localServiceEnv } from '../deploy/service-env';
+import { localReleaseStore } from '../deploy/deploy';
+import { S3RVER_KEYS, localServiceEnv } from '../deploy/service-env';
 import { localSecretsSchema } from '../deploy/local-secrets';
 import { localOutputs } from '../outputs';
-import { releaseStore } from '../release/store';
 import { startStandIn } from './cloud-stand-in';
 import { hostNetworkTeardown, sshCommand } from './commands';
 import type { Runner } from './exec';
@@ -14,6 +14,7 @@ import { bootHost, prepareHost, sshTarget, startHost, stopHost, writeKnownHosts 
 import { openFleet, type LocalContext } from './local-fleet';
 import { ensureNetwork } from './network';
 import { ensureServerCert, pkiPaths } from './pki';
+import { READY } from '../upgrade/local-runner';
 
 /** The roles an auto scaling group runs on AWS (and so the roles a local host can be added to). */
 export const SCALABLE_ROLES = ['api', 'worker', 'streamer'] as const;
@@ -24,8 +25,6 @@ export const METADATA_ADDRESS = '169.254.169.254';
 /** The environment name the scale-out host's settings parameter is named after, as on AWS. */
 const ENVIRONMENT = 'local';
 const REGION = 'us-east-1';
-/** s3rver's one key pair: the instance role's credentials that the metadata stand-in hands out. */
-const S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 export interface ScaleOutReport {
   host: { name: string; hostname: string; role: ScalableRole; ip: string };
@@ -44,12 +43,6 @@ async function ssh(runner: Runner, target: ReturnType<typeof sshTarget>, command
   const r = await runner.run(sshCommand(target, [command]), { timeoutMs });
   return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
-
-const HEALTH: Readonly<Record<ScalableRole, string>> = {
-  api: 'http://127.0.0.1:8080/readyz',
-  worker: 'http://127.0.0.1:9464/healthz',
-  streamer: 'http://127.0.0.1:8090/readyz',
-};
 
 /**
  * Adds one host of a role to a deployed local fleet the way an auto scaling group adds one on
@@ -75,7 +68,7 @@ export async function scaleOut(ctx: LocalContext, name: string, role: ScalableRo
 
   const pki = pkiPaths(paths.root);
   const outputs = localOutputs(ENVIRONMENT, before, paths);
-  const store = releaseStore({ bucket: outputs.buckets.releases, endpoint: outputs.buckets.endpoint!, credentials: S3_CREDENTIALS, caFile: pki.caCert });
+  const store = localReleaseStore(outputs, paths.root);
   let version: string | null;
   try {
     version = await store.readPointer();
@@ -95,7 +88,8 @@ export async function scaleOut(ctx: LocalContext, name: string, role: ScalableRo
   const standIn = await withMetadataAddress(ctx.runner, fleet.bridge, () =>
     startStandIn({
       instances,
-      credentials: S3_CREDENTIALS,
+      // The instance role's credentials: what the data host's S3 server accepts.
+      credentials: S3RVER_KEYS,
       parameters: new Map([[configParameterName(ENVIRONMENT), `${Object.entries(service).map(([k, v]) => `${k}=${v}`).join('\n')}\n`]]),
       region: REGION,
       metadataAddress: METADATA_ADDRESS,
@@ -162,11 +156,11 @@ async function withMetadataAddress<T>(runner: Runner, bridge: string, start: () 
 async function waitHealthy(runner: Runner, target: ReturnType<typeof sshTarget>, role: ScalableRole, host: HostSpec, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const probe = await ssh(runner, target, `curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${HEALTH[role]}`);
+    const probe = await ssh(runner, target, `curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${READY[role]}`);
     if (probe.out.endsWith('200')) return;
     if (Date.now() > deadline) {
       const journal = await ssh(runner, target, `sudo journalctl --no-pager -o cat -n 8 -u cadfleet-${role}`);
-      throw new Error(`${host.hostname} ran its boot script but cadfleet-${role} is not healthy (${HEALTH[role]} answered ${probe.out.slice(-3) || 'nothing'}); its log ends:\n${journal.out.split('\n').map((l) => `    ${l}`).join('\n')}`);
+      throw new Error(`${host.hostname} ran its boot script but cadfleet-${role} is not healthy (${READY[role]} answered ${probe.out.slice(-3) || 'nothing'}); its log ends:\n${journal.out.split('\n').map((l) => `    ${l}`).join('\n')}`);
     }
     await new Promise((r) => setTimeout(r, 1000));
   }

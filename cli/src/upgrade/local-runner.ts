@@ -16,7 +16,8 @@ const UNITS: Readonly<Record<Role, string[]>> = {
   lb: ['cadfleet-lb-sync'],
   data: [],
 };
-const READY: Readonly<Record<Role, string>> = {
+/** Each role's readiness URL on its own host. */
+export const READY: Readonly<Record<Role, string>> = {
   api: 'http://127.0.0.1:8080/readyz',
   worker: 'http://127.0.0.1:9464/healthz',
   // /readyz: Redis and S3 reachable, not draining.
@@ -69,7 +70,7 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
     async install(version) {
       if (version !== opts.release.version) throw new Error(`the runner was made for ${opts.release.version}, not ${version}`);
       // In the bucket before any host switches: the pointer may name it only once it is there.
-      const store = localReleaseStore({ ...opts.deploy, env });
+      const store = localReleaseStore(env.outputs, opts.deploy.stateRoot);
       try {
         await store.publish(opts.release);
       } finally {
@@ -119,7 +120,7 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
       }
     },
     async setPointer(version) {
-      const store = localReleaseStore({ ...opts.deploy, env });
+      const store = localReleaseStore(env.outputs, opts.deploy.stateRoot);
       try {
         await store.writePointer(version);
       } finally {
