@@ -234,6 +234,12 @@ describe('streaming protocol', () => {
   it('drains on SIGTERM: open sessions finish, new ones are refused, the rest resume on another streamer, the process exits', async () => {
     const a = streamers[0]!;
     await eventually(async () => (await a.health()).sessions === 0, 'stream-a to be idle');
+    // The registry is told within a beat (100 ms after a count change), not at once: wait until the
+    // api sees the slots free, or the next session may still be refused as no_streamer.
+    await eventually(async () => {
+      const st = await client.json<{ nodes: Array<{ id: string; streaming?: { sessions: number } }> }>('GET', '/status?format=json', { key: adminKey });
+      return st.body.nodes.find((n) => n.id === 'stream-a')?.streaming?.sessions === 0;
+    }, 'the api to see stream-a idle');
     const finisher = await newSession();
     const straggler = await newSession();
     const late = await newSession();
