@@ -19,6 +19,7 @@ PACKAGES=(
   openssl           # the local fleet's CA and certificates
   ansible           # the playbooks (ansible-core 2.14 with community.postgresql, amazon.aws)
   ansible-lint
+  python3-boto3     # the amazon.aws.aws_ec2 inventory lists the hosts of an AWS environment
   postgresql-client # tests check the data host's PostgreSQL as the app reaches it
   redis-tools       # ... and its Redis
   shellcheck        # lints the boot script the stacks render (test/stacks) and the workflows (test/workflows)

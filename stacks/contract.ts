@@ -38,6 +38,8 @@ export const PORTS = {
 export const RELEASE_POINTER_KEY = 'releases/current';
 export const releaseBundleKey = (version: string): string => `releases/cadfleet-${version}-linux-x64.tar.gz`;
 /** `<sha256>  <bundle file name>`, beside the bundle (cli/src/release/bundle.ts writes it). */
+/** The deploy lock of an AWS environment: one deploy, upgrade or rollback at a time, whoever runs it (created only if absent). */
+export const DEPLOY_LOCK_KEY = 'releases/.deploy-lock.json';
 export const releaseSumsKey = (version: string): string => `${releaseBundleKey(version)}.SHA256SUMS`;
 
 /** Install location on hosts: releases/<version>, and `current` pointing at one of them. */

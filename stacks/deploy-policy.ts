@@ -14,7 +14,7 @@
 //   settings (not the TLS key or the converter licence under the same path).
 // Known limit: the role may change the hosts' inline policies (terraform manages them), and
 // hosts run with those rights; a permissions boundary on the host roles would cap that.
-import { SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, hostImageParameterName } from './contract';
+import { DEPLOY_LOCK_KEY, SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, hostImageParameterName } from './contract';
 import type { Condition, Statement } from './policies';
 
 export const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com';
@@ -250,6 +250,8 @@ export function deployStatements(props: DeployPolicyProps): DeployPolicies {
     actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
     resources: [`${props.releasesBucketArn}/releases/*`],
   });
+  // The deploy lock is created only when absent (a conditional PUT) and removed by its holder.
+  access.push({ sid: 'ReleaseDeployLock', actions: ['s3:DeleteObject'], resources: [`${props.releasesBucketArn}/${DEPLOY_LOCK_KEY}`] });
 
   // --- PostgreSQL (RDS) and its managed master password ---
   services.push(

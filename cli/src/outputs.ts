@@ -10,6 +10,8 @@ import type { FleetPaths } from './local/hosts';
 export const outputsSchema = z.object({
   environment: z.string(),
   provider: z.enum(['local', 'aws']),
+  /** The AWS region (null for the local fleet). */
+  region: z.string().nullable().default(null),
   lb: z.object({ address: z.string(), url: z.string() }),
   /** Hosts by role. On AWS, auto scaling groups own the hosts: `hostFilter` finds them by tag. */
   hosts: z.record(z.enum(ROLES), z.array(z.object({ name: z.string(), address: z.string() }))),

@@ -230,11 +230,15 @@ describe('the cloudwatch_agent role, rendered by ansible', () => {
     const run = ansiblePlaybook(['-i', 'inventory.ini', '--check', '-e', 'cadfleet_provider=local', 'local.yml']);
     expect(run.status, run.output).toBe(0);
     expect(run.output).toMatch(/api-1\s+: ok=0\s+changed=0\s+unreachable=0\s+failed=0\s+skipped=3/);
-    // site.yml runs the role on every AWS host kind, and only where the provider is aws.
-    const site = readYaml(path.join(ansibleDir, 'playbooks', 'site.yml')) as Array<{ hosts: string; roles?: Array<{ role: string; when?: string }> }>;
-    const plays = site.filter((p) => p.roles?.some((r) => r.role === 'cloudwatch_agent'));
-    expect(plays).toHaveLength(1);
-    expect(plays[0]!.hosts.split(':').sort()).toEqual(['api', 'lb', 'streamer', 'worker']);
-    expect(plays[0]!.roles!.find((r) => r.role === 'cloudwatch_agent')!.when).toMatch(/cadfleet_provider.*==\s*'aws'/);
+    // site.yml (the local fleet's deploy) and release-install.yml (what `cadfleet upgrade` runs
+    // on AWS hosts) run the role on every AWS host kind, and only where the provider is aws.
+    for (const playbook of ['site.yml', 'release-install.yml']) {
+      const plays = (readYaml(path.join(ansibleDir, 'playbooks', playbook)) as Array<{ hosts: string; roles?: Array<{ role: string; when?: string }> }>).filter((p) =>
+        p.roles?.some((r) => r.role === 'cloudwatch_agent'),
+      );
+      expect(plays, playbook).toHaveLength(1);
+      expect(plays[0]!.hosts.split(':').sort()).toEqual(['api', 'lb', 'streamer', 'worker']);
+      expect(plays[0]!.roles!.find((r) => r.role === 'cloudwatch_agent')!.when).toMatch(/cadfleet_provider.*==\s*'aws'/);
+    }
   }, 60_000);
 });

@@ -30,6 +30,14 @@ describe('doctor', () => {
     expect(byName.terraform!.fix).toMatch(/Terraform 1\.10 or newer/);
     expect(byName.root).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/sudo/) });
     expect(byName['AWS credentials']).toMatchObject({ ok: false, optional: true });
+    expect(byName['boto3 (for Ansible)']).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/python3-boto3/) });
+    expect(byName['session-manager-plugin']).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/CADFLEET_HOST_ROUTE=bastion/) });
+  });
+
+  it("finds boto3 in Ansible's own Python, where the inventory plugin imports it", () => {
+    const boto = runChecks().find((c) => c.name === 'boto3 (for Ansible)')!;
+    expect(boto, 'scripts/setup.sh installs python3-boto3').toMatchObject({ ok: true });
+    expect(boto.found).toMatch(/^1\.\d+/);
   });
 
   it('refuses tools that are too old', () => {

@@ -3,6 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIEWER_CSP } from '../../app/src/viewer-static';
+import { authorizeKeyScript, ensureRunKey } from '../../cli/src/aws/run-key';
+import { shellQuote } from '../../cli/src/commands/keys';
+import { sshCommand } from '../../cli/src/local/commands';
+import { systemRunner } from '../../cli/src/local/exec';
+import { switchScript } from '../../cli/src/upgrade/runner';
 import { runCli } from '../helpers/cli';
 import { tempDir, validateGlb } from '../helpers/convert';
 import { cax, stlSample } from '../helpers/samples';
@@ -328,6 +333,36 @@ describe('the local fleet', () => {
     expect(one.code, one.stderr).toBe(0);
     expect(one.stdout.trim()).toBe(id('worker-2'));
 
+    // The login AWS hosts give a run (cli/src/aws/run-key.ts), on this image's real sshd: the
+    // script that SSM's AWS-RunShellScript runs authorizes this machine's key until a time,
+    // replaces its own earlier line, drops run keys past their time, and keeps other keys.
+    const runKey = await ensureRunKey(systemRunner, path.join(state, 'run-key'));
+    const authorize = (expires: Date) => cli('ssh', '--env', 'local', 'worker/2', '--', 'sudo', 'sh', '-c', shellQuote(authorizeKeyScript('admin', runKey.publicKey, expires)));
+    const withRunKey = (): { code: number; out: string } => {
+      const argv = sshCommand({ user: 'admin', ip: ipOf('worker-2'), keyFile: runKey.keyFile, knownHosts: path.join(root, 'ssh/known_hosts') }, ['hostname']);
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
+      return { code: r.status ?? 255, out: (r.stdout ?? '').trim() };
+    };
+    const runLines = (): string[] => ssh('worker-2', 'grep', 'cadfleet-run', '.ssh/authorized_keys').out.split('\n').filter(Boolean);
+    expect(withRunKey().code, 'the run key before it is authorized').toBe(255);
+    expect((await authorize(new Date(Date.now() + 3_600_000))).code).toBe(0);
+    expect((await authorize(new Date(Date.now() + 7_200_000))).code).toBe(0);
+    expect(runLines()).toHaveLength(1);
+    expect(withRunKey()).toEqual({ code: 0, out: id('worker-2') });
+    expect((await authorize(new Date(Date.now() - 120_000))).code).toBe(0);
+    expect(withRunKey().code, 'the run key past its expiry-time').toBe(255);
+    expect(ssh('worker-2', 'hostname'), 'the fleet key, untouched').toEqual({ code: 0, out: id('worker-2') });
+    expect(ssh('worker-2', 'sed', '-i', '/cadfleet-run/d', '.ssh/authorized_keys').code).toBe(0);
+
+    // An AWS host that booted before the first release existed has its settings but no unit:
+    // the upgrade's switch installs the unit the release ships and starts it.
+    expect(ssh('worker-2', 'sudo systemctl disable -q --now cadfleet-worker && sudo rm /etc/systemd/system/cadfleet-worker.service && sudo systemctl daemon-reload').code).toBe(0);
+    expect(ssh('worker-2', 'systemctl', 'is-active', 'cadfleet-worker').out).not.toBe('active');
+    const switched = ssh('worker-2', switchScript('worker', e2e.version));
+    expect(switched.code, switched.out).toBe(0);
+    expect(ssh('worker-2', 'systemctl is-enabled cadfleet-worker; systemctl is-active cadfleet-worker').out.split('\n')).toEqual(['enabled', 'active']);
+    expect(ssh('worker-2', 'cmp', '/etc/systemd/system/cadfleet-worker.service', `/opt/cadfleet/releases/${e2e.version}/systemd/cadfleet-worker.service`).code).toBe(0);
+
     const all = await cli('exec', '--env', 'local', 'api', '--', 'hostname');
     expect(all.code, all.stderr).toBe(0);
     expect(all.stdout.trim().split('\n').sort()).toEqual([`${id('api-1')} | ${id('api-1')}`, `${id('api-2')} | ${id('api-2')}`]);
@@ -355,7 +390,8 @@ describe('the local fleet', () => {
     const down = await cli('ssh', '--env', 'local', 'streamer/1', '--', 'true');
     expect(down.code).toBe(255);
     expect(down.stderr).toMatch(new RegExp(`${id('streamer-1')} \\(${ipOf('streamer-1').replaceAll('.', '\\.')}\\) did not answer SSH`));
-    expect((await cli('ssh', '--env', 'staging', 'api', '--', 'true')).stderr).toMatch(/environment "staging" is not known here/);
+    // An AWS environment that was never planned here: the CLI says what to run first.
+    expect((await cli('ssh', '--env', 'staging', 'api', '--', 'true')).stderr).toMatch(/staging .*run cadfleet (plan|apply) --env staging/);
 
     const deploy = await cli('deploy', '--env', 'local');
     expect(deploy.code).toBe(1);

@@ -15,10 +15,23 @@ export const ssmProxyCommand = (region: string): string =>
   `aws ssm start-session --target %h --document-name ${SSH_SESSION_DOCUMENT} --parameters portNumber=%p --region ${region}`;
 
 /** The ssh options of a route, as one string (Ansible's ansible_ssh_common_args splits it like a shell). */
-export function sshCommonArgs(outputs: Outputs, region: string, route: HostRoute): string {
-  if (route === 'ssm') return `-o ProxyCommand="${ssmProxyCommand(region)}"`;
+export function sshCommonArgs(outputs: Outputs, region: string, route: HostRoute, keyFile?: string): string {
+  // A new instance's host key is taken on first contact and checked from then on (the session
+  // reaches the instance id IAM allowed, or the private address behind the bastion).
+  const hostKeys = '-o StrictHostKeyChecking=accept-new';
+  if (route === 'ssm') return `-o ProxyCommand="${ssmProxyCommand(region)}" ${hostKeys}`;
   if (!outputs.ssh.bastion) throw new Error(`${outputs.environment} has no bastion; use the ssm route`);
-  return `-o ProxyJump=${outputs.ssh.user}@${outputs.ssh.bastion}`;
+  return `-o ProxyCommand="${bastionProxyCommand(outputs, keyFile)}" ${hostKeys}`;
+}
+
+/**
+ * ssh's ProxyCommand through the bastion. Not -J/ProxyJump: the jump's own ssh does not get the
+ * command line's -i, and the bastion must take the same key as the hosts.
+ */
+export function bastionProxyCommand(outputs: Outputs, keyFile?: string): string {
+  if (!outputs.ssh.bastion) throw new Error(`${outputs.environment} has no bastion; use the ssm route`);
+  const key = keyFile ? `-i ${keyFile} -o IdentitiesOnly=yes ` : '';
+  return `ssh ${key}-o BatchMode=yes -o StrictHostKeyChecking=accept-new -W %h:%p ${outputs.ssh.user}@${outputs.ssh.bastion}`;
 }
 
 /** A Jinja string literal: `compose` values are expressions, and these are constants. */
@@ -29,7 +42,7 @@ const literal = (value: string): string => `'${value.replace(/\\/g, '\\\\').repl
  * environment's running hosts, one group per role, with the variables the playbooks read
  * (`cadfleet_provider: aws` turns the CloudWatch agent on).
  */
-export function awsEc2Inventory(outputs: Outputs, region: string, route: HostRoute = 'ssm'): Record<string, unknown> {
+export function awsEc2Inventory(outputs: Outputs, region: string, route: HostRoute = 'ssm', keyFile?: string): Record<string, unknown> {
   return {
     plugin: 'amazon.aws.aws_ec2',
     regions: [region],
@@ -40,8 +53,12 @@ export function awsEc2Inventory(outputs: Outputs, region: string, route: HostRou
     hostnames: ['instance-id'],
     compose: {
       ansible_host: route === 'ssm' ? 'instance_id' : 'private_ip_address',
+      // What other hosts, the LB and the registry know a host by; ansible_host is only the ssh target.
+      cadfleet_private_address: 'private_ip_address',
       ansible_user: literal(outputs.ssh.user),
-      ansible_ssh_common_args: literal(sshCommonArgs(outputs, region, route)),
+      // The key the hosts take for this run (./run-key.ts), or CADFLEET_SSH_KEY; else ssh's defaults.
+      ...(keyFile ? { ansible_ssh_private_key_file: literal(keyFile) } : {}),
+      ansible_ssh_common_args: literal(sshCommonArgs(outputs, region, route, keyFile)),
       cadfleet_environment: literal(outputs.environment),
       cadfleet_provider: literal('aws'),
     },

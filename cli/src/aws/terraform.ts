@@ -44,6 +44,8 @@ interface TfOutput<T> {
 }
 interface StackOutputs {
   environment: TfOutput<string>;
+  /** Absent from states written before the region became an output. */
+  region?: TfOutput<string>;
   lb_address: TfOutput<string>;
   redis: TfOutput<{ host: string; port: number; tls: boolean }>;
   postgres: TfOutput<{ host: string; port: number; database: string }>;
@@ -57,6 +59,7 @@ export function awsOutputs(tf: StackOutputs): Outputs {
   return outputsSchema.parse({
     environment: tf.environment.value,
     provider: 'aws',
+    region: tf.region?.value ?? null,
     lb: { address: tf.lb_address.value, url: `https://${tf.lb_address.value}` },
     // Auto scaling groups own the hosts: the inventory finds them by tag, not by list.
     hosts: Object.fromEntries(ROLES.map((role) => [role, []])),

@@ -18,7 +18,17 @@ export function deployCommand(): Command {
     .addHelpText('after', '\nExamples:\n  $ sudo cadfleet deploy --env local\n  $ sudo cadfleet deploy --env local --limit data')
     .action(async (opts: { env: string; limit?: string; version?: string; json?: boolean; verbose?: boolean; lockWait: string }) => {
       try {
-        const env = loadEnvironment(opts.env);
+        if (opts.env !== 'local') {
+          // AWS hosts are configured by their image and boot script (stacks/user-data.ts), not by
+          // the site playbook; what changes on them is the release, and that is the upgrade's.
+          process.stderr.write(
+            `cadfleet deploy: on AWS (${opts.env}) hosts configure themselves at boot from the host image and the environment's settings; ` +
+              `ship a release with: cadfleet upgrade --env ${opts.env} [--version V] (it publishes the release, moves releases/current and rolls the hosts to it)\n`,
+          );
+          process.exitCode = 2;
+          return;
+        }
+        const env = await loadEnvironment(opts.env);
         const { paths } = openFleet(defaultContext(systemRunner, () => undefined), localFleetName());
         const unlock = await acquireLock(path.join(paths.root, 'lock.json'), 'deploy', { version: opts.version, waitMs: parseDuration(opts.lockWait) });
         process.once('SIGINT', () => {

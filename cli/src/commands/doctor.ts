@@ -42,6 +42,23 @@ export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.e
     tool('ansible-playbook', ['ansible-playbook', '--version'], 'deploy', [2, 14], 'apt-get install ansible, or pipx install ansible-core (2.14 or newer)'),
     tool('terraform', ['terraform', 'version'], 'plan, apply, destroy (AWS)', [1, 10], 'install Terraform 1.10 or newer from HashiCorp'),
     { name: 'AWS credentials', for: 'plan, apply, destroy (AWS)', ok: awsCreds, optional: true, found: awsCreds ? 'yes' : 'none', fix: awsCreds ? '' : 'aws configure sso (or set AWS_PROFILE); not needed for the local fleet' },
+    // AWS hosts are listed by Ansible's aws_ec2 inventory (boto3 in Ansible's own Python) and reached inside Session Manager.
+    tool(
+      'boto3 (for Ansible)',
+      ['sh', '-c', 'py=$(ansible --version 2>/dev/null | sed -n "s/^ *python version = .*(\\(\\/[^)]*\\))$/\\1/p"); "$py" -c "import boto3; print(boto3.__version__)"'],
+      'listing the hosts of an AWS environment',
+      null,
+      'apt-get install python3-boto3 (or pip install boto3 beside a pipx Ansible: pipx inject ansible-core boto3)',
+      true,
+    ),
+    tool(
+      'session-manager-plugin',
+      ['session-manager-plugin', '--version'],
+      'ssh, logs, exec, upgrade on AWS (ssh inside Session Manager)',
+      null,
+      "install the AWS CLI's Session Manager plugin (docs.aws.amazon.com: session-manager-working-with-install-plugin), or set CADFLEET_HOST_ROUTE=bastion",
+      true,
+    ),
     { name: 'root', for: 'the local fleet', ok: uid === 0, optional: true, found: uid === 0 ? 'yes' : `uid ${uid}`, fix: uid === 0 ? '' : 'run cadfleet local ... with sudo' },
     tool('systemd-nspawn', ['systemd-nspawn', '--version'], 'the local fleet', null, 'apt-get install systemd-container', true),
     tool('debootstrap', ['sh', '-c', 'command -v debootstrap'], 'the local fleet\'s base image', null, 'apt-get install debootstrap', true),

@@ -32,8 +32,9 @@ export function keysCommand(): Command {
       const opts = args.find((a): a is Record<string, unknown> & { env: string } => typeof a === 'object' && a !== null && 'env' in a)!;
       const rest = args.filter((a): a is string => typeof a === 'string');
       try {
-        const code = await runOnApi(loadEnvironment(opts.env), build(opts, rest));
-        if (code === 255) process.stderr.write(`cadfleet keys: the api host did not answer SSH; is the environment up? (cadfleet local status)\n`);
+        const env = await loadEnvironment(opts.env);
+        const code = await runOnApi(env, build(opts, rest));
+        if (code === 255) process.stderr.write(`cadfleet keys: the api host did not answer SSH; ${env.name === 'local' ? 'is the environment up? (cadfleet local status)' : `see cadfleet status --env ${env.name}`}\n`);
         process.exitCode = code;
       } catch (err) {
         process.stderr.write(`cadfleet keys: ${(err as Error).message}\n`);

@@ -36,15 +36,21 @@ function streamFrom(argv: readonly string[], onLine: (line: string, stream: 'out
   });
 }
 
-const unreachable = (host: TargetHost, stderr: string): string =>
-  `${host.name} (${host.address}) did not answer: ${stderr.trim().split('\n').pop() || 'ssh failed'}; is it running? (cadfleet local status)`;
+/** What to look at when a host does not answer: the fleet's own status locally, EC2 and Session Manager on AWS. */
+export const runningHint = (env: Environment, host: TargetHost): string =>
+  env.outputs.provider === 'local'
+    ? 'is it running? (cadfleet local status)'
+    : `is it running, and its SSM agent online? (aws ssm describe-instance-information --filters Key=InstanceIds,Values=${host.name})`;
+
+const unreachable = (env: Environment, host: TargetHost, stderr: string): string =>
+  `${host.name} (${host.address}) did not answer: ${stderr.trim().split('\n').pop() || 'ssh failed'}; ${runningHint(env, host)}`;
 
 function withEnv(action: (env: Environment, ...rest: never[]) => Promise<void>) {
   return async (...args: unknown[]): Promise<void> => {
     const opts = args.find((a): a is { env: string } => typeof a === 'object' && a !== null && 'env' in a)!;
     let env: Environment;
     try {
-      env = loadEnvironment(opts.env);
+      env = await loadEnvironment(opts.env);
     } catch (err) {
       return fail((err as Error).message, 2);
     }
@@ -73,7 +79,7 @@ export function sshCommandLine(): Command {
           child.once('error', () => resolve(SSH_FAILED));
           child.once('close', (c) => resolve(c ?? SSH_FAILED));
         });
-        if (code === SSH_FAILED) fail(`${host.name} (${host.address}) did not answer SSH; is it running? (cadfleet local status)`, SSH_FAILED);
+        if (code === SSH_FAILED) fail(`${host.name} (${host.address}) did not answer SSH; ${runningHint(env, host)}`, SSH_FAILED);
         else process.exitCode = code;
       }),
     );
@@ -106,7 +112,7 @@ export function execCommandLine(): Command {
           if (opts.json) process.stdout.write(`${JSON.stringify({ host: r.host.name, code: r.code, stdout: r.stdout, stderr: r.stderr, reachable: r.code !== SSH_FAILED })}\n`);
           if (r.code === SSH_FAILED) {
             failed++;
-            process.stderr.write(`${unreachable(r.host, r.stderr)}\n`);
+            process.stderr.write(`${unreachable(env, r.host, r.stderr)}\n`);
           } else if (r.code !== 0) {
             failed++;
             process.stderr.write(`${r.host.name}: exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}\n`);
@@ -174,7 +180,7 @@ export function logsCommandLine(): Command {
         collected.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0));
         for (const line of collected) process.stdout.write(`${line.text}\n`);
         const down = results.filter((r) => r.code === SSH_FAILED);
-        for (const r of down) process.stderr.write(`${unreachable(r.host, r.stderr)}\n`);
+        for (const r of down) process.stderr.write(`${unreachable(env, r.host, r.stderr)}\n`);
         if (down.length) process.exitCode = 1;
       }),
     );

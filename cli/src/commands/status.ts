@@ -70,7 +70,7 @@ export function statusCommand(): Command {
     .action(async (opts: { env: string; json?: boolean }) => {
       let env: Environment;
       try {
-        env = loadEnvironment(opts.env);
+        env = await loadEnvironment(opts.env);
       } catch (err) {
         process.stderr.write(`cadfleet status: ${(err as Error).message}\n`);
         process.exitCode = 2;

@@ -1,47 +1,39 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { releaseFor, type DeployOptions } from '../deploy/deploy';
-import { loadEnvironment, localFleetName, sshTo } from '../environment';
+import { loadEnvironment, sshTo, type Environment } from '../environment';
 import { systemRunner } from '../local/exec';
-import { defaultContext, openFleet } from '../local/local-fleet';
-import { localUpgradeRunner } from '../upgrade/local-runner';
-import { acquireLock, appendAudit, parseDuration, readAudit, readLock } from '../upgrade/lock';
+import { workspaceOf } from '../upgrade/env-lock';
+import { upgradeRunner } from '../upgrade/runner';
+import { appendAudit, parseDuration, readAudit } from '../upgrade/lock';
 import { parseBatchSize, type BatchSize } from '../upgrade/plan';
 import { rollingUpgrade, type UpgradeReport } from '../upgrade/rolling';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
-
-function fleetRoot(envName: string): string {
-  if (envName !== 'local') throw new Error(`environment ${JSON.stringify(envName)} is not known here: only "local" can be upgraded until AWS environments are applied`);
-  return openFleet(defaultContext(systemRunner, () => undefined), localFleetName()).paths.root;
-}
 
 export const lockFile = (root: string): string => path.join(root, 'lock.json');
 export const auditFile = (root: string): string => path.join(root, 'audit.log');
 
 /** Runs an upgrade or rollback to `version` under the environment's lock, with an audit entry. */
 async function rollTo(action: 'upgrade' | 'rollback', envName: string, version: string | undefined, size: BatchSize, lockWaitMs: number, json: boolean): Promise<number> {
-  const root = fleetRoot(envName);
-  const release = acquireLock(lockFile(root), action, { version, waitMs: lockWaitMs });
-  const unlock = await release;
+  const { root, lock } = await workspaceOf(envName);
+  const unlock = await lock.acquire(action, { version, waitMs: lockWaitMs });
   const onSignal = (): void => {
-    unlock();
-    process.exit(130);
+    void unlock().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let report: UpgradeReport | undefined;
   const started = performance.now();
   try {
-    const env = loadEnvironment(envName);
+    const env = await loadEnvironment(envName);
     const deployOpts: DeployOptions = { env, stateRoot: root, runner: systemRunner, version, log };
     const built = await releaseFor(deployOpts);
-    const runner = localUpgradeRunner({
+    const runner = upgradeRunner({
       deploy: deployOpts,
       release: built,
       readyTimeoutMs: Number(process.env.CADFLEET_READY_TIMEOUT_MS ?? 90_000),
-      pointerFile: path.join(root, 'release-pointer'),
+      pointerFile: env.outputs.provider === 'local' ? path.join(root, 'release-pointer') : undefined,
       log,
     });
     report = await rollingUpgrade(runner, built.version, size);
@@ -58,7 +50,7 @@ async function rollTo(action: 'upgrade' | 'rollback', envName: string, version: 
       seconds: (performance.now() - started) / 1000,
       ...(report?.ok === false ? { detail: `${report.failedHost}: ${report.reason}` } : {}),
     });
-    unlock();
+    await unlock().catch((err: unknown) => log(`could not release the deploy lock (${lock.where}): ${(err as Error).message}; cadfleet lock release --env ${envName} removes it`));
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (report) {
@@ -104,7 +96,7 @@ export function upgradeCommands(): Command[] {
     .addHelpText('after', '\nExamples:\n  $ cadfleet rollback --env local               # to the release before the last upgrade\n  $ cadfleet rollback --env local --to 1.3.2')
     .action(async (opts: { env: string; to?: string; batch: string; lockWait: string; json?: boolean }) => {
     try {
-      const root = fleetRoot(opts.env);
+      const { root } = await workspaceOf(opts.env);
       const target = opts.to ?? [...readAudit(auditFile(root))].reverse().find((e) => e.action === 'upgrade' && e.ok && e.previous)?.previous;
       if (!target) throw new Error('no earlier release to go back to in the audit log; name one with --to (cadfleet releases lists them)');
       process.exitCode = await rollTo('rollback', opts.env, target, parseBatchSize(opts.batch), parseDuration(opts.lockWait), !!opts.json);
@@ -120,7 +112,14 @@ export function upgradeCommands(): Command[] {
     .option('--json', 'JSON')
     .addHelpText('after', '\nExamples:\n  $ cadfleet releases --env local\n  $ cadfleet releases --env local --json | jq -r \'.[] | "\\(.host) \\(.current)"\'')
     .action(async (opts: { env: string; json?: boolean }) => {
-      const env = loadEnvironment(opts.env);
+      let env: Environment;
+      try {
+        env = await loadEnvironment(opts.env);
+      } catch (err) {
+        log(`cadfleet releases: ${(err as Error).message}`);
+        process.exitCode = 2;
+        return;
+      }
       const rows = await Promise.all(
         env.hosts.map(async (host) => {
           const r = await systemRunner.run(sshTo(env, host, ['basename "$(readlink -f /opt/cadfleet/current)"; ls -1 /opt/cadfleet/releases']));
@@ -138,22 +137,30 @@ export function upgradeCommands(): Command[] {
     .description('Who holds the deploy lock, since when and for what; exit 1 while it is held.')
     .requiredOption('--env <name>', 'environment')
     .addHelpText('after', '\nExample:\n  $ cadfleet lock status --env local')
-    .action((opts: { env: string }) => {
-      const holder = readLock(lockFile(fleetRoot(opts.env)));
-      if (!holder) return void process.stdout.write(`${opts.env} is not locked\n`);
-      process.stdout.write(`${opts.env} is locked by ${holder.who}@${holder.host} (pid ${holder.pid}) for ${holder.action}${holder.version ? ` ${holder.version}` : ''} since ${holder.since}\n`);
-      process.exitCode = 1;
+    .action(async (opts: { env: string }) => {
+      try {
+        const holder = await (await workspaceOf(opts.env)).lock.read();
+        if (!holder) return void process.stdout.write(`${opts.env} is not locked\n`);
+        process.stdout.write(`${opts.env} is locked by ${holder.who}@${holder.host} (pid ${holder.pid}) for ${holder.action}${holder.version ? ` ${holder.version}` : ''} since ${holder.since}\n`);
+        process.exitCode = 1;
+      } catch (err) {
+        log(`cadfleet lock status: ${(err as Error).message}`);
+        process.exitCode = 2;
+      }
     });
   lock
     .command('release')
     .description('Remove a lock left by a run that died (check with lock status first).')
     .requiredOption('--env <name>', 'environment')
     .addHelpText('after', '\nExample:\n  $ cadfleet lock release --env local')
-    .action((opts: { env: string }) => {
-      const file = lockFile(fleetRoot(opts.env));
-      const holder = readLock(file);
-      fs.rmSync(file, { force: true });
-      process.stdout.write(holder ? `released the lock of ${holder.who}@${holder.host} (pid ${holder.pid}, ${holder.action})\n` : `${opts.env} was not locked\n`);
+    .action(async (opts: { env: string }) => {
+      try {
+        const holder = await (await workspaceOf(opts.env)).lock.remove();
+        process.stdout.write(holder ? `released the lock of ${holder.who}@${holder.host} (pid ${holder.pid}, ${holder.action})\n` : `${opts.env} was not locked\n`);
+      } catch (err) {
+        log(`cadfleet lock release: ${(err as Error).message}`);
+        process.exitCode = 2;
+      }
     });
   return [upgrade, rollback, releases, lock];
 }

@@ -42,7 +42,7 @@ export function inventoryFrom(outputs: Outputs): Record<string, unknown> {
       children: Object.fromEntries(
         ROLES.filter((role) => (outputs.hosts[role] ?? []).length > 0).map((role) => [
           role,
-          { hosts: Object.fromEntries((outputs.hosts[role] ?? []).map((h) => [h.name, { ansible_host: h.address }])) },
+          { hosts: Object.fromEntries((outputs.hosts[role] ?? []).map((h) => [h.name, { ansible_host: h.address, cadfleet_private_address: h.address }])) },
         ]),
       ),
     },

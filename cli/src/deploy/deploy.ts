@@ -11,6 +11,9 @@ import { buildRelease, type Release } from '../release/bundle';
 import { releaseStore, type ReleaseStore } from '../release/store';
 import { S3RVER_KEYS, localLbSyncEnv, localServiceEnv } from './service-env';
 import type { Outputs } from '../outputs';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { releaseBundleKey } from '../../../stacks/contract';
 
 export interface DeployOptions {
   env: Environment;
@@ -115,11 +118,18 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   const started = performance.now();
   const dir = path.join(opts.stateRoot, 'deploy');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const inventory = path.join(dir, 'inventory.json');
-  fs.writeFileSync(inventory, `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`);
+  const aws = opts.env.outputs.provider === 'aws';
+  let inventory: string;
+  if (aws) {
+    if (!opts.env.inventory) throw new Error(`no aws_ec2 inventory for ${opts.env.name}: load the environment with loadEnvironment`);
+    inventory = opts.env.inventory;
+  } else {
+    inventory = path.join(dir, 'inventory.json');
+    fs.writeFileSync(inventory, `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`);
+  }
   const varsFile = path.join(dir, 'vars.json');
-  fs.writeFileSync(varsFile, `${JSON.stringify(await localVars(opts, release))}\n`, { mode: 0o600 });
-  const secrets = ensureLocalSecrets(opts.stateRoot);
+  fs.writeFileSync(varsFile, `${JSON.stringify(aws ? await awsReleaseVars(opts.env.outputs, release) : await localVars(opts, release))}\n`, { mode: 0o600 });
+  const secrets = aws ? null : ensureLocalSecrets(opts.stateRoot);
   const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);
   const argv = ansiblePlaybookArgv({ playbook, inventory, varsFile, limit: opts.limit });
   const cwd = ansibleDir();
@@ -132,7 +142,7 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
     });
     let rest = '';
     const take = (chunk: Buffer): void => {
-      const text = redact(chunk.toString(), secrets);
+      const text = secrets ? redact(chunk.toString(), secrets) : chunk.toString();
       output += text;
       const lines = (rest + text).split('\n');
       rest = lines.pop() ?? '';
@@ -151,6 +161,27 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   const failures = playFailures(output);
   if (code === 127 && !recap.length) failures.push({ host: 'this machine', task: 'start ansible-playbook', message: 'ansible-playbook is not installed: apt-get install ansible (or pipx install ansible)' });
   return { ok: code === 0, seconds: (performance.now() - started) / 1000, recap, changed: recap.reduce((sum, r) => sum + r.changed, 0), failures, log };
+}
+
+/**
+ * What release-install.yml needs on AWS: the bundle as a presigned URL of the releases bucket
+ * (the upgrade publishes it there first; hosts fetch it through their NAT or the S3 endpoint,
+ * not through the Session Manager tunnel) and its sum, which the role checks.
+ */
+async function awsReleaseVars(outputs: Outputs, release: Release): Promise<Record<string, unknown>> {
+  const s3 = new S3Client({ region: outputs.region ?? undefined });
+  try {
+    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: outputs.buckets.releases, Key: releaseBundleKey(release.version) }), { expiresIn: 3600 });
+    return { release_version: release.version, release_url: url, release_sha256: release.sha256 };
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** The releases bucket of an environment: the local fleet's on its data host, or the AWS one (the SDK's credential chain). */
+export function releaseStoreOf(outputs: Outputs, stateRoot: string): ReleaseStore {
+  if (outputs.provider === 'local') return localReleaseStore(outputs, stateRoot);
+  return releaseStore({ bucket: outputs.buckets.releases, region: outputs.region ?? undefined });
 }
 
 /**

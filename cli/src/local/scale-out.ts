@@ -14,7 +14,7 @@ import { bootHost, prepareHost, sshTarget, startHost, stopHost, writeKnownHosts 
 import { openFleet, type LocalContext } from './local-fleet';
 import { ensureNetwork } from './network';
 import { ensureServerCert, pkiPaths } from './pki';
-import { READY } from '../upgrade/local-runner';
+import { READY } from '../upgrade/runner';
 
 /** The roles an auto scaling group runs on AWS (and so the roles a local host can be added to). */
 export const SCALABLE_ROLES = ['api', 'worker', 'streamer'] as const;

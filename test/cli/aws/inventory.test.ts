@@ -55,9 +55,9 @@ describe('AWS inventory', () => {
 
   it('gives the playbooks the variables a generated inventory gives them (the CloudWatch agent runs where cadfleet_provider is aws)', () => {
     const vars = composeFor(inventory('ssm').compose, { instance_id: 'i-0aaa', private_ip_address: '10.40.10.5' });
-    expect(vars).toMatchObject({ ansible_host: 'i-0aaa', ansible_user: 'admin', cadfleet_environment: 'staging', cadfleet_provider: 'aws' });
+    expect(vars).toMatchObject({ ansible_host: 'i-0aaa', cadfleet_private_address: '10.40.10.5', ansible_user: 'admin', cadfleet_environment: 'staging', cadfleet_provider: 'aws' });
     const viaBastion = composeFor(inventory('bastion').compose, { instance_id: 'i-0aaa', private_ip_address: '10.40.10.5' });
-    expect(viaBastion).toMatchObject({ ansible_host: '10.40.10.5', ansible_ssh_common_args: '-o ProxyJump=admin@203.0.113.7' });
+    expect(viaBastion).toMatchObject({ ansible_host: '10.40.10.5', ansible_ssh_common_args: '-o ProxyCommand="ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -W %h:%p admin@203.0.113.7" -o StrictHostKeyChecking=accept-new' });
   });
 
   it('reaches every host of a role through Session Manager: ssh runs `aws ssm start-session` for each instance id', () => {
@@ -92,7 +92,7 @@ describe('AWS inventory', () => {
       `ssm start-session --target i-0aaa --document-name ${SSH_SESSION_DOCUMENT} --parameters portNumber=22 --region us-east-1`,
       `ssm start-session --target i-0bbb --document-name ${SSH_SESSION_DOCUMENT} --parameters portNumber=22 --region us-east-1`,
     ]);
-    expect(sshCommonArgs(outputs, 'us-east-1', 'ssm')).toBe(`-o ProxyCommand="${ssmProxyCommand('us-east-1')}"`);
+    expect(sshCommonArgs(outputs, 'us-east-1', 'ssm')).toBe(`-o ProxyCommand="${ssmProxyCommand('us-east-1')}" -o StrictHostKeyChecking=accept-new`);
   });
 
   it('uses a session document the deploy role may start, on this environment\'s instances only', () => {

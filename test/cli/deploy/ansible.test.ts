@@ -18,9 +18,12 @@ describe('ansible-playbook command line', () => {
 
 describe('inventory from the deployment outputs', () => {
   it('groups hosts by role with their addresses and pins SSH host keys', () => {
-    const inv = inventoryFrom(outputs) as { all: { vars: Record<string, string>; children: Record<string, { hosts: Record<string, { ansible_host: string }> }> } };
+    const inv = inventoryFrom(outputs) as { all: { vars: Record<string, string>; children: Record<string, { hosts: Record<string, { ansible_host: string; cadfleet_private_address: string }> }> } };
     expect(Object.keys(inv.all.children)).toEqual(['lb', 'data', 'api', 'worker', 'streamer']);
-    expect(inv.all.children.worker!.hosts).toEqual({ 'cf-worker-1': { ansible_host: '10.213.0.31' }, 'cf-worker-2': { ansible_host: '10.213.0.32' } });
+    expect(inv.all.children.worker!.hosts).toEqual({
+      'cf-worker-1': { ansible_host: '10.213.0.31', cadfleet_private_address: '10.213.0.31' },
+      'cf-worker-2': { ansible_host: '10.213.0.32', cadfleet_private_address: '10.213.0.32' },
+    });
     expect(inv.all.vars).toMatchObject({ ansible_user: 'admin', ansible_ssh_private_key_file: '/state/cf/ssh/id_ed25519', cadfleet_environment: 'local' });
     expect(inv.all.vars.ansible_ssh_common_args).toContain('-o UserKnownHostsFile=/state/cf/ssh/known_hosts -o StrictHostKeyChecking=yes');
   });

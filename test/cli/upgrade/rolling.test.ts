@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TargetHost } from '../../../cli/src/environment';
-import { switchScript } from '../../../cli/src/upgrade/local-runner';
+import { switchScript } from '../../../cli/src/upgrade/runner';
 import { acquireLock, LockHeldError, parseDuration } from '../../../cli/src/upgrade/lock';
 import { batchLength, parseBatchSize, planUpgrade } from '../../../cli/src/upgrade/plan';
 import { rollingUpgrade, type UpgradeRunner } from '../../../cli/src/upgrade/rolling';

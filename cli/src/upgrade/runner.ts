@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { shellQuote } from '../commands/keys';
-import { localReleaseStore, runPlaybook, type DeployOptions } from '../deploy/deploy';
+import { releaseStoreOf, runPlaybook, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
 import { systemRunner } from '../local/exec';
 import type { Role } from '../local/fleet';
@@ -30,8 +30,20 @@ export const READY: Readonly<Record<Role, string>> = {
 export function switchScript(role: Role, version: string): string {
   const units = UNITS[role].join(' ');
   const target = `/opt/cadfleet/releases/${version}`;
+  // An app host that has its settings but no unit yet (on AWS: booted before the first release
+  // existed, so its boot script installed nothing) gets the unit the release ships, as the boot
+  // script would; the local fleet's hosts have theirs from the deploy, so this does nothing there.
+  const app = role === 'api' || role === 'worker' || role === 'streamer';
+  const unit = `cadfleet-${role}.service`;
+  const firstUnit = app
+    ? [
+        `if [ ! -e /etc/systemd/system/${unit} ] && [ -f ${shellQuote(`${target}/systemd/${unit}`)} ] && [ -f /etc/cadfleet/${role}.env ]; then ` +
+          `sudo install -D -m 0644 ${shellQuote(`${target}/systemd/${unit}`)} /etc/systemd/system/${unit} && sudo systemctl daemon-reload && sudo systemctl enable -q ${unit}; fi`,
+      ]
+    : [];
   return [
     `test -f ${shellQuote(`${target}/VERSION`)} || { echo "release ${version} is not installed on this host" >&2; exit 3; }`,
+    ...firstUnit,
     // systemctl stop sends SIGTERM: the node drains (the LB drops it) and finishes its work first.
     // Only the units this host runs (a role not deployed yet has none).
     `units=$(for u in ${units || '""'}; do systemctl cat "$u" >/dev/null 2>&1 && echo "$u"; done; true)`,
@@ -42,12 +54,13 @@ export function switchScript(role: Role, version: string): string {
   ].join(' && ');
 }
 
-export interface LocalRunnerOptions {
+export interface UpgradeRunnerOptions {
   deploy: DeployOptions;
   release: Release;
   /** How long a host may take to be ready again (api and streamer: until the LB routes to it). */
   readyTimeoutMs: number;
-  pointerFile: string;
+  /** A file that also records the pointer (the local fleet's state folder). */
+  pointerFile?: string;
   log: (line: string) => void;
 }
 
@@ -56,11 +69,16 @@ async function ssh(env: Environment, host: TargetHost, script: string): Promise<
   return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
-export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
+/**
+ * The rolling upgrade's steps over SSH and Ansible, for the local fleet and AWS alike: what
+ * differs (the route to hosts, their inventory, the releases bucket) comes with the environment.
+ */
+export function upgradeRunner(opts: UpgradeRunnerOptions): UpgradeRunner {
   let env = opts.deploy.env;
   return {
     async hosts() {
-      env = loadEnvironment(env.name);
+      // Re-read: on AWS the auto scaling groups may have added or replaced hosts since.
+      env = await loadEnvironment(env.name);
       return env.hosts.filter((h) => h.role !== 'data');
     },
     async current(host) {
@@ -70,7 +88,7 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
     async install(version) {
       if (version !== opts.release.version) throw new Error(`the runner was made for ${opts.release.version}, not ${version}`);
       // In the bucket before any host switches: the pointer may name it only once it is there.
-      const store = localReleaseStore(env.outputs, opts.deploy.stateRoot);
+      const store = releaseStoreOf(env.outputs, opts.deploy.stateRoot);
       try {
         await store.publish(opts.release);
       } finally {
@@ -120,13 +138,13 @@ export function localUpgradeRunner(opts: LocalRunnerOptions): UpgradeRunner {
       }
     },
     async setPointer(version) {
-      const store = localReleaseStore(env.outputs, opts.deploy.stateRoot);
+      const store = releaseStoreOf(env.outputs, opts.deploy.stateRoot);
       try {
         await store.writePointer(version);
       } finally {
         store.close();
       }
-      fs.writeFileSync(opts.pointerFile, `${version}\n`);
+      if (opts.pointerFile) fs.writeFileSync(opts.pointerFile, `${version}\n`);
     },
     log: opts.log,
   };
