@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Environment } from '../environment';
@@ -27,7 +28,7 @@ export interface DeployOptions {
   log?: (line: string) => void;
   /** A release version to build and install; by default the working tree's content hash names it. */
   version?: string;
-  /** Where built releases are kept. @default /var/lib/cadfleet/releases */
+  /** Where built releases are kept. @default /var/lib/cadfleet/releases as root, else ~/.cache/cadfleet/releases */
   releasesDir?: string;
 }
 
@@ -95,7 +96,11 @@ async function localVars(opts: DeployOptions, release: Release): Promise<Record<
   };
 }
 
-export const releasesDir = (opts: { releasesDir?: string }): string => opts.releasesDir ?? process.env.CADFLEET_RELEASES_DIR ?? '/var/lib/cadfleet/releases';
+/** Root (the local fleet's commands) keeps releases beside the fleet; anyone else (an AWS upgrade from a laptop or a runner) in their cache. */
+export const releasesDir = (opts: { releasesDir?: string }): string =>
+  opts.releasesDir ??
+  process.env.CADFLEET_RELEASES_DIR ??
+  (process.getuid?.() === 0 ? '/var/lib/cadfleet/releases' : path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'cadfleet', 'releases'));
 
 /** Builds (or finds) the release of the working tree under the given version. */
 export async function releaseFor(opts: Pick<DeployOptions, 'version' | 'releasesDir' | 'log'>): Promise<Release> {
