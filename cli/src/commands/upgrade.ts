@@ -11,7 +11,6 @@ import { rollingUpgrade, type UpgradeReport } from '../upgrade/rolling';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-export const lockFile = (root: string): string => path.join(root, 'lock.json');
 export const auditFile = (root: string): string => path.join(root, 'audit.log');
 
 /** Runs an upgrade or rollback to `version` under the environment's lock, with an audit entry. */
