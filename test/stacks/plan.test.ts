@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
 import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
-import { PORTS, TAG_ENVIRONMENT, TAG_ROLE, hostImageParameterName } from '../../stacks/contract';
+import { DEPLOY_LOCK_KEY, PORTS, TAG_ENVIRONMENT, TAG_ROLE, hostImageParameterName } from '../../stacks/contract';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
 import {
   type ConfiguredResource,
@@ -542,15 +542,19 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
           for (const a of s.actions) expect(a, where).toMatch(/:Describe\*$|^ssm:(GetCommandInvocation|ListCommandInvocations)$/);
         }
       }
-      // Objects: the state and its lock file, and releases; nothing else is read or written.
+      // Objects: the state and its lock file, releases, and the deploy lock; nothing else is read or written.
       const objectResources = all.filter((s) => s.effect === 'Allow' && s.actions.some((a) => /^s3:(Get|Put|Delete)Object$/.test(a))).flatMap((s) => s.resources);
       expect(objectResources.sort()).toEqual(
         [
           `arn:\${data.aws_partition.partition.partition}:s3:::cadfleet-tfstate-example/cadfleet/${ENV}/terraform.tfstate`,
           `arn:\${data.aws_partition.partition.partition}:s3:::cadfleet-tfstate-example/cadfleet/${ENV}/terraform.tfstate.tflock`,
           `${refTo(bucketAddress('releases'), 'arn')}/releases/*`,
+          `${refTo(bucketAddress('releases'), 'arn')}/${DEPLOY_LOCK_KEY}`,
         ].sort(),
       );
+      // In the releases bucket it deletes the deploy lock and nothing else (a release stays for rollbacks).
+      const deletes = all.filter((s) => s.effect === 'Allow' && s.actions.includes('s3:DeleteObject')).flatMap((s) => s.resources);
+      expect(deletes.filter((r) => r.startsWith(refTo(bucketAddress('releases'), 'arn')))).toEqual([`${refTo(bucketAddress('releases'), 'arn')}/${DEPLOY_LOCK_KEY}`]);
       expect(all.some((s) => s.actions.some((a) => a.startsWith('secretsmanager:Get') || a === 'kms:Decrypt'))).toBe(false);
       // Sessions and commands only to instances tagged with this environment.
       const toInstances = all.filter((s) => s.actions.some((a) => a === 'ssm:StartSession' || a === 'ssm:SendCommand') && s.resources.some((r) => r.includes(':instance/')));
