@@ -1070,7 +1070,7 @@ export function reliabilityScenarios(): void {
         {
           measure: `two worker hosts (${r.cpus} CPU quota each)`,
           value: `${r.two.perMinute.toFixed(1)} conversions/min, ${ratio.toFixed(2)}x`,
-          note: `${r.two.span.toFixed(1)} s; jobs ${Object.entries(r.two.byWorker).map(([w, n]) => `${w} ${n}`).join(', ')}; goal 1.8x ${ratio >= 1.8 ? 'met' : `missed (two converters alone on this machine: ${machine.ratio.toFixed(2)}x): ${r.cpus * 2 >= cores - 0.01 ? `the two quotas take all ${cores} cores of this machine, which the api, data and LB hosts and the client share` : 'the api, data and LB hosts and the client share the remaining core'}`}`,
+          note: `${r.two.span.toFixed(1)} s; jobs ${Object.entries(r.two.byWorker).map(([w, n]) => `${w} ${n}`).join(', ')}; goal 1.8x ${ratio > 2.05 ? `met, but above 2x: alone, worker-1 took ${((r.one.span / size) * 1000).toFixed(0)} ms a job against ${((r.two.span / (size / 2)) * 1000).toFixed(0)} ms per host with two, so the one-host run is slowed by something other than the fleet (not yet explained) and this ratio overstates the scaling` : ratio >= 1.8 ? 'met' : `missed (two converters alone on this machine: ${machine.ratio.toFixed(2)}x): ${r.cpus * 2 >= cores - 0.01 ? `the two quotas take all ${cores} cores of this machine, which the api, data and LB hosts and the client share` : 'the api, data and LB hosts and the client share the remaining core'}`}`,
         },
       );
     }
