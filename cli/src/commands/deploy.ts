@@ -8,7 +8,7 @@ import path from 'node:path';
 
 export function deployCommand(): Command {
   return new Command('deploy')
-    .description('Install the release and configure every host of an environment with the Ansible playbooks.')
+    .description('Install the release and configure every host of the local fleet with the Ansible playbooks (AWS hosts configure themselves at boot; there, cadfleet upgrade ships a release).')
     .requiredOption('--env <name>', 'environment')
     .option('--limit <hosts>', 'only these hosts or groups (Ansible --limit)')
     .option('--version <version>', 'name the release built from the working tree (default: its content hash)')
