@@ -11,21 +11,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { discoverAwsHosts, hostsFromInventory, inventoryError, type InventoryList } from '../../../cli/src/aws/hosts';
-import { awsOutputs } from '../../../cli/src/aws/terraform';
+import { stagingOutputs } from '../../helpers/aws-outputs';
 import { type Environment, sshTo } from '../../../cli/src/environment';
 import { systemRunner } from '../../../cli/src/local/exec';
 import { tempDir } from '../../helpers/convert';
 
-const outputs = awsOutputs({
-  environment: { value: 'staging' },
-  region: { value: 'eu-west-1' },
-  lb_address: { value: '203.0.113.7' },
-  redis: { value: { host: 'redis.example', port: 6379, tls: true } },
-  postgres: { value: { host: 'pg.example', port: 5432, database: 'cadfleet' } },
-  buckets: { value: { models: 'm', releases: 'r' } },
-  ssh_user: { value: 'admin' },
-  bastion: { value: { host: '203.0.113.7', user: 'admin' } },
-});
+const outputs = stagingOutputs('eu-west-1');
 
 const instance = (id: string, role: string, ip: string, launched: string): Record<string, unknown> => ({
   instance_id: id,

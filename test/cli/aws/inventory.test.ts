@@ -10,19 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { awsEc2Inventory, sshCommonArgs, ssmProxyCommand } from '../../../cli/src/aws/inventory';
-import { awsOutputs } from '../../../cli/src/aws/terraform';
+import { stagingOutputs } from '../../helpers/aws-outputs';
 import { SSH_SESSION_DOCUMENT } from '../../../stacks/contract';
 import { deployStatements } from '../../../stacks/deploy-policy';
 
-const outputs = awsOutputs({
-  environment: { value: 'staging' },
-  lb_address: { value: '203.0.113.7' },
-  redis: { value: { host: 'redis.example', port: 6379, tls: true } },
-  postgres: { value: { host: 'pg.example', port: 5432, database: 'cadfleet' } },
-  buckets: { value: { models: 'm', releases: 'r' } },
-  ssh_user: { value: 'admin' },
-  bastion: { value: { host: '203.0.113.7', user: 'admin' } },
-});
+const outputs = stagingOutputs();
 
 interface Inventory {
   hostnames: string[];
