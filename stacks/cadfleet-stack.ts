@@ -125,6 +125,7 @@ export class CadfleetStack extends TerraformStack {
 
     const protect = bool(vars.deletionProtection.booleanValue);
     const domainSet = CadfleetVariables.isSet(vars.domainName);
+    const lbAddress = Token.asString(Fn.conditional(domainSet, vars.domainName.stringValue, lbIp.publicIp));
     const lbOrigins = Token.asList(
       Fn.conditional(domainSet, [`https://${vars.domainName.stringValue}`], [`http://${lbIp.publicIp}`, `https://${lbIp.publicIp}`]),
     );
@@ -245,6 +246,17 @@ export class CadfleetStack extends TerraformStack {
         configParameter: configName,
         installSsmAgent: bool(vars.ssmAccess.booleanValue),
         elasticIpAllocationId: role === 'lb' ? lbIp.allocationId : undefined,
+        tlsCertificateParameter: role === 'lb' ? vars.tlsCertificateParameter.stringValue : undefined,
+        // What host.yml does differently on AWS: values, the same roles as the local fleet's.
+        hostVars: {
+          cadfleet_provider: 'aws',
+          // Every port but SSH (and the LB's HTTP/HTTPS) answers the VPC only, on top of the security groups.
+          firewall_trusted_sources: [network.vpc.cidrBlock],
+          common_unattended_upgrades: true,
+          // No tls_certificate_parameter: a self-signed certificate (cadfleet status warns).
+          nginx_lb_tls_self_signed: true,
+          nginx_lb_server_name: lbAddress,
+        },
       });
     const hostProps = (role: HostRole) => ({
       name: `${name}-${role}`,
@@ -359,7 +371,6 @@ export class CadfleetStack extends TerraformStack {
 
     // Deployment outputs (DESIGN.md): the document `cadfleet outputs` builds on. No secrets:
     // the database secret's ARN names where the password is, it is not the password.
-    const lbAddress = Token.asString(Fn.conditional(domainSet, vars.domainName.stringValue, lbIp.publicIp));
     const output = (id: string, value: unknown, description: string): void => {
       new TerraformOutput(this, id, { value, description }).overrideLogicalId(id);
     };

@@ -1,25 +1,39 @@
-// User-data of every cadfleet host: a plain shell script, rendered here so that it can be
-// unit-tested and run outside AWS. At boot it writes the app's settings (from one SSM
-// parameter), installs the release named by the releases bucket's pointer and starts the
-// role's systemd unit, so a host that an auto scaling group launches serves by itself.
+// User-data of every cadfleet host booted the AWS way: an instance an auto scaling group
+// launches, and every host of `cadfleet local up --boot cloud-init` (the same text, other values).
 //
-// It holds no secrets, and there is nothing secret to put in it: hosts read the database
-// password from Secrets Manager and authenticate to Redis with IAM, at run time, with
-// their instance role.
-import { INSTALL_DIR, PORTS, RELEASE_POINTER_KEY, SERVICE_USER, STATE_DIR, envFile, releaseBundleKey, releaseSumsKey, unitName, type HostRole } from './contract';
+// One configuration path: the boot program reads the environment's settings (one SSM
+// parameter), downloads the release the releases bucket's pointer names, and runs that release's
+// own playbook, ansible/playbooks/host.yml, on the host itself: the roles and variables that
+// `cadfleet deploy` pushes to the local fleet with site.yml. What differs between environments
+// are values (`hostVars`, endpoints), never a second copy of the configuration.
+//
+// cloud-init runs the user-data once; the user-data only installs the boot program and its
+// systemd unit, which runs until it succeeds once: a host that booted before its policies, its
+// settings, its route out or the first release existed keeps trying (a line in the log each
+// time) and serves as soon as they do.
+//
+// It holds no secrets: hosts read the database password from Secrets Manager and sign in to
+// Redis with IAM, at run time, with their instance role; the LB's certificate is a SecureString.
+import { RELEASE_POINTER_KEY, releaseBundleKey, releaseSumsKey, type HostRole } from './contract';
 import { must } from './validate';
 
 export interface UserDataOptions {
-  /** The host's role; picks the systemd unit `cadfleet-<role>.service`. */
+  /** The host's role: the inventory group host.yml configures it as. */
   readonly role: HostRole;
   readonly environment: string;
   readonly region: string;
   /** Bucket holding `releases/current` and the bundles. */
   readonly releasesBucket: string;
-  /** SSM parameter whose value (env-file lines) starts the host's env file. @default no parameter */
+  /** SSM parameter whose value (env-file lines) is the settings every app host shares. @default no parameter */
   readonly configParameter?: string;
   /** Elastic IP allocation the host claims at boot (the load balancer). @default none */
   readonly elasticIpAllocationId?: string;
+  /**
+   * SSM SecureString with the LB's certificate chain and private key (PEM, one after the
+   * other). A name or a Terraform token; empty at run time: host.yml makes a self-signed one.
+   * @default none
+   */
+  readonly tlsCertificateParameter?: string;
   /**
    * Install and start the SSM agent when the image lacks it (Debian's AMIs do). A boolean or a
    * Terraform token that renders as `true`/`false`. @default false
@@ -27,33 +41,22 @@ export interface UserDataOptions {
   readonly installSsmAgent?: boolean | string;
   /** Download the regional RDS CA bundle for `verify-full` TLS to PostgreSQL. @default true for api, worker and streamer */
   readonly databaseCa?: boolean;
+  /**
+   * Variables of host.yml that differ between environments: `cadfleet_provider`,
+   * `firewall_trusted_sources`, `common_unattended_upgrades`, `nginx_lb_server_name`, ...
+   * JSON values; strings may hold Terraform tokens. @default {}
+   */
+  readonly hostVars?: Readonly<Record<string, unknown>>;
   /** Endpoint of an S3-compatible server (the local fleet); path-style URLs. @default AWS S3 */
   readonly s3Endpoint?: string;
-  /** Endpoint of the SSM API (the local fleet's stand-in, `cadfleet local scale-out`). @default AWS SSM */
+  /** Endpoint of the SSM API (the local fleet's stand-in). @default AWS SSM */
   readonly ssmEndpoint?: string;
-  /** Directory prefix for every path the script writes; only tests set it. @default "" (the real root) */
+  /** Directory prefix for every path the scripts write; only tests set it. @default "" (the real root) */
   readonly root?: string;
-  /** Seconds between retries of a network step (6 tries, growing delay). @default 5 */
+  /** Seconds between retries of a network step within one run (6 tries, growing delay). @default 5 */
   readonly retryDelaySeconds?: number;
-}
-
-/** The port the role's service listens on and advertises; none for the load balancer. */
-export function rolePort(role: HostRole): number | undefined {
-  return role === 'lb' ? undefined : PORTS[role];
-}
-
-/** Settings that depend only on the role, appended after the environment's own. */
-export function roleEnvironment(role: HostRole): Record<string, string> {
-  switch (role) {
-    case 'api':
-      return { CADFLEET_ROLE: 'api', CADFLEET_HTTP_PORT: String(PORTS.api) };
-    case 'worker':
-      return { CADFLEET_ROLE: 'worker', CADFLEET_METRICS_PORT: String(PORTS.worker) };
-    case 'streamer':
-      return { CADFLEET_ROLE: 'streamer', CADFLEET_HTTP_PORT: String(PORTS.streamer) };
-    case 'lb':
-      return { CADFLEET_ROLE: 'lb' };
-  }
+  /** Seconds systemd waits before it runs a failed boot again. @default 20 */
+  readonly restartSeconds?: number;
 }
 
 /** Single-quotes a value for the shell. Terraform tokens contain no quote and pass unchanged. */
@@ -61,23 +64,27 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Where the boot program keeps its state; `done` in it means the host is configured. */
+export const BOOT_STATE_DIR = '/var/lib/cadfleet-boot';
+export const BOOT_PROGRAM = '/usr/local/sbin/cadfleet-boot';
+export const BOOT_UNIT = 'cadfleet-boot.service';
+export const BOOT_LOG = '/var/log/cadfleet-bootstrap.log';
+
 function validateOptions(o: UserDataOptions): void {
   must(!/[\n\r]/.test(o.environment), 'environment', 'be one line', o.environment);
-  if (o.retryDelaySeconds !== undefined) {
-    must(Number.isInteger(o.retryDelaySeconds) && o.retryDelaySeconds >= 0, 'retryDelaySeconds', 'be a whole number of seconds', o.retryDelaySeconds);
+  for (const [name, value] of [['retryDelaySeconds', o.retryDelaySeconds], ['restartSeconds', o.restartSeconds]] as const) {
+    if (value !== undefined) must(Number.isInteger(value) && value >= 0, name, 'be a whole number of seconds', value);
   }
   if (o.root !== undefined) must(o.root === '' || (o.root.startsWith('/') && !o.root.endsWith('/')), 'root', 'be empty or an absolute path without a trailing slash', o.root);
 }
 
 /**
- * Renders the boot script. Values are single-quoted; the script itself never uses `${`
- * or `%{`, so Terraform's template syntax cannot mistake any of it for an interpolation.
+ * The boot program, /usr/local/sbin/cadfleet-boot. Values are single-quoted; the script itself
+ * never uses `${` or `%{`, so Terraform's template syntax cannot mistake any of it for an
+ * interpolation. Exit 75 means "not yet" (no release, no settings): systemd runs it again.
  */
-export function renderUserData(o: UserDataOptions): string {
+export function renderBootScript(o: UserDataOptions): string {
   validateOptions(o);
-  const needsDatabaseCa = o.databaseCa ?? o.role !== 'lb';
-  const port = rolePort(o.role);
-  const envLines = Object.entries(roleEnvironment(o.role)).map(([k, v]) => `  echo ${shellQuote(`${k}=${v}`)}`);
   const settings: Array<[string, string]> = [
     ['ROLE', o.role],
     ['ENVIRONMENT', o.environment],
@@ -85,31 +92,38 @@ export function renderUserData(o: UserDataOptions): string {
     ['RELEASES_BUCKET', o.releasesBucket],
     ['CONFIG_PARAMETER', o.configParameter ?? ''],
     ['ELASTIC_IP_ALLOCATION', o.elasticIpAllocationId ?? ''],
+    ['TLS_PARAMETER', o.role === 'lb' ? (o.tlsCertificateParameter ?? '') : ''],
     ['INSTALL_SSM_AGENT', String(o.installSsmAgent ?? false)],
-    ['DATABASE_CA', String(needsDatabaseCa)],
-    ['APP_PORT', port === undefined ? '' : String(port)],
+    ['DATABASE_CA', String(o.databaseCa ?? o.role !== 'lb')],
     ['S3_ENDPOINT', o.s3Endpoint ?? ''],
     ['SSM_ENDPOINT', o.ssmEndpoint ?? ''],
     ['ROOT', o.root ?? ''],
     ['RETRY_DELAY', String(o.retryDelaySeconds ?? 5)],
+    ['RESTART_SECONDS', String(o.restartSeconds ?? 20)],
+    ['HOST_VARS', JSON.stringify(o.hostVars ?? {})],
   ];
   return `#!/bin/bash
-# cadfleet boot script for a ${o.role} host (rendered by stacks/user-data.ts; no secrets here).
-# Installs the release named by s3://<releases bucket>/${RELEASE_POINTER_KEY} and starts ${unitName(o.role)}.
+# cadfleet boot of a ${o.role} host (rendered by stacks/user-data.ts; no secrets here): reads the
+# settings, installs the release s3://<releases bucket>/${RELEASE_POINTER_KEY} names and configures
+# the host with that release's ansible/playbooks/host.yml. Run by ${BOOT_UNIT} until it succeeds.
 set -euo pipefail
 umask 022
 
 ${settings.map(([k, v]) => `readonly ${k}=${shellQuote(v)}`).join('\n')}
+readonly STATE="$ROOT${BOOT_STATE_DIR}"
 
-mkdir -p "$ROOT/var/log"
-exec > >(tee -a "$ROOT/var/log/cadfleet-bootstrap.log") 2>&1
+mkdir -p "$ROOT/var/log" "$STATE"
+chmod 0700 "$STATE"
+exec > >(tee -a "$ROOT${BOOT_LOG}") 2>&1
 
 # To stderr, so that a function's output captured with $(...) never swallows a log line.
 log() { printf '%s cadfleet-bootstrap: %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# Something this host needs is not there yet (a fresh account's IAM, the settings, the first
+# release): systemd runs the boot again after RestartSec.
+later() { log "$*; trying again in $RESTART_SECONDS s"; exit 75; }
 
-# Runs a command up to 6 times with a growing delay: instance credentials, NAT routes and
-# IAM changes take a little while to be ready on a fresh host.
+# Up to 6 tries with a growing delay, for steps that fail for a moment (credentials, routes).
 retry() {
   local attempt=1
   until "$@"; do
@@ -136,11 +150,15 @@ ssm() {
   if [ -n "$SSM_ENDPOINT" ]; then aws --endpoint-url "$SSM_ENDPOINT" ssm "$@"; else aws ssm "$@"; fi
 }
 
-ensure_aws_cli() {
-  command -v aws >/dev/null && return 0
-  log "installing the AWS CLI"
-  retry apt-get update -qq || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive retry apt-get install -y -qq --no-install-recommends awscli || die "cannot install awscli"
+parameter() {
+  ssm get-parameter --name "$1" --with-decryption --query Parameter.Value --output text
+}
+
+ensure_tools() {
+  command -v aws >/dev/null && command -v ansible-playbook >/dev/null && return 0
+  log "installing the AWS CLI and Ansible (the cadfleet host image has both)"
+  retry apt-get update -qq || later "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive retry apt-get install -y -qq --no-install-recommends awscli ansible-core || later "cannot install awscli and ansible-core"
 }
 
 ensure_ssm_agent() {
@@ -149,7 +167,7 @@ ensure_ssm_agent() {
   log "installing the SSM agent"
   local deb
   deb=$(mktemp --suffix=.deb)
-  retry curl -fsS -o "$deb" "https://s3.$REGION.amazonaws.com/amazon-ssm-$REGION/latest/debian_amd64/amazon-ssm-agent.deb" || die "cannot download the SSM agent"
+  retry curl -fsS -o "$deb" "https://s3.$REGION.amazonaws.com/amazon-ssm-$REGION/latest/debian_amd64/amazon-ssm-agent.deb" || later "cannot download the SSM agent"
   dpkg -i "$deb" >/dev/null
   rm -f "$deb"
   systemctl enable --now amazon-ssm-agent
@@ -158,124 +176,172 @@ ensure_ssm_agent() {
 # The load balancer keeps one Elastic IP across host replacements: a new host takes it over.
 claim_elastic_ip() {
   [ -n "$ELASTIC_IP_ALLOCATION" ] || return 0
-  local instance
-  instance=$(retry imds instance-id) || die "no instance id from the metadata service"
-  retry aws ec2 associate-address --allocation-id "$ELASTIC_IP_ALLOCATION" --instance-id "$instance" --allow-reassociation >/dev/null \\
-    || die "cannot associate Elastic IP $ELASTIC_IP_ALLOCATION"
-  log "associated Elastic IP $ELASTIC_IP_ALLOCATION with $instance"
+  retry aws ec2 associate-address --allocation-id "$ELASTIC_IP_ALLOCATION" --instance-id "$INSTANCE" --allow-reassociation >/dev/null \\
+    || later "cannot associate Elastic IP $ELASTIC_IP_ALLOCATION"
+  log "associated Elastic IP $ELASTIC_IP_ALLOCATION with $INSTANCE"
 }
 
-# The services' user and state folder, as the deploy's Ansible role makes them, so that a
-# unit from the image or the bundle can start on a host no deploy has touched.
-ensure_service_user() {
-  if ! getent passwd ${SERVICE_USER} >/dev/null; then
-    useradd --system --home-dir ${STATE_DIR} --no-create-home --shell /usr/sbin/nologin ${SERVICE_USER}
+read_settings() {
+  local out="$STATE/settings.env"
+  : >"$out.new"
+  if [ -n "$CONFIG_PARAMETER" ]; then
+    retry parameter "$CONFIG_PARAMETER" >"$out.new" || later "cannot read SSM parameter $CONFIG_PARAMETER (not there yet, or not allowed)"
   fi
-  mkdir -p "$ROOT${STATE_DIR}"
-  chmod 0750 "$ROOT${STATE_DIR}"
-  chown ${SERVICE_USER}:${SERVICE_USER} "$ROOT${STATE_DIR}"
+  if [ "$DATABASE_CA" = true ]; then
+    mkdir -p "$ROOT/etc/cadfleet"
+    retry curl -fsS -o "$ROOT/etc/cadfleet/rds-ca.pem" "https://truststore.pki.rds.amazonaws.com/$REGION/$REGION-bundle.pem" || later "cannot download the RDS CA bundle"
+    chmod 0644 "$ROOT/etc/cadfleet/rds-ca.pem"
+    echo "CADFLEET_DATABASE_CA_FILE=/etc/cadfleet/rds-ca.pem" >>"$out.new"
+  fi
+  mv -f "$out.new" "$out"
+  rm -f "$STATE/tls.pem"
+  if [ -n "$TLS_PARAMETER" ]; then
+    (umask 077 && retry parameter "$TLS_PARAMETER" >"$STATE/tls.pem") || later "cannot read the certificate parameter $TLS_PARAMETER"
+  fi
 }
 
-write_settings() {
-  local dir="$ROOT/etc/cadfleet" tmp address instance
-  mkdir -p "$dir"
-  tmp=$(mktemp "$dir/.$ROLE.env.XXXXXX")
-  {
-    echo "# Written at boot by the cadfleet boot script. No secrets: see docs/aws.md."
-    if [ -n "$CONFIG_PARAMETER" ]; then
-      retry ssm get-parameter --name "$CONFIG_PARAMETER" --with-decryption --query Parameter.Value --output text || die "cannot read SSM parameter $CONFIG_PARAMETER"
-    fi
-${envLines.join('\n')}
-    if [ -n "$APP_PORT" ]; then
-      address=$(retry imds local-ipv4) || die "no private address from the metadata service"
-      echo "CADFLEET_ADVERTISE_URL=http://$address:$APP_PORT"
-      # The node's name in the registry, the logs and each model's worker: the instance id,
-      # which is also what the aws_ec2 inventory and cadfleet ssh call the host.
-      instance=$(retry imds instance-id) || die "no instance id from the metadata service"
-      echo "CADFLEET_NODE_ID=$instance"
-    fi
-    if [ "$DATABASE_CA" = true ]; then
-      retry curl -fsS -o "$dir/rds-ca.pem" "https://truststore.pki.rds.amazonaws.com/$REGION/$REGION-bundle.pem" || die "cannot download the RDS CA bundle"
-      chmod 0644 "$dir/rds-ca.pem"
-      echo "CADFLEET_DATABASE_CA_FILE=/etc/cadfleet/rds-ca.pem"
-    fi
-  } >"$tmp"
-  chmod 0640 "$tmp"
-  chgrp ${SERVICE_USER} "$tmp"
-  mv -f "$tmp" "$dir/$ROLE.env"
-  log "wrote ${envFile(o.role)}"
-}
-
-# Prints the version the pointer names. Exit status 3: there is no pointer (yet).
+# Prints the version the pointer names. Exit status 3: there is no pointer (yet); only S3's
+# "no such key" means that: an access denied or a network error is an error to try again.
 current_version() {
   local version
-  version=$(retry s3 cp "s3://$RELEASES_BUCKET/${RELEASE_POINTER_KEY}" -) || return 3
-  version=$(printf '%s' "$version" | tr -d '[:space:]')
+  if ! s3 cp "s3://$RELEASES_BUCKET/${RELEASE_POINTER_KEY}" "$STATE/pointer" --only-show-errors 2>"$STATE/pointer.err"; then
+    if grep -qE '\\((404|NoSuchKey)\\)|does not exist' "$STATE/pointer.err"; then return 3; fi
+    log "cannot read s3://$RELEASES_BUCKET/${RELEASE_POINTER_KEY}: $(tail -n 1 "$STATE/pointer.err")"
+    return 1
+  fi
+  version=$(tr -d '[:space:]' <"$STATE/pointer")
   # The names cli/src/release/bundle.ts gives: a letter or digit, then letters, digits, dots, dashes.
   case "$version" in
-    '' | [!0-9A-Za-z]* | *[!0-9A-Za-z.-]*) log "error: the release pointer holds '$version', which is not a version name"; return 1 ;;
+    '' | [!0-9A-Za-z]* | *[!0-9A-Za-z.-]*) log "error: the release pointer holds '$version', which is not a version name"; return 2 ;;
   esac
   printf '%s\\n' "$version"
 }
 
-install_release() {
-  local version="$1" base="$ROOT${INSTALL_DIR}" incoming source bundle
-  local target="$base/releases/$version"
-  mkdir -p "$base/releases"
-  if [ -d "$target" ]; then
-    log "release $version is already installed"
-  else
-    log "installing release $version"
-    incoming=$(mktemp -d "$base/releases/.incoming.XXXXXX")
-    bundle="cadfleet-$version-linux-x64.tar.gz"
-    retry s3 cp "s3://$RELEASES_BUCKET/${releaseBundleKey('$version')}" "$incoming/$bundle" --only-show-errors \\
-      || die "cannot download ${releaseBundleKey('$version')}"
-    retry s3 cp "s3://$RELEASES_BUCKET/${releaseSumsKey('$version')}" "$incoming/SHA256SUMS" --only-show-errors \\
-      || die "cannot download ${releaseSumsKey('$version')}"
-    (cd "$incoming" && sha256sum --quiet --strict -c SHA256SUMS) || die "release $version does not match its SHA256SUMS"
-    mkdir "$incoming/tree"
-    tar -xzf "$incoming/$bundle" -C "$incoming/tree" --no-same-owner
-    source="$incoming/tree"
-    # Bundles wrap everything in one top-level directory, cadfleet-<version>/.
-    set -- "$incoming"/tree/*
-    if [ "$#" -eq 1 ] && [ -d "$1" ]; then source="$1"; fi
-    mv "$source" "$target"
-    rm -rf "$incoming"
-  fi
-  # Swap the symlink atomically: units that start meanwhile see the old or the new release.
-  ln -sfn "releases/$version" "$base/.current.new"
-  mv -Tf "$base/.current.new" "$base/current"
+# Downloads and checks the bundle; unpacks only its Ansible content (the release role installs the rest).
+fetch_release() {
+  local version="$1" dir="$STATE/release"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  BUNDLE="$dir/cadfleet-$version-linux-x64.tar.gz"
+  retry s3 cp "s3://$RELEASES_BUCKET/${releaseBundleKey('$version')}" "$BUNDLE" --only-show-errors || later "cannot download ${releaseBundleKey('$version')}"
+  retry s3 cp "s3://$RELEASES_BUCKET/${releaseSumsKey('$version')}" "$dir/SHA256SUMS" --only-show-errors || later "cannot download ${releaseSumsKey('$version')}"
+  (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS) || die "release $version does not match its SHA256SUMS"
+  SHA256=$(cut -d ' ' -f 1 "$dir/SHA256SUMS")
+  tar -xzf "$BUNDLE" -C "$dir" --no-same-owner --wildcards '*/ansible/*'
+  ANSIBLE_DIR=$(find "$dir" -mindepth 2 -maxdepth 2 -type d -name ansible | head -n 1)
+  [ -f "$ANSIBLE_DIR/playbooks/host.yml" ] || die "release $version has no ansible/playbooks/host.yml"
 }
 
-start_unit() {
-  local unit="cadfleet-$ROLE.service" shipped="$ROOT${INSTALL_DIR}/current/systemd/cadfleet-$ROLE.service"
-  if [ ! -e "$ROOT/etc/systemd/system/$unit" ] && [ -f "$shipped" ]; then
-    install -D -m 0644 "$shipped" "$ROOT/etc/systemd/system/$unit"
-  fi
-  systemctl daemon-reload
-  systemctl enable --now "$unit" || die "cannot start $unit"
-  log "started $unit"
+# host.yml's inventory (this host alone, in its role's group, named by its instance id) and
+# variables: the settings, the release, this host's address, and the environment's values.
+write_inventory_and_vars() {
+  python3 - "$STATE" "$ROLE" "$INSTANCE" "$ADDRESS" "$VERSION" "$SHA256" "$BUNDLE" "$HOST_VARS" <<'PY'
+import json, os, re, sys
+state, role, instance, address, version, sha256, bundle, host_vars = sys.argv[1:9]
+settings = {}
+with open(os.path.join(state, 'settings.env'), encoding='utf-8') as f:
+    for number, line in enumerate(f, 1):
+        line = line.rstrip('\\n')
+        if not line.strip() or line.lstrip().startswith('#'):
+            continue
+        name, sep, value = line.partition('=')
+        if not sep or not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', name):
+            sys.exit('settings line %d is not NAME=value' % number)
+        settings[name] = value
+variables = json.loads(host_vars)
+variables.update(release_version=version, release_sha256=sha256, release_tarball=bundle,
+                 cadfleet_service_env_common=settings, cadfleet_private_address=address)
+tls = os.path.join(state, 'tls.pem')
+if os.path.exists(tls):
+    blocks = re.findall(r'-----BEGIN [A-Z ]+-----[^-]+-----END [A-Z ]+-----\\n?', open(tls, encoding='utf-8').read())
+    certs = [b for b in blocks if 'CERTIFICATE' in b.split('\\n', 1)[0]]
+    keys = [b for b in blocks if 'PRIVATE KEY' in b.split('\\n', 1)[0]]
+    if not certs or len(keys) != 1:
+        sys.exit('the certificate parameter must hold the certificate chain and one private key (PEM)')
+    variables['nginx_lb_tls_cert'] = ''.join(b if b.endswith('\\n') else b + '\\n' for b in certs)
+    variables['nginx_lb_tls_key'] = keys[0]
+host = {'ansible_connection': 'local', 'ansible_python_interpreter': '/usr/bin/python3'}
+old = os.umask(0o077)
+with open(os.path.join(state, 'inventory.json'), 'w', encoding='utf-8') as f:
+    json.dump({role: {'hosts': {instance: host}}}, f)
+with open(os.path.join(state, 'vars.json'), 'w', encoding='utf-8') as f:
+    json.dump(variables, f)
+os.umask(old)
+PY
+}
+
+configure() {
+  log "configuring this host with release $VERSION's host.yml"
+  (cd "$ANSIBLE_DIR" && ANSIBLE_CONFIG="$ANSIBLE_DIR/pull.cfg" ansible-playbook -i "$STATE/inventory.json" -e "@$STATE/vars.json" playbooks/host.yml) \\
+    || die "host.yml of release $VERSION failed (its output is above)"
 }
 
 log "boot of a $ROLE host of $ENVIRONMENT"
-ensure_aws_cli
+ensure_tools
+INSTANCE=$(retry imds instance-id) || later "no instance id from the metadata service"
+ADDRESS=$(retry imds local-ipv4) || later "no private address from the metadata service"
 ensure_ssm_agent
 claim_elastic_ip
-ensure_service_user
-write_settings
+read_settings
 status=0
-version=$(current_version) || status=$?
+VERSION=$(current_version) || status=$?
 case "$status" in
-  0)
-    install_release "$version"
-    start_unit
-    ;;
-  3)
-    # The first apply creates hosts before any release exists: cadfleet deploy installs it.
-    log "no release pointer at s3://$RELEASES_BUCKET/${RELEASE_POINTER_KEY} yet: nothing to install"
-    ;;
-  *) exit 1 ;;
+  0) ;;
+  3) later "no release at s3://$RELEASES_BUCKET/${RELEASE_POINTER_KEY} yet (cadfleet upgrade publishes the first)" ;;
+  *) later "no release version to install" ;;
 esac
-log "done"
+fetch_release "$VERSION"
+write_inventory_and_vars
+configure
+rm -rf "$STATE/release" "$STATE/vars.json" "$STATE/tls.pem"
+date -u +%Y-%m-%dT%H:%M:%SZ >"$STATE/done"
+log "done: release $VERSION, ${o.role} configured"
+`;
+}
+
+/** The unit that runs the boot program until it succeeds once; `done` keeps it from running again. */
+export function renderBootUnit(o: Pick<UserDataOptions, 'restartSeconds'> = {}): string {
+  return `# Written by the cadfleet user-data (stacks/user-data.ts).
+[Unit]
+Description=cadfleet boot: install the current release and configure this host
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!${BOOT_STATE_DIR}/done
+# Keep trying for as long as it takes (a fresh account's IAM, the first release).
+StartLimitIntervalSec=0
+
+[Service]
+Type=oneshot
+ExecStart=${BOOT_PROGRAM}
+Restart=on-failure
+RestartSec=${o.restartSeconds ?? 20}
+TimeoutStartSec=30min
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/**
+ * The user-data cloud-init runs once: it installs the boot program and its unit, and starts the
+ * unit without waiting for it (cloud-init's own boot stage is over before the host is configured).
+ */
+export function renderUserData(o: UserDataOptions): string {
+  const program = renderBootScript(o);
+  const root = o.root ?? '';
+  return `#!/bin/bash
+# cadfleet user-data of a ${o.role} host (stacks/user-data.ts): installs ${BOOT_PROGRAM} and
+# ${BOOT_UNIT}, which configures the host until it succeeds once. No secrets here.
+set -euo pipefail
+readonly ROOT=${shellQuote(root)}
+mkdir -p "$ROOT/usr/local/sbin" "$ROOT/etc/systemd/system"
+cat >"$ROOT${BOOT_PROGRAM}" <<'CADFLEET_BOOT_PROGRAM'
+${program}CADFLEET_BOOT_PROGRAM
+chmod 0755 "$ROOT${BOOT_PROGRAM}"
+cat >"$ROOT/etc/systemd/system/${BOOT_UNIT}" <<'CADFLEET_BOOT_UNIT'
+${renderBootUnit(o)}CADFLEET_BOOT_UNIT
+systemctl daemon-reload
+systemctl enable ${BOOT_UNIT}
+systemctl start --no-block ${BOOT_UNIT}
 `;
 }

@@ -13,6 +13,7 @@ import { tempDir, validateGlb } from '../helpers/convert';
 import { cax, stlSample } from '../helpers/samples';
 import { decoderReady, openStream } from '../streamer/client';
 import { NAME, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, patch, root, ssh, state, statusJson, variantTree } from './context';
+import { awsWayScenarios } from './aws-way';
 import { reliabilityScenarios } from './reliability';
 
 beforeAll(async () => {
@@ -409,9 +410,9 @@ describe('the local fleet', () => {
 
     const r = await cli('local', 'scale-out', 'worker', '--json');
     expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { host: { name: string; hostname: string; ip: string }; release: string; cloudInit: string; seconds: number; served: Record<string, number>; bootLog: string[] };
+    const report = JSON.parse(r.stdout) as { host: { name: string; hostname: string; ip: string }; release: string; seconds: number; served: Record<string, number>; bootLog: string[] };
     console.log(`scale-out: ${report.host.hostname} healthy through cloud-init in ${report.seconds.toFixed(1)} s (the command: see the test's time)`);
-    expect(report).toMatchObject({ host: { name: 'worker-3', hostname: id('worker-3') }, release: current, cloudInit: 'done' });
+    expect(report).toMatchObject({ host: { name: 'worker-3', hostname: id('worker-3') }, release: current });
     // The boot script asked the metadata service (IMDSv2: a token first) for its address, its
     // instance id and its role's credentials, and SSM for the settings: nothing came from Ansible.
     expect(report.served['imds token']).toBeGreaterThan(0);
@@ -420,9 +421,9 @@ describe('the local fleet', () => {
     expect(report.served['imds iam/security-credentials/']).toBeGreaterThan(0);
     expect(report.served['ssm GetParameter /cadfleet/local/app.env']).toBe(1);
     const bootLog = report.bootLog.join('\n');
-    expect(bootLog).toContain(`installing release ${current}`);
-    expect(bootLog).toContain('started cadfleet-worker.service');
-    // The AWS CLI came with the image: the boot installed no package.
+    expect(bootLog).toContain(`configuring this host with release ${current}'s host.yml`);
+    expect(bootLog).toContain(`done: release ${current}, worker configured`);
+    // The AWS CLI and Ansible came with the image: the boot installed no package.
     expect(bootLog).not.toContain('installing the AWS CLI');
     expect(ansibleRan()).toBe(before);
 
@@ -461,6 +462,8 @@ describe('the local fleet', () => {
     expect(last.code).toBe(1);
     expect(last.stderr).toMatch(/role worker has one host left/);
   }, 600_000);
+
+  awsWayScenarios();
 
   it('is destroyed without a trace', async () => {
     const r = await cli('local', 'destroy');

@@ -26,11 +26,11 @@ import { NAME, cli, e2e, fleet, id, ipOf, killHost, lbAddress, root, ssh } from 
 import { report, writeReport } from './reliability-report';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const caPem = (): Buffer => fs.readFileSync(path.join(root, 'pki/ca.crt'));
+export const caPem = (): Buffer => fs.readFileSync(path.join(root, 'pki/ca.crt'));
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const SCENARIOS = ['worker', 'streamer', 'data', 'lb', 'restore', 'hostile', 'access', 'load', 'throughput'] as const;
 
-interface Answer {
+export interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
@@ -40,7 +40,7 @@ interface Answer {
 }
 
 /** HTTPS through the LB as a client outside the fleet (the fleet CA); status 0 for a connection error. */
-function request(method: string, urlPath: string, options: { key?: string | null; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
+export function request(method: string, urlPath: string, options: { key?: string | null; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
   const started = performance.now();
   const key = options.key === undefined ? e2e.key : options.key;
   const body = options.body === undefined ? undefined : Buffer.from(options.body);
@@ -89,7 +89,7 @@ function multipart(name: string | Buffer, content: Buffer, extraPartHeaders = ''
   return { body: Buffer.concat([head, content, Buffer.from(`\r\n--${boundary}--\r\n`)]), type: `multipart/form-data; boundary=${boundary}` };
 }
 
-const upload = (name: string | Buffer, content: Buffer, options: { key?: string | null; query?: string; extraPartHeaders?: string } = {}): Promise<Answer> => {
+export const upload = (name: string | Buffer, content: Buffer, options: { key?: string | null; query?: string; extraPartHeaders?: string } = {}): Promise<Answer> => {
   const { body, type } = multipart(name, content, options.extraPartHeaders);
   return request('POST', `/api/v1/models${options.query ?? ''}`, { key: options.key, body, headers: { 'content-type': type } });
 };
@@ -108,7 +108,7 @@ interface ModelJson {
 }
 
 /** Waits until every model is ready or failed (or `seconds` pass); returns the last view of each. */
-async function settle(ids: string[], limitSeconds: number, key = e2e.key): Promise<Map<string, ModelJson>> {
+export async function settle(ids: string[], limitSeconds: number, key = e2e.key): Promise<Map<string, ModelJson>> {
   const last = new Map<string, ModelJson>();
   const deadline = Date.now() + limitSeconds * 1000;
   let open = [...ids];
@@ -123,7 +123,7 @@ async function settle(ids: string[], limitSeconds: number, key = e2e.key): Promi
   return last;
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, limitSeconds: number): Promise<number> {
+export async function until(what: string, check: () => boolean | Promise<boolean>, limitSeconds: number): Promise<number> {
   const started = Date.now();
   while (Date.now() - started < limitSeconds * 1000) {
     if (await check()) return Date.now() - started;
@@ -195,7 +195,7 @@ async function streamerSessions(): Promise<Record<string, number>> {
 
 const routedStreamers = (): string => ssh('lb', 'cat', '/etc/nginx/cadfleet/streamers.map').out;
 const routedApis = (): string => ssh('lb', 'cat', '/etc/nginx/cadfleet/api-upstream.conf').out;
-const fullyRouted = (): boolean => {
+export const fullyRouted = (): boolean => {
   const map = routedStreamers();
   const apis = routedApis();
   return ['streamer-1', 'streamer-2'].every((h) => map.includes(`${id(h)} ${ipOf(h)}:8090;`)) && ['api-1', 'api-2'].every((h) => apis.includes(`${ipOf(h)}:8080`));
@@ -268,7 +268,7 @@ function keep(states: Map<string, ModelJson>, ids: string[]): void {
 }
 
 /** A session read like a viewer on a slow machine: frames acknowledged every `ackMs`, a small window. */
-function slowStream(url: string, have: string[], ackMs: number) {
+export function slowStream(url: string, have: string[], ackMs: number) {
   let processed = 0;
   let nextAt = 0;
   return openStream(`wss://${lbAddress()}${url}`, {

@@ -1,12 +1,13 @@
-// The boot script of auto-scaled hosts, rendered and then run for real with bash against a
-// scratch root: `aws`, `curl`, `systemctl`, `dpkg` and `apt-get` are stubs that serve a
-// fixture releases bucket and record what they were asked.
+// The user-data and boot program of hosts booted the AWS way, rendered and then run for real
+// with bash and python3 against a scratch root: `aws`, `curl`, `systemctl`, `dpkg`, `apt-get`
+// and `ansible-playbook` are stubs that serve a fixture releases bucket and record what they
+// were asked (ansible-playbook keeps a copy of the inventory and variables it was given).
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderUserData, roleEnvironment, shellQuote, type UserDataOptions } from '../../stacks/user-data';
+import { renderBootScript, renderBootUnit, renderUserData, shellQuote, type UserDataOptions } from '../../stacks/user-data';
 
 let tmp: string;
 let stubs: string;
@@ -18,10 +19,15 @@ echo "aws $*" >> "$CALLS"
 if [ "$1" = --endpoint-url ]; then shift 2; fi
 case "$1 $2" in
   "s3 cp")
+    [ -z "$S3_DENY" ] || { echo "fatal error: An error occurred (403) when calling the HeadObject operation: Forbidden" >&2; exit 1; }
     key=$(printf '%s' "$3" | sed -E 's#^s3://[^/]+/##')
     [ -f "$BUCKET_DIR/$key" ] || { echo "fatal error: An error occurred (404) when calling the HeadObject operation: Key \\"$key\\" does not exist" >&2; exit 1; }
     if [ "$4" = - ]; then cat "$BUCKET_DIR/$key"; else cp "$BUCKET_DIR/$key" "$4"; fi ;;
-  "ssm get-parameter") printf '%s\\n' "$SSM_VALUE" ;;
+  "ssm get-parameter")
+    case "$4" in
+      */tls.pem) [ -n "$TLS_VALUE" ] || exit 254; printf '%s\\n' "$TLS_VALUE" ;;
+      *) [ -n "$SSM_MISSING" ] && { echo "An error occurred (ParameterNotFound) when calling the GetParameter operation" >&2; exit 254; }; printf '%s\\n' "$SSM_VALUE" ;;
+    esac ;;
   "ec2 associate-address") echo '{"AssociationId": "eipassoc-1"}' ;;
   *) echo "aws stub: unexpected $*" >&2; exit 2 ;;
 esac
@@ -54,6 +60,14 @@ exit 0
   chown: '#!/bin/bash\necho "chown $*" >> "$CALLS"\n',
   chgrp: '#!/bin/bash\necho "chgrp $*" >> "$CALLS"\n',
   'apt-get': '#!/bin/bash\necho "apt-get $*" >> "$CALLS"\n',
+  // Runs where the boot program put the release's Ansible content; keeps what it was given.
+  'ansible-playbook': `#!/bin/bash
+echo "ansible-playbook $*" >> "$CALLS"
+echo "cwd=$PWD config=$ANSIBLE_CONFIG" >> "$CALLS"
+[ -f playbooks/host.yml ] || { echo "no playbooks/host.yml in $PWD" >&2; exit 9; }
+cp "$2" "$CAPTURE/inventory.json"; cp "\${4#@}" "$CAPTURE/vars.json"
+exit "\${ANSIBLE_EXIT:-0}"
+`,
 };
 
 beforeAll(() => {
@@ -78,6 +92,9 @@ function bucketWith(version: string, options: { pointer?: string | null; corrupt
   fs.mkdirSync(path.join(tree, 'systemd'));
   fs.writeFileSync(path.join(tree, 'bin', 'cadfleet'), '#!/bin/sh\necho cadfleet\n', { mode: 0o755 });
   for (const role of ['api', 'worker', 'streamer', 'lb']) fs.writeFileSync(path.join(tree, 'systemd', `cadfleet-${role}.service`), `[Service]\nExecStart=/opt/cadfleet/current/bin/cadfleet ${role}\n`);
+  fs.mkdirSync(path.join(tree, 'ansible', 'playbooks'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'ansible', 'playbooks', 'host.yml'), '# the release\'s own playbook\n');
+  fs.writeFileSync(path.join(tree, 'ansible', 'pull.cfg'), '[defaults]\n');
   fs.mkdirSync(path.join(bucket, 'releases'));
   const name = `cadfleet-${version}-linux-x64.tar.gz`;
   const tarball = path.join(bucket, 'releases', name);
@@ -94,11 +111,15 @@ interface Boot {
   output: string;
   calls: string[];
   root: string;
+  /** What ansible-playbook was given, when it ran. */
+  inventory?: Record<string, { hosts: Record<string, Record<string, string>> }>;
+  vars?: Record<string, unknown>;
 }
 
-function boot(options: Partial<UserDataOptions> & Pick<UserDataOptions, 'role'>, bucket: string, root?: string): Promise<Boot> {
+function boot(options: Partial<UserDataOptions> & Pick<UserDataOptions, 'role'>, bucket: string, root?: string, extraEnv: Record<string, string> = {}): Promise<Boot> {
   const hostRoot = root ?? fs.mkdtempSync(path.join(tmp, 'host-'));
-  const script = renderUserData({
+  const capture = fs.mkdtempSync(path.join(tmp, 'capture-'));
+  const script = renderBootScript({
     environment: 'staging',
     region: 'us-east-1',
     releasesBucket: 'cadfleet-staging-releases-x',
@@ -119,22 +140,32 @@ function boot(options: Partial<UserDataOptions> & Pick<UserDataOptions, 'role'>,
         PATH: `${stubs}:${process.env.PATH}`,
         CALLS: calls,
         BUCKET_DIR: bucket,
+        CAPTURE: capture,
         SSM_VALUE: 'CADFLEET_ENV=staging\nCADFLEET_REDIS_URL=rediss://cadfleet-staging-app@master.example:6379',
+        ...extraEnv,
       },
     });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     child.on('close', (code) => {
-      resolve({ code: code ?? 1, output, calls: fs.readFileSync(calls, 'utf8').trim().split('\n'), root: hostRoot });
+      const captured = (name: string): unknown => (fs.existsSync(path.join(capture, name)) ? JSON.parse(fs.readFileSync(path.join(capture, name), 'utf8')) : undefined);
+      resolve({ code: code ?? 1, output, calls: fs.readFileSync(calls, 'utf8').trim().split('\n'), root: hostRoot, inventory: captured('inventory.json') as Boot['inventory'], vars: captured('vars.json') as Boot['vars'] });
     });
   });
 }
 
 const read = (file: string): string => fs.readFileSync(file, 'utf8');
 
+
+const TLS_PEM = [
+  '-----BEGIN CERTIFICATE-----\nTGVhZg==\n-----END CERTIFICATE-----',
+  '-----BEGIN CERTIFICATE-----\nSW50ZXJtZWRpYXRl\n-----END CERTIFICATE-----',
+  '-----BEGIN PRIVATE KEY-----\nS2V5\n-----END PRIVATE KEY-----',
+].join('\n');
+
 describe('renderUserData', () => {
-  it('renders a script that bash parses and shellcheck passes, for every role', () => {
+  it('renders scripts that bash parses and shellcheck passes, for every role, within EC2\'s 16 KB of user-data', () => {
     let shellcheck: string;
     try {
       shellcheck = execFileSync('sh', ['-c', 'command -v shellcheck'], { encoding: 'utf8' }).trim();
@@ -142,9 +173,12 @@ describe('renderUserData', () => {
       throw new Error('shellcheck is not installed: apt-get install shellcheck (scripts/setup.sh installs it)');
     }
     for (const role of ['lb', 'api', 'worker', 'streamer'] as const) {
-      const script = renderUserData({ role, environment: 'staging', region: 'us-east-1', releasesBucket: 'b', configParameter: '/p', installSsmAgent: true, elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined });
-      execFileSync('bash', ['-n'], { input: script });
-      execFileSync(shellcheck, ['--shell=bash', '--severity=style', '-'], { input: script });
+      const options = { role, environment: 'staging', region: 'us-east-1', releasesBucket: 'b', configParameter: '/p', installSsmAgent: true, elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, hostVars: { cadfleet_provider: 'aws' } };
+      for (const script of [renderUserData(options), renderBootScript(options)]) {
+        execFileSync('bash', ['-n'], { input: script });
+        execFileSync(shellcheck, ['--shell=bash', '--severity=style', '-'], { input: script });
+      }
+      expect(Buffer.byteLength(renderUserData(options)), role).toBeLessThan(16 * 1024);
     }
   });
 
@@ -163,112 +197,138 @@ describe('renderUserData', () => {
   it('refuses options that would break the script', () => {
     expect(() => renderUserData({ role: 'api', environment: 'a\nb', region: 'r', releasesBucket: 'b' })).toThrow('`environment` must be one line, got "a\\nb"');
     expect(() => renderUserData({ role: 'api', environment: 'e', region: 'r', releasesBucket: 'b', root: 'relative' })).toThrow('`root` must be empty or an absolute path');
+    expect(() => renderUserData({ role: 'api', environment: 'e', region: 'r', releasesBucket: 'b', restartSeconds: -1 })).toThrow('`restartSeconds` must be a whole number of seconds');
   });
 
-  it('gives each role its port and role settings', () => {
-    expect(roleEnvironment('api')).toEqual({ CADFLEET_ROLE: 'api', CADFLEET_HTTP_PORT: '8080' });
-    expect(roleEnvironment('worker')).toEqual({ CADFLEET_ROLE: 'worker', CADFLEET_METRICS_PORT: '9464' });
-    expect(roleEnvironment('streamer')).toEqual({ CADFLEET_ROLE: 'streamer', CADFLEET_HTTP_PORT: '8090' });
+  it('installs the boot program and a unit that runs it until it succeeds once, then starts it without waiting', async () => {
+    const root = fs.mkdtempSync(path.join(tmp, 'cloud-init-'));
+    const calls = path.join(root, 'calls.log');
+    const options = { role: 'api', environment: 'staging', region: 'us-east-1', releasesBucket: 'b', root, restartSeconds: 7 } as const;
+    execFileSync('bash', ['-c', renderUserData(options)], { env: { PATH: `${stubs}:${process.env.PATH}`, CALLS: calls } });
+    expect(read(path.join(root, 'usr/local/sbin/cadfleet-boot'))).toBe(renderBootScript(options));
+    expect(fs.statSync(path.join(root, 'usr/local/sbin/cadfleet-boot')).mode & 0o777).toBe(0o755);
+    const unit = read(path.join(root, 'etc/systemd/system/cadfleet-boot.service'));
+    expect(unit).toBe(renderBootUnit(options));
+    for (const line of ['Type=oneshot', 'Restart=on-failure', 'RestartSec=7', 'StartLimitIntervalSec=0', 'ConditionPathExists=!/var/lib/cadfleet-boot/done', 'ExecStart=/usr/local/sbin/cadfleet-boot']) expect(unit).toContain(`${line}\n`);
+    expect(read(calls).trim().split('\n')).toEqual(['systemctl daemon-reload', 'systemctl enable cadfleet-boot.service', 'systemctl start --no-block cadfleet-boot.service']);
   });
 });
 
-describe('the boot script, run', () => {
-  it('installs the release the pointer names, writes the settings and starts the role unit', async () => {
+describe('the boot program, run', () => {
+  it('reads the settings, installs nothing itself and hands host.yml of the release the pointer names everything it needs', async () => {
     const bucket = bucketWith('1.4.0');
-    const result = await boot({ role: 'worker', installSsmAgent: true }, bucket);
+    const hostVars = { cadfleet_provider: 'aws', firewall_trusted_sources: ['10.40.0.0/16'] };
+    const result = await boot({ role: 'worker', installSsmAgent: true, hostVars }, bucket);
     expect(result.code, result.output).toBe(0);
-    const base = path.join(result.root, 'opt/cadfleet');
-    expect(fs.readlinkSync(path.join(base, 'current'))).toBe('releases/1.4.0');
-    expect(read(path.join(base, 'current/bin/cadfleet'))).toContain('echo cadfleet');
-    expect(fs.readdirSync(path.join(base, 'releases'))).toEqual(['1.4.0']);
-    expect(read(path.join(result.root, 'etc/systemd/system/cadfleet-worker.service'))).toContain('cadfleet worker');
-    expect(read(path.join(result.root, 'etc/cadfleet/worker.env')).split('\n')).toEqual(
-      expect.arrayContaining([
-        'CADFLEET_ENV=staging',
-        'CADFLEET_REDIS_URL=rediss://cadfleet-staging-app@master.example:6379',
-        'CADFLEET_ROLE=worker',
-        'CADFLEET_METRICS_PORT=9464',
-        'CADFLEET_ADVERTISE_URL=http://10.40.128.7:9464',
-        'CADFLEET_DATABASE_CA_FILE=/etc/cadfleet/rds-ca.pem',
-      ]),
-    );
     expect(result.calls).toEqual(
       expect.arrayContaining([
         'aws ssm get-parameter --name /cadfleet/staging/app.env --with-decryption --query Parameter.Value --output text',
-        'aws s3 cp s3://cadfleet-staging-releases-x/releases/current -',
+        `aws s3 cp s3://cadfleet-staging-releases-x/releases/current ${path.join(result.root, 'var/lib/cadfleet-boot/pointer')} --only-show-errors`,
       ]),
     );
     expect(result.calls.some((c) => c.startsWith('aws s3 cp s3://cadfleet-staging-releases-x/releases/cadfleet-1.4.0-linux-x64.tar.gz '))).toBe(true);
     expect(result.calls.some((c) => c.startsWith('aws s3 cp s3://cadfleet-staging-releases-x/releases/cadfleet-1.4.0-linux-x64.tar.gz.SHA256SUMS '))).toBe(true);
     expect(result.calls).toContain('curl -fsS -o ' + path.join(result.root, 'etc/cadfleet/rds-ca.pem') + ' https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem');
-    // The SSM agent, which Debian's AMIs lack, then the role's unit.
+    // The SSM agent, which Debian's AMIs lack; no unit of the role: host.yml's roles start it.
     expect(result.calls.filter((c) => c.startsWith('dpkg -i'))).toHaveLength(1);
-    const systemctl = result.calls.filter((c) => c.startsWith('systemctl'));
-    expect(systemctl).toEqual(['systemctl is-enabled --quiet amazon-ssm-agent', 'systemctl enable --now amazon-ssm-agent', 'systemctl daemon-reload', 'systemctl enable --now cadfleet-worker.service']);
-    expect(read(path.join(result.root, 'var/log/cadfleet-bootstrap.log'))).toContain('started cadfleet-worker.service');
-    // The services' user and state folder, as the deploy's Ansible role makes them; settings readable by that group only.
-    expect(result.calls).toContain('useradd --system --home-dir /var/lib/cadfleet --no-create-home --shell /usr/sbin/nologin cadfleet');
-    expect(result.calls).toContain(`chown cadfleet:cadfleet ${path.join(result.root, 'var/lib/cadfleet')}`);
-    expect(fs.statSync(path.join(result.root, 'etc/cadfleet/worker.env')).mode & 0o777).toBe(0o640);
-    expect(result.calls.filter((c) => c.startsWith('chgrp cadfleet '))).toHaveLength(1);
-
-    // A second boot of the same host (or a reinstall) finds the release already there.
-    const again = await boot({ role: 'worker' }, bucket, result.root);
-    expect(again.code, again.output).toBe(0);
-    expect(again.output).toContain('release 1.4.0 is already installed');
-    expect(again.calls.some((c) => c.includes('linux-x64.tar.gz'))).toBe(false);
+    expect(result.calls.filter((c) => c.startsWith('systemctl'))).toEqual(['systemctl is-enabled --quiet amazon-ssm-agent', 'systemctl enable --now amazon-ssm-agent']);
+    // host.yml from the release's own Ansible content, with the pull settings beside it.
+    const run = result.calls.find((c) => c.startsWith('ansible-playbook '))!;
+    const state = path.join(result.root, 'var/lib/cadfleet-boot');
+    expect(run).toBe(`ansible-playbook -i ${state}/inventory.json -e @${state}/vars.json playbooks/host.yml`);
+    expect(result.calls).toContain(`cwd=${state}/release/cadfleet-1.4.0/ansible config=${state}/release/cadfleet-1.4.0/ansible/pull.cfg`);
+    expect(result.inventory).toEqual({ worker: { hosts: { 'i-0123456789abcdef0': { ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3' } } } });
+    const sha = read(path.join(bucket, 'releases/cadfleet-1.4.0-linux-x64.tar.gz.SHA256SUMS')).split(' ')[0];
+    expect(result.vars).toEqual({
+      ...hostVars,
+      release_version: '1.4.0',
+      release_sha256: sha,
+      release_tarball: `${state}/release/cadfleet-1.4.0-linux-x64.tar.gz`,
+      cadfleet_private_address: '10.40.128.7',
+      cadfleet_service_env_common: {
+        CADFLEET_ENV: 'staging',
+        CADFLEET_REDIS_URL: 'rediss://cadfleet-staging-app@master.example:6379',
+        CADFLEET_DATABASE_CA_FILE: '/etc/cadfleet/rds-ca.pem',
+      },
+    });
+    // Done: marked so that the unit never runs again, and nothing it fetched is left behind.
+    expect(fs.existsSync(path.join(state, 'done'))).toBe(true);
+    expect(fs.readdirSync(state).sort()).toEqual(['done', 'inventory.json', 'pointer', 'pointer.err', 'settings.env']);
+    expect(fs.statSync(state).mode & 0o777).toBe(0o700);
+    expect(read(path.join(result.root, 'var/log/cadfleet-bootstrap.log'))).toContain('done: release 1.4.0, worker configured');
   });
 
-  it('boots without starting anything when no release exists yet (the first apply)', async () => {
-    const result = await boot({ role: 'api' }, bucketWith('1.0.0', { pointer: null }));
-    expect(result.code, result.output).toBe(0);
-    expect(result.output).toContain('no release pointer at s3://cadfleet-staging-releases-x/releases/current yet: nothing to install');
-    expect(result.calls.filter((c) => c.startsWith('systemctl'))).toEqual([]);
-    expect(fs.existsSync(path.join(result.root, 'opt/cadfleet/current'))).toBe(false);
-    expect(read(path.join(result.root, 'etc/cadfleet/api.env'))).toContain('CADFLEET_HTTP_PORT=8080');
+  it('waits for the first release (exit 75: systemd runs it again) when the pointer does not exist yet', async () => {
+    const result = await boot({ role: 'api', restartSeconds: 20 }, bucketWith('1.0.0', { pointer: null }));
+    expect(result.code, result.output).toBe(75);
+    expect(result.output).toContain('no release at s3://cadfleet-staging-releases-x/releases/current yet (cadfleet upgrade publishes the first); trying again in 20 s');
+    expect(result.calls.some((c) => c.startsWith('ansible-playbook'))).toBe(false);
+    expect(fs.existsSync(path.join(result.root, 'var/lib/cadfleet-boot/done'))).toBe(false);
+  });
+
+  it('tells an S3 error from a missing pointer: access denied is logged as such, not as "no release yet"', async () => {
+    const result = await boot({ role: 'api' }, bucketWith('1.0.0'), undefined, { S3_DENY: '1' });
+    expect(result.code).toBe(75);
+    expect(result.output).toContain('cannot read s3://cadfleet-staging-releases-x/releases/current: fatal error: An error occurred (403) when calling the HeadObject operation: Forbidden');
+    expect(result.output).not.toContain('yet (cadfleet upgrade');
+  });
+
+  it('keeps trying while its settings parameter does not exist', async () => {
+    const result = await boot({ role: 'streamer' }, bucketWith('1.0.0'), undefined, { SSM_MISSING: '1' });
+    expect(result.code).toBe(75);
+    expect(result.output).toContain('cannot read SSM parameter /cadfleet/staging/app.env (not there yet, or not allowed); trying again in 20 s');
+    expect(result.calls.some((c) => c.includes('linux-x64.tar.gz'))).toBe(false);
   });
 
   it.each(['../../../etc', '.hidden', '1.0;reboot'])('refuses a pointer that is not a version name: %s', async (pointer) => {
     const result = await boot({ role: 'api' }, bucketWith('1.0.0', { pointer: `${pointer}\n` }));
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(75);
     expect(result.output).toContain(`the release pointer holds '${pointer}', which is not a version name`);
-    expect(fs.existsSync(path.join(result.root, 'opt/cadfleet/current'))).toBe(false);
+    expect(result.calls.some((c) => c.startsWith('ansible-playbook'))).toBe(false);
   });
 
   it('refuses a bundle that does not match its SHA256SUMS', async () => {
     const result = await boot({ role: 'streamer' }, bucketWith('2.0.0', { corrupt: true }));
     expect(result.code).toBe(1);
     expect(result.output).toContain('release 2.0.0 does not match its SHA256SUMS');
-    expect(fs.existsSync(path.join(result.root, 'opt/cadfleet/current'))).toBe(false);
-    expect(fs.existsSync(path.join(result.root, 'opt/cadfleet/releases/2.0.0'))).toBe(false);
+    expect(result.calls.some((c) => c.startsWith('ansible-playbook'))).toBe(false);
   });
 
-  it('claims the Elastic IP on the load balancer, which needs no database CA or advertised port', async () => {
-    const result = await boot({ role: 'lb', elasticIpAllocationId: 'eipalloc-0abc' }, bucketWith('1.0.0'));
+  it('fails (and runs again later) when host.yml fails, without marking the host done', async () => {
+    const result = await boot({ role: 'worker' }, bucketWith('1.0.0'), undefined, { ANSIBLE_EXIT: '2' });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain('host.yml of release 1.0.0 failed (its output is above)');
+    expect(fs.existsSync(path.join(result.root, 'var/lib/cadfleet-boot/done'))).toBe(false);
+  });
+
+  it('on the load balancer: claims the Elastic IP, and hands host.yml the certificate chain and key from SSM', async () => {
+    const result = await boot({ role: 'lb', elasticIpAllocationId: 'eipalloc-0abc', tlsCertificateParameter: '/cadfleet/staging/lb/tls.pem' }, bucketWith('1.0.0'), undefined, { TLS_VALUE: TLS_PEM });
     expect(result.code, result.output).toBe(0);
     expect(result.calls).toContain('aws ec2 associate-address --allocation-id eipalloc-0abc --instance-id i-0123456789abcdef0 --allow-reassociation');
-    const env = read(path.join(result.root, 'etc/cadfleet/lb.env'));
-    expect(env).toContain('CADFLEET_ROLE=lb');
-    expect(env).not.toContain('CADFLEET_ADVERTISE_URL');
-    expect(env).not.toContain('CADFLEET_DATABASE_CA_FILE');
-    expect(result.calls).toContain('systemctl enable --now cadfleet-lb.service');
+    expect(result.calls).toContain('aws ssm get-parameter --name /cadfleet/staging/lb/tls.pem --with-decryption --query Parameter.Value --output text');
+    expect(result.calls.some((c) => c.includes('truststore.pki.rds.amazonaws.com'))).toBe(false);
+    expect(result.inventory).toHaveProperty('lb');
+    expect(result.vars).toMatchObject({
+      nginx_lb_tls_cert: '-----BEGIN CERTIFICATE-----\nTGVhZg==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nSW50ZXJtZWRpYXRl\n-----END CERTIFICATE-----\n',
+      nginx_lb_tls_key: '-----BEGIN PRIVATE KEY-----\nS2V5\n-----END PRIVATE KEY-----\n',
+    });
+    expect((result.vars!.cadfleet_service_env_common as Record<string, string>).CADFLEET_DATABASE_CA_FILE).toBeUndefined();
+    // The key is not left on disk once host.yml has put it in place.
+    expect(fs.existsSync(path.join(result.root, 'var/lib/cadfleet-boot/tls.pem'))).toBe(false);
   });
 
-  it('uses an S3-compatible endpoint when given one (the local fleet)', async () => {
-    const result = await boot({ role: 'worker', s3Endpoint: 'http://10.99.0.10:4568', configParameter: undefined }, bucketWith('3.1.0'));
-    expect(result.code, result.output).toBe(0);
-    expect(result.calls).toContain('aws --endpoint-url http://10.99.0.10:4568 s3 cp s3://cadfleet-staging-releases-x/releases/current -');
-    expect(result.calls.some((c) => c.startsWith('aws ssm'))).toBe(false);
+  it('refuses a certificate parameter without exactly one key', async () => {
+    const result = await boot({ role: 'lb', tlsCertificateParameter: '/p/tls.pem' }, bucketWith('1.0.0'), undefined, { TLS_VALUE: TLS_PEM.split('-----BEGIN PRIVATE KEY')[0]! });
+    expect(result.code).not.toBe(0);
+    expect(result.output).toContain('the certificate parameter must hold the certificate chain and one private key (PEM)');
   });
 
-  it('reads its settings from an SSM endpoint when given one (cadfleet local scale-out), and names the node after its instance', async () => {
+  it('uses an S3-compatible endpoint and an SSM endpoint when given them (the local fleet)', async () => {
     const result = await boot({ role: 'streamer', s3Endpoint: 'https://10.99.0.11:9000', ssmEndpoint: 'https://10.99.0.1:41234', databaseCa: false }, bucketWith('3.2.0'));
     expect(result.code, result.output).toBe(0);
+    expect(result.calls.some((c) => c.startsWith('aws --endpoint-url https://10.99.0.11:9000 s3 cp s3://cadfleet-staging-releases-x/releases/current '))).toBe(true);
     expect(result.calls).toContain('aws --endpoint-url https://10.99.0.1:41234 ssm get-parameter --name /cadfleet/staging/app.env --with-decryption --query Parameter.Value --output text');
-    expect(result.calls.some((c) => c.startsWith('aws ssm'))).toBe(false);
-    expect(fs.readFileSync(path.join(result.root, 'etc/cadfleet/streamer.env'), 'utf8').split('\n')).toEqual(
-      expect.arrayContaining(['CADFLEET_ROLE=streamer', 'CADFLEET_ADVERTISE_URL=http://10.40.128.7:8090', 'CADFLEET_NODE_ID=i-0123456789abcdef0']),
-    );
+    expect(result.calls.some((c) => c.startsWith('aws ssm') || c.startsWith('aws s3'))).toBe(false);
     expect(result.calls.some((c) => c.includes('truststore.pki.rds.amazonaws.com'))).toBe(false);
   });
 });

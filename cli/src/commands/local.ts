@@ -8,6 +8,7 @@ import { awsEnvironment, readAwsOutputs } from '../aws/terraform';
 import { ansibleDir } from '../deploy/deploy';
 import path from 'node:path';
 import { SCALABLE_ROLES, scaleIn, scaleOut, type ScalableRole } from '../local/scale-out';
+import { replaceHosts, upAwsWay } from '../local/cloud-boot';
 import { acquireLock, appendAudit } from '../upgrade/lock';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -26,13 +27,34 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
 
   local
     .command('up')
-    .description('Boot the fleet (building the base image once); repairs a half-made or crashed fleet; changes nothing on a running one.')
+    .description(
+      'Boot the fleet (building the base image once); repairs a half-made or crashed fleet; changes nothing on a running one. ' +
+        'With --boot cloud-init, every host but the data host boots as on AWS and configures itself (no deploy needed).',
+    )
     .addOption(new Option('--subnet <cidr>', 'the /24 the fleet owns (first up only)'))
+    .addOption(
+      new Option('--boot <how>', 'ansible: hosts wait for cadfleet deploy; cloud-init: the data host is deployed, the others boot with the stacks\' user-data and configure themselves')
+        .choices(['ansible', 'cloud-init'])
+        .default('ansible'),
+    )
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local up\n  $ sudo cadfleet local up --subnet 10.214.0.0/24')
-    .action((opts: { subnet?: string; json?: boolean }) =>
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local up\n  $ sudo cadfleet local up --subnet 10.214.0.0/24\n  $ sudo cadfleet local up --boot cloud-init      # the AWS boot path, rehearsed here')
+    .action((opts: { subnet?: string; json?: boolean; boot: 'ansible' | 'cloud-init' }) =>
       guarded(async () => {
         const ctx = makeContext();
+        if (opts.boot === 'cloud-init') {
+          const { paths } = openFleet(ctx, localFleetName());
+          const unlock = await acquireLock(path.join(paths.root, 'lock.json'), 'up --boot cloud-init');
+          try {
+            const report = await upAwsWay(ctx, localFleetName(), opts.subnet ? { subnet: opts.subnet } : {}, { log });
+            if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+            const booted = report.boot ? `${report.boot.hosts.length} host(s) booted the AWS way with release ${report.boot.release}` : 'no host to boot';
+            log(`local fleet ${localFleetName()} is up the AWS way in ${report.seconds.toFixed(1)} s: ${booted}${report.alreadyThere.length ? `; left alone: ${report.alreadyThere.join(', ')}` : ''}`);
+          } finally {
+            unlock();
+          }
+          return;
+        }
         const report = await up(ctx, localFleetName(), opts.subnet ? { subnet: opts.subnet } : {});
         if (opts.json) {
           process.stdout.write(`${JSON.stringify({ started: report.started, alreadyRunning: report.alreadyRunning, seconds: report.seconds, baseImage: report.baseImage })}\n`);
@@ -132,6 +154,29 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
         try {
           const r = await scaleIn(ctx, localFleetName(), role);
           log(`${r.host} removed (${r.stop})`);
+        } finally {
+          unlock();
+        }
+      }),
+    );
+
+  local
+    .command('replace')
+    .description('Replace hosts as an auto scaling group replaces an instance: each is stopped and deleted, and a fresh one boots the AWS way (cloud-init, the stacks\' user-data) at the same address and configures itself.')
+    .argument('<hosts...>', 'host names or roles (lb, api, worker/2); not the data host')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local replace lb\n  $ sudo cadfleet local replace api worker streamer lb')
+    .action((selectors: string[], opts: { json?: boolean }) =>
+      guarded(async () => {
+        const ctx = makeContext();
+        const { fleet, paths } = openFleet(ctx, localFleetName());
+        const hosts = [...new Set(selectors.flatMap((s) => selectHosts(fleet, s)))];
+        const unlock = await acquireLock(path.join(paths.root, 'lock.json'), `replace ${selectors.join(' ')}`);
+        try {
+          const report = await replaceHosts(ctx, localFleetName(), hosts);
+          appendAudit(path.join(paths.root, 'audit.log'), { action: 'replace', version: report.release, previous: null, ok: true, seconds: Math.max(...report.hosts.map((h) => h.seconds)), detail: hosts.map((h) => h.name).join(' ') });
+          if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+          for (const h of report.hosts) log(`${h.hostname} (${h.role}, ${h.ip}) replaced: booted the AWS way and healthy in ${h.seconds.toFixed(1)} s`);
         } finally {
           unlock();
         }

@@ -10,7 +10,7 @@ import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayF
 import { ensureLocalSecrets, redact } from './local-secrets';
 import { buildRelease, type Release } from '../release/bundle';
 import { releaseStore, type ReleaseStore } from '../release/store';
-import { S3RVER_KEYS, localLbSyncEnv, localServiceEnv } from './service-env';
+import { S3RVER_KEYS, localServiceEnv } from './service-env';
 import type { Outputs } from '../outputs';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -30,6 +30,11 @@ export interface DeployOptions {
   version?: string;
   /** Where built releases are kept. @default /var/lib/cadfleet/releases as root, else ~/.cache/cadfleet/releases */
   releasesDir?: string;
+  /**
+   * Publish the release to the local fleet's releases bucket and point `releases/current` at it
+   * once the deploy succeeded, for hosts that boot by themselves. @default true without `limit`
+   */
+  publish?: boolean;
 }
 
 export interface DeployReport {
@@ -75,7 +80,7 @@ async function localVars(opts: DeployOptions, release: Release): Promise<Record<
     // the CLI run) and every host address the fleet hands out (.10 up, hosts added later
     // included). Anything else on the fleet's network (or routed to it) gets no answer from the
     // app's ports, PostgreSQL, Redis or the S3 stand-in.
-    firewall_trusted_sources: [`${data.address.split('.').slice(0, 3).join('.')}.0/25`],
+    firewall_trusted_sources: localFirewallSources(data.address),
     postgresql_local_password: secrets.postgresPassword,
     postgresql_local_allowed_cidr: subnet,
     postgresql_local_tls_cert: read(cert.cert),
@@ -92,8 +97,12 @@ async function localVars(opts: DeployOptions, release: Release): Promise<Record<
     release_tarball: release.tarball,
     release_sha256: release.sha256,
     cadfleet_service_env_common: serviceEnv,
-    cadfleet_lb_sync_env: localLbSyncEnv(serviceEnv),
   };
+}
+
+/** The local fleet's host range, <subnet>.0/25: the bridge's gateway and every host address it hands out. */
+export function localFirewallSources(dataAddress: string): string[] {
+  return [`${dataAddress.split('.').slice(0, 3).join('.')}.0/25`];
 }
 
 /** Root (the local fleet's commands) keeps releases beside the fleet; anyone else (an AWS upgrade from a laptop or a runner) in their cache. */
@@ -209,7 +218,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployReport> {
   const release = await releaseFor(opts);
   const result = await runPlaybook(opts, release, 'playbooks/site.yml');
   let pointer: string | null = null;
-  if (result.ok && !opts.limit && opts.env.outputs.provider === 'local') {
+  if (result.ok && (opts.publish ?? !opts.limit) && opts.env.outputs.provider === 'local') {
     const store = localReleaseStore(opts.env.outputs, opts.stateRoot);
     try {
       const published = await store.publish(release);

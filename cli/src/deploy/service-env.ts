@@ -58,12 +58,3 @@ export function extraServiceEnv(json: string | undefined): Record<string, string
     }),
   );
 }
-
-/** What the LB's registry sync needs: the registry's Redis, nothing else. */
-export function localLbSyncEnv(service: Record<string, string>): Record<string, string> {
-  return {
-    CADFLEET_REDIS_URL: service.CADFLEET_REDIS_URL!,
-    CADFLEET_REDIS_CA_FILE: service.CADFLEET_REDIS_CA_FILE!,
-    CADFLEET_NODE_TTL_MS: '15000',
-  };
-}

@@ -78,8 +78,11 @@ export interface UpReport {
   seconds: number;
 }
 
-/** Brings the fleet to running: image, key, network, hosts, SSH. Idempotent, and repairs what a crash left. */
-export async function up(ctx: LocalContext, name: string, overrides: Partial<FleetSpec> = {}): Promise<UpReport> {
+/**
+ * Brings the fleet to running: image, key, network, hosts, SSH. Idempotent, and repairs what a
+ * crash left. `only` limits the hosts made and started (the others are left as they are).
+ */
+export async function up(ctx: LocalContext, name: string, overrides: Partial<FleetSpec> = {}, only?: (host: HostSpec) => boolean): Promise<UpReport> {
   const started = performance.now();
   const problems = await preflight(ctx.runner);
   if (problems.length) throw new Error(`cannot bring up the local fleet:\n  - ${problems.join('\n  - ')}`);
@@ -94,10 +97,11 @@ export async function up(ctx: LocalContext, name: string, overrides: Partial<Fle
   const imageFile = path.join(paths.root, 'base-image');
   const base = fs.existsSync(imageFile) && fs.existsSync(fs.readFileSync(imageFile, 'utf8').trim()) ? fs.readFileSync(imageFile, 'utf8').trim() : baseImage.path;
   fs.writeFileSync(imageFile, `${base}\n`);
-  for (const host of fleet.hosts) await prepareHost(ctx.runner, fleet, paths, host, base);
+  const hosts = fleet.hosts.filter(only ?? (() => true));
+  for (const host of hosts) await prepareHost(ctx.runner, fleet, paths, host, base);
   writeKnownHosts(fleet, paths);
   const report: UpReport = { fleet, baseImage, started: [], alreadyRunning: [], seconds: 0 };
-  for (const host of fleet.hosts) {
+  for (const host of hosts) {
     if (runningPid(fleet, paths, host) !== undefined) {
       report.alreadyRunning.push(host.name);
       continue;
@@ -106,7 +110,7 @@ export async function up(ctx: LocalContext, name: string, overrides: Partial<Fle
     report.started.push(host.name);
   }
   await Promise.all(
-    fleet.hosts.map(async (host) => {
+    hosts.map(async (host) => {
       const seconds = report.started.includes(host.name)
         ? await bootHost(ctx.runner, fleet, paths, host, base, ctx.bootTimeoutMs, ctx.log)
         : await waitForSsh(ctx.runner, fleet, paths, host, ctx.bootTimeoutMs);

@@ -140,10 +140,11 @@ async function stage(repoRoot: string, payload: string, nodeBinary: string): Pro
   launch('cadfleet-convert', 'cadfleet-convert.js');
   launch('cadfleet-service', 'service.js');
   launch('cadfleet-lb-sync', 'lb-sync.js');
+  fs.mkdirSync(path.join(payload, 'systemd'), { recursive: true });
   for (const role of ['api', 'worker', 'streamer'] as const) {
-    fs.mkdirSync(path.join(payload, 'systemd'), { recursive: true });
     fs.writeFileSync(path.join(payload, 'systemd', `cadfleet-${role}.service`), renderServiceUnit(repoRoot, role));
   }
+  fs.writeFileSync(path.join(payload, 'systemd', 'cadfleet-lb-sync.service'), renderLbSyncUnit(repoRoot));
   fs.writeFileSync(path.join(payload, 'package.json'), `${JSON.stringify({ name: 'cadfleet-release', private: true, type: 'module' })}\n`);
 }
 
@@ -174,6 +175,18 @@ export function renderServiceUnit(repoRoot: string, role: 'api' | 'worker' | 'st
     const value = values[name];
     if (value === undefined) throw new Error(`the service unit template uses {{ ${name} }}, which the bundle cannot render`);
     return value;
+  });
+}
+
+/** The LB's unit (the registry sync; nginx is the distribution's), as the nginx_lb role renders it with its defaults. */
+export function renderLbSyncUnit(repoRoot: string): string {
+  const template = fs.readFileSync(path.join(repoRoot, 'ansible/roles/nginx_lb/templates/cadfleet-lb-sync.service.j2'), 'utf8');
+  const defaults = fs.readFileSync(path.join(repoRoot, 'ansible/roles/nginx_lb/defaults/main.yml'), 'utf8');
+  const root = /^nginx_lb_release_root:\s*(\S+)\s*$/m.exec(defaults)?.[1];
+  if (!root) throw new Error('ansible/roles/nginx_lb/defaults/main.yml has no plain nginx_lb_release_root');
+  return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name: string) => {
+    if (name !== 'nginx_lb_release_root') throw new Error(`the LB sync unit template uses {{ ${name} }}, which the bundle cannot render`);
+    return root;
   });
 }
 

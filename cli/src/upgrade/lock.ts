@@ -60,7 +60,7 @@ export async function acquireLock(file: string, action: string, options: { versi
 export interface AuditEntry {
   at: string;
   who: string;
-  action: 'deploy' | 'upgrade' | 'rollback' | 'scale-out';
+  action: 'deploy' | 'upgrade' | 'rollback' | 'scale-out' | 'replace';
   version: string;
   previous: string | null;
   ok: boolean;

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildRelease, renderServiceUnit, tarballName, validateVersion } from '../../../cli/src/release/bundle';
+import { buildRelease, renderLbSyncUnit, renderServiceUnit, tarballName, validateVersion } from '../../../cli/src/release/bundle';
 import { tempDir } from '../../helpers/convert';
 import { cax } from '../../helpers/samples';
 
@@ -25,6 +25,16 @@ describe('release bundle', () => {
       expect(unit).toContain(`ExecStart=/opt/cadfleet/current/bin/cadfleet-service ${name}\n`);
       expect(unit).toContain(`MemoryMax=${name === 'worker' ? '3G' : '1G'}\n`);
     }
+    // The LB's unit too, from the nginx_lb role's template and defaults.
+    const lbRole = path.resolve('ansible/roles/nginx_lb');
+    const lbPlaybook = path.join(out, 'render-lb.yml');
+    fs.writeFileSync(
+      lbPlaybook,
+      `- hosts: localhost\n  connection: local\n  gather_facts: false\n  vars_files: [${lbRole}/defaults/main.yml]\n  tasks:\n    - ansible.builtin.template: { src: ${lbRole}/templates/cadfleet-lb-sync.service.j2, dest: "${out}/lb-sync.service" }\n`,
+    );
+    execFileSync('ansible-playbook', ['-i', 'localhost,', lbPlaybook], { stdio: 'pipe', env: { ...process.env, ANSIBLE_NOCOLOR: '1' } });
+    expect(renderLbSyncUnit(process.cwd())).toBe(fs.readFileSync(path.join(out, 'lb-sync.service'), 'utf8'));
+    expect(renderLbSyncUnit(process.cwd())).toContain('ExecStart=/opt/cadfleet/current/bin/cadfleet-lb-sync\n');
   }, 60_000);
 
   it('packs its own Node, the service, the converter and the Ansible content; the same tree gives the same bundle', async () => {
@@ -35,7 +45,7 @@ describe('release bundle', () => {
 
     const listing = execFileSync('tar', ['-tzf', first.tarball], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).split('\n');
     const top = `cadfleet-${first.version}/`;
-    for (const file of ['node/bin/node', 'app/service.js', 'app/cadfleet-convert.js', 'app/s3-server.cjs', 'app/node_modules/occt-import-js/dist/occt-import-js.wasm', 'app/node_modules/web-ifc/web-ifc-node.wasm', 'app/migrations/', 'bin/cadfleet-convert', 'bin/cadfleet-convert.js', 'ansible/playbooks/site.yml', 'systemd/cadfleet-worker.service', 'systemd/cadfleet-streamer.service', 'systemd/cadfleet-api.service', 'VERSION']) {
+    for (const file of ['node/bin/node', 'app/service.js', 'app/cadfleet-convert.js', 'app/s3-server.cjs', 'app/node_modules/occt-import-js/dist/occt-import-js.wasm', 'app/node_modules/web-ifc/web-ifc-node.wasm', 'app/migrations/', 'bin/cadfleet-convert', 'bin/cadfleet-convert.js', 'ansible/playbooks/site.yml', 'ansible/playbooks/host.yml', 'ansible/pull.cfg', 'systemd/cadfleet-lb-sync.service', 'systemd/cadfleet-worker.service', 'systemd/cadfleet-streamer.service', 'systemd/cadfleet-api.service', 'VERSION']) {
       expect(listing, file).toContain(top + file);
     }
     expect(listing.every((entry) => entry === '' || entry.startsWith(top))).toBe(true);

@@ -1,0 +1,239 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { configParameterName, type HostRole } from '../../../stacks/contract';
+import { BOOT_LOG, BOOT_STATE_DIR, BOOT_UNIT, renderUserData } from '../../../stacks/user-data';
+import { deploy, localFirewallSources, localReleaseStore, type DeployOptions } from '../deploy/deploy';
+import { loadEnvironment } from '../environment';
+import { localSecretsSchema } from '../deploy/local-secrets';
+import { S3RVER_KEYS, localServiceEnv } from '../deploy/service-env';
+import { localOutputs, type Outputs } from '../outputs';
+import { READY } from '../upgrade/runner';
+import { startStandIn, type StandIn } from './cloud-stand-in';
+import { hostNetworkTeardown, sshCommand } from './commands';
+import type { Runner } from './exec';
+import type { Fleet, FleetSpec, HostSpec } from './fleet';
+import { bootHost, type FleetPaths, prepareHost, sshTarget, startHost, stopHost, writeKnownHosts } from './hosts';
+import { openFleet, up, type LocalContext } from './local-fleet';
+import { ensureNetwork } from './network';
+import { ensureServerCert, pkiPaths } from './pki';
+
+/** EC2's instance metadata address: while hosts boot the AWS way, the fleet's bridge holds it too. */
+export const METADATA_ADDRESS = '169.254.169.254';
+/** The environment name the hosts' settings parameter is named after, as on AWS. */
+export const LOCAL_ENVIRONMENT = 'local';
+const REGION = 'us-east-1';
+/** Where the stand-in serves the LB's certificate chain and key, as `tls_certificate_parameter` names one on AWS. */
+export const LOCAL_TLS_PARAMETER = `/cadfleet/${LOCAL_ENVIRONMENT}/lb/tls.pem`;
+
+export interface BootedHost {
+  name: string;
+  hostname: string;
+  role: HostRole;
+  ip: string;
+  /** Seconds from the start of the boot to the role's health check answering. */
+  seconds: number;
+  /** The end of the host's boot log. */
+  bootLog: string[];
+}
+
+export interface AwsWayBoot {
+  release: string;
+  hosts: BootedHost[];
+  /** What the metadata and SSM stand-ins answered, by kind. */
+  served: Record<string, number>;
+}
+
+/**
+ * The user-data the stacks render for a host of the role (stacks/user-data.ts), with the local
+ * fleet's values where AWS has its own: the data host's S3, the stand-in's SSM, the fleet's
+ * range for the firewall, the fleet CA's certificate for the LB, no RDS CA, no package egress.
+ */
+export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: string): string {
+  const data = outputs.hosts.data?.[0];
+  if (!data || !outputs.buckets.endpoint) throw new Error('the local outputs name no data host');
+  return renderUserData({
+    role,
+    environment: LOCAL_ENVIRONMENT,
+    region: REGION,
+    releasesBucket: outputs.buckets.releases,
+    configParameter: configParameterName(LOCAL_ENVIRONMENT),
+    tlsCertificateParameter: role === 'lb' ? LOCAL_TLS_PARAMETER : undefined,
+    databaseCa: false,
+    s3Endpoint: outputs.buckets.endpoint,
+    ssmEndpoint,
+    hostVars: {
+      cadfleet_provider: 'local',
+      firewall_trusted_sources: localFirewallSources(data.address),
+      common_unattended_upgrades: false,
+      nginx_lb_server_name: outputs.lb.address,
+    },
+    retryDelaySeconds: 2,
+    restartSeconds: 5,
+  });
+}
+
+async function ssh(runner: Runner, target: ReturnType<typeof sshTarget>, command: string, timeoutMs = 30_000): Promise<{ code: number; out: string }> {
+  const r = await runner.run(sshCommand(target, [command]), { timeoutMs });
+  return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
+}
+
+/**
+ * Boots hosts of a deployed local fleet the way an auto scaling group boots them on AWS: each a
+ * fresh host from the base image with the user-data the stacks render, which cloud-init runs.
+ * The boot program reads its settings and certificate from (a stand-in of) SSM and the release
+ * that the releases bucket's pointer names from the data host's S3, and configures the host with
+ * that release's host.yml. No playbook runs from this machine. `fleet` is the fleet as it will
+ * be (the hosts included); their layers must not exist yet.
+ */
+export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, hosts: HostSpec[], options: { timeoutMs?: number } = {}): Promise<AwsWayBoot> {
+  const timeoutMs = options.timeoutMs ?? 300_000;
+  const name = fleet.spec.name;
+  const secretsFile = path.join(paths.root, 'secrets.json');
+  if (!fs.existsSync(secretsFile)) throw new Error(`fleet ${name} was never deployed: run cadfleet deploy --env local first (hosts booted the AWS way install the release that a deploy published)`);
+  const secrets = localSecretsSchema.parse(JSON.parse(fs.readFileSync(secretsFile, 'utf8')));
+  const base = fs.readFileSync(path.join(paths.root, 'base-image'), 'utf8').trim();
+  if (!fs.existsSync(path.join(base, 'usr/bin/cloud-init')) || !fs.existsSync(path.join(base, 'usr/bin/ansible-playbook'))) {
+    throw new Error(`fleet ${name} runs on a base image without cloud-init or Ansible (${base}), made before the image recipe had them: destroy and bring up the fleet again to use the current image`);
+  }
+  const outputs = localOutputs(LOCAL_ENVIRONMENT, fleet, paths);
+  const store = localReleaseStore(outputs, paths.root);
+  let version: string | null;
+  try {
+    version = await store.readPointer();
+  } finally {
+    store.close();
+  }
+  if (!version) throw new Error(`no release pointer in s3://${outputs.buckets.releases} on the data host: run cadfleet deploy --env local first`);
+
+  const pki = pkiPaths(paths.root);
+  const standInCert = await ensureServerCert(ctx.runner, pki, `${name}-aws-stand-in`, { dns: [], ip: [fleet.gateway] });
+  const lb = fleet.hosts.find((h) => h.role === 'lb')!;
+  const lbCert = await ensureServerCert(ctx.runner, pki, lb.name, { dns: [lb.name, 'localhost'], ip: [lb.ip] });
+  const read = (file: string): string => fs.readFileSync(file, 'utf8');
+  const settings = Object.entries(localServiceEnv(outputs, secrets)).map(([k, v]) => `${k}=${v}`).join('\n');
+  const standIn: StandIn = await withMetadataAddress(ctx.runner, fleet.bridge, () =>
+    startStandIn({
+      instances: new Map(fleet.hosts.map((h) => [h.ip, { instanceId: h.hostname, role: h.role }])),
+      // The instance role's credentials: what the data host's S3 server accepts.
+      credentials: S3RVER_KEYS,
+      parameters: new Map([
+        [configParameterName(LOCAL_ENVIRONMENT), `${settings}\n`],
+        [LOCAL_TLS_PARAMETER, `${read(lbCert.cert)}${read(pki.caCert)}${read(lbCert.key)}`],
+      ]),
+      region: REGION,
+      metadataAddress: METADATA_ADDRESS,
+      ssmAddress: fleet.gateway,
+      ssmTls: { cert: read(standInCert.cert), key: read(standInCert.key) },
+    }),
+  );
+  try {
+    const caCertificate = read(pki.caCert);
+    for (const host of hosts) {
+      await prepareHost(ctx.runner, fleet, paths, host, base, { userData: localUserData(host.role as HostRole, outputs, standIn.ssmUrl), caCertificate });
+    }
+    writeKnownHosts(fleet, paths);
+    await ensureNetwork(ctx.runner, fleet, hosts);
+    const booted = await Promise.all(
+      hosts.map(async (host): Promise<BootedHost> => {
+        const started = performance.now();
+        await startHost(fleet, paths, host, base);
+        await bootHost(ctx.runner, fleet, paths, host, base, ctx.bootTimeoutMs, ctx.log);
+        ctx.log(`${host.hostname} (${host.role}, ${host.ip}) answers SSH; its boot program configures it with release ${version}`);
+        const bootLog = await waitConfigured(ctx.runner, sshTarget(fleet, paths, host), host, Math.max(10_000, timeoutMs - (performance.now() - started)));
+        const seconds = (performance.now() - started) / 1000;
+        ctx.log(`${host.hostname} is configured and healthy after ${seconds.toFixed(1)} s`);
+        return { name: host.name, hostname: host.hostname, role: host.role as HostRole, ip: host.ip, seconds, bootLog };
+      }),
+    );
+    return { release: version, hosts: booted, served: Object.fromEntries(standIn.served) };
+  } finally {
+    await standIn.close();
+    await ctx.runner.run(['ip', 'addr', 'del', `${METADATA_ADDRESS}/32`, 'dev', fleet.bridge]);
+  }
+}
+
+/** Puts the metadata address on the fleet's bridge while `start` runs (a leftover of a crashed run is reused). */
+async function withMetadataAddress<T>(runner: Runner, bridge: string, start: () => Promise<T>): Promise<T> {
+  const add = await runner.run(['ip', 'addr', 'add', `${METADATA_ADDRESS}/32`, 'dev', bridge]);
+  if (add.code !== 0 && !/File exists|already assigned/i.test(add.stderr)) throw new Error(`cannot give bridge ${bridge} the metadata address ${METADATA_ADDRESS}: ${add.stderr.trim()}`);
+  try {
+    return await start();
+  } catch (err) {
+    await runner.run(['ip', 'addr', 'del', `${METADATA_ADDRESS}/32`, 'dev', bridge]);
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(`port 80 of ${METADATA_ADDRESS} is taken on this machine (another boot the AWS way running?): try again when it is done`);
+    throw err;
+  }
+}
+
+/** Waits until the boot program marked the host done and its role answers its health check; returns the boot log's end. */
+async function waitConfigured(runner: Runner, target: ReturnType<typeof sshTarget>, host: HostSpec, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  const ready = READY[host.role];
+  for (;;) {
+    const probe = await ssh(runner, target, `sudo test -f ${BOOT_STATE_DIR}/done && curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${ready}`);
+    if (probe.code === 0 && probe.out.endsWith('200')) return (await ssh(runner, target, `sudo tail -n 30 ${BOOT_LOG}`)).out.split('\n');
+    if (Date.now() > deadline) {
+      const bootLog = await ssh(runner, target, `sudo tail -n 12 ${BOOT_LOG}; sudo systemctl --no-pager status ${BOOT_UNIT} | tail -n 3`);
+      throw new Error(
+        `${host.hostname} is not configured and healthy within ${Math.round(timeoutMs / 1000)} s (${ready} answered ${probe.out.slice(-3) || 'nothing'}); its boot log ends:\n` +
+          `${bootLog.out.split('\n').map((l) => `    ${l}`).join('\n')}\n  more: cadfleet ssh --env local ${host.name} -- sudo journalctl -u ${BOOT_UNIT}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+export interface UpAwsWayReport {
+  /** The data host's deploy (the local stand-in of RDS, ElastiCache and S3), pushed with site.yml. */
+  data: { version: string; changed: number; seconds: number };
+  boot: AwsWayBoot | null;
+  /** Hosts that were there already and were left alone. */
+  alreadyThere: string[];
+  seconds: number;
+}
+
+/**
+ * `cadfleet local up --boot cloud-init`: the fleet as AWS runs it. The data host, which plays RDS,
+ * ElastiCache and S3, is deployed with site.yml (limited to it) and receives the release in its
+ * S3; every other host that does not exist yet boots the AWS way (bootAwsWay). Hosts already
+ * there are left alone, so running it again changes nothing.
+ */
+export async function upAwsWay(ctx: LocalContext, name: string, overrides: Partial<FleetSpec>, deployOptions: Omit<DeployOptions, 'env' | 'stateRoot' | 'runner' | 'limit' | 'publish'>): Promise<UpAwsWayReport> {
+  const started = performance.now();
+  const { fleet: planned, paths } = openFleet(ctx, name, overrides);
+  const made = (h: HostSpec): boolean => fs.existsSync(path.join(paths.hostDir(h), 'identity'));
+  const missing = planned.hosts.filter((h) => h.role !== 'data' && !made(h));
+  const alreadyThere = planned.hosts.filter((h) => h.role !== 'data' && made(h)).map((h) => h.name);
+  const { fleet } = await up(ctx, name, overrides, (h) => h.role === 'data' || made(h));
+  const env = await loadEnvironment(LOCAL_ENVIRONMENT);
+  ctx.log('deploying the data host (the local stand-in of RDS, ElastiCache and S3) and publishing the release');
+  const data = await deploy({ ...deployOptions, env, stateRoot: paths.root, runner: ctx.runner, limit: 'data', publish: true });
+  if (!data.ok) {
+    const f = data.failures[0];
+    throw new Error(`the data host's deploy failed${f ? ` on ${f.host}, task "${f.task}": ${f.message}` : ''}; the whole Ansible output is in ${data.log}`);
+  }
+  const boot = missing.length ? await bootAwsWay(ctx, fleet, paths, missing) : null;
+  return { data: { version: data.release.version, changed: data.changed, seconds: data.seconds }, boot, alreadyThere, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * `cadfleet local replace`: hosts replaced as an auto scaling group replaces an instance: the
+ * old one is stopped (its services drain on SIGTERM) and deleted with its disk, and a fresh one
+ * with the same name and address boots the AWS way. Not the data host: it holds the state.
+ */
+export async function replaceHosts(ctx: LocalContext, name: string, hosts: HostSpec[], options: { timeoutMs?: number } = {}): Promise<AwsWayBoot> {
+  const { fleet, paths } = openFleet(ctx, name);
+  if (!fs.existsSync(path.join(paths.root, 'fleet.json'))) throw new Error(`there is no local fleet ${name}: run cadfleet local up --boot cloud-init`);
+  const data = hosts.find((h) => h.role === 'data');
+  if (data) throw new Error(`${data.name} is the data host (the local RDS, ElastiCache and S3): it is not replaced; cadfleet local down/up restarts it with its disk`);
+  await Promise.all(
+    hosts.map(async (host) => {
+      await stopHost(fleet, paths, host);
+      await ctx.runner.run(hostNetworkTeardown(host)[0]!);
+      await ctx.runner.run(['ip', 'link', 'delete', host.veth]);
+      fs.rmSync(paths.hostDir(host), { recursive: true, force: true });
+      ctx.log(`${host.hostname} stopped and deleted`);
+    }),
+  );
+  return bootAwsWay(ctx, fleet, paths, hosts, options);
+}

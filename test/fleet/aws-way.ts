@@ -1,0 +1,90 @@
+// The fleet booted the AWS way (issue: one boot path): every host but the data host replaced by
+// one that cloud-init boots with the stacks' user-data and that configures itself with its
+// release's host.yml, then the LB host replaced alone while a viewer streams. Runs on the
+// suite's fleet, after the scenarios that deploy it with site.yml.
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import type { AwsWayBoot } from '../../cli/src/local/cloud-boot';
+import { cax } from '../helpers/samples';
+import { decoderReady, openStream } from '../streamer/client';
+import { cli, e2e, fleet, id, lbAddress, root, ssh } from './context';
+import { caPem, fullyRouted, request, settle, slowStream, until, upload } from './reliability';
+
+const appAndLb = fleet.hosts.filter((h) => h.role !== 'data');
+/** When any playbook last ran from this machine (its log in the fleet's deploy folder). */
+const ansibleRan = (): number => Math.max(...fs.readdirSync(path.join(root, 'deploy')).filter((f) => f.endsWith('.log')).map((f) => fs.statSync(path.join(root, 'deploy', f)).mtimeMs));
+
+export function awsWayScenarios(): void {
+  it('boots the AWS way: every host but the data host replaced by a fresh one that configures itself at boot; it serves with no playbook run against it', async () => {
+    const current = path.basename(ssh('worker-1', 'readlink', '-f', '/opt/cadfleet/current').out);
+    const before = ansibleRan();
+    const r = await cli('local', 'replace', 'lb', 'api', 'worker', 'streamer', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as AwsWayBoot;
+    console.log(`boot the AWS way: ${report.hosts.map((h) => `${h.name} ${h.seconds.toFixed(1)} s`).join(', ')}`);
+    expect(report.release).toBe(current);
+    expect(report.hosts.map((h) => h.name).sort()).toEqual(appAndLb.map((h) => h.name).sort());
+    // What they asked of "AWS": their settings (each host once), the LB its certificate.
+    expect(report.served['ssm GetParameter /cadfleet/local/app.env']).toBe(appAndLb.length);
+    expect(report.served['ssm GetParameter /cadfleet/local/lb/tls.pem']).toBe(1);
+    // How the test knows that no site playbook ran against them: no playbook of this machine ran
+    // (its logs are untouched), cloud-init was on, and each host's own boot ran host.yml and marked it done.
+    expect(ansibleRan()).toBe(before);
+    for (const h of report.hosts) {
+      const bootLog = h.bootLog.join('\n');
+      expect(bootLog, h.name).toContain(`configuring this host with release ${current}'s host.yml`);
+      expect(bootLog, h.name).toContain(`done: release ${current}, ${h.role} configured`);
+      expect(bootLog, h.name).not.toContain('installing the AWS CLI and Ansible');
+      expect(ssh(h.name, 'test', '-e', '/etc/cloud/cloud-init.disabled').code, h.name).not.toBe(0);
+      expect(ssh(h.name, 'sudo', 'test', '-f', '/var/lib/cadfleet-boot/done').code, h.name).toBe(0);
+    }
+    for (const unit of ['nginx', 'cadfleet-lb-sync', 'nftables']) expect(ssh('lb', 'systemctl', 'is-active', unit).out, unit).toBe('active');
+    await until('the LB routing to every api and streamer', fullyRouted, 60);
+
+    // It serves: an upload through the LB (its certificate from "SSM", checked against the fleet
+    // CA), converted on a worker host, streamed from the streamer the api named; /status lists every node.
+    const up = await upload('aws-way.stp', fs.readFileSync(cax('as1-oc-214.stp')));
+    expect(up.status, up.body.toString()).toBe(201);
+    const model = (await settle([up.json.id!], 120)).get(up.json.id!)!;
+    expect(model).toMatchObject({ state: 'ready', stats: { parts: 18 } });
+    expect([id('worker-1'), id('worker-2')]).toContain(model.workerHost);
+    const opened = await request('POST', `/api/v1/models/${model.id}/sessions`, { body: '{}', headers: { 'content-type': 'application/json' } });
+    expect(opened.status, opened.body.toString()).toBe(201);
+    const session = opened.json as unknown as { streamUrl: string; node: string };
+    expect([id('streamer-1'), id('streamer-2')]).toContain(session.node);
+    await decoderReady;
+    const stream = openStream(`wss://${lbAddress()}${session.streamUrl}`, { ca: caPem() });
+    expect(await stream.closed).toEqual({ code: 1000, reason: 'complete' });
+    expect(stream.manifest?.node).toBe(session.node);
+    const status = (await request('GET', '/status?format=json')).json as unknown as { nodes: Array<{ id: string; role: string; version: string }> };
+    expect(status.nodes.map((n) => `${n.id}:${n.role}:${n.version}`).sort()).toEqual(
+      ['api-1', 'api-2', 'worker-1', 'worker-2', 'streamer-1', 'streamer-2'].map((h) => `${id(h)}:${h.replace(/-\d$/, '')}:${current}`).sort(),
+    );
+  }, 900_000);
+
+  it('replaces the LB host the AWS way while a viewer streams: the fresh one serves at the same address with its certificate, and the session resumes', async () => {
+    const opened = await request('POST', `/api/v1/models/${e2e.modelId}/sessions`, { body: '{}', headers: { 'content-type': 'application/json' } });
+    expect(opened.status, opened.body.toString()).toBe(201);
+    const session = opened.json as unknown as { sessionId: string; streamUrl: string };
+    const first = slowStream(session.streamUrl, [], 800);
+    await first.waitFor('two frames', () => first.frames.length >= 2, 30_000);
+    const r = await cli('local', 'replace', 'lb', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as AwsWayBoot;
+    console.log(`LB replaced the AWS way: healthy in ${report.hosts[0]!.seconds.toFixed(1)} s`);
+    await until('the new LB routing to every api and streamer', fullyRouted, 60);
+    // The stopped LB closed the viewer's connection (an orderly stop, unlike a crash).
+    await first.waitFor('the old connection closed', () => first.close !== undefined, 60_000);
+    const have = first.completeParts();
+    let resumed: Awaited<ReturnType<typeof request>> | undefined;
+    await until('the api resuming the session through the new LB', async () => {
+      resumed = await request('POST', `/api/v1/models/${e2e.modelId}/sessions`, { body: JSON.stringify({ resume: session.sessionId }), headers: { 'content-type': 'application/json' } });
+      return resumed.status === 200;
+    }, 60);
+    const rest = openStream(`wss://${lbAddress()}${(resumed!.json as unknown as { streamUrl: string }).streamUrl}`, { ca: caPem(), have });
+    expect(await rest.closed).toEqual({ code: 1000, reason: 'complete' });
+    expect(rest.manifest!.sending.sort()).toEqual(rest.manifest!.order.filter((p) => !have.includes(p)).sort());
+    expect([...have, ...rest.completeParts()].sort()).toEqual([...rest.manifest!.order].sort());
+  }, 600_000);
+}
