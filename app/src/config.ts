@@ -37,6 +37,37 @@ const nodeId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { error: '
 const streamSecret = z.string().min(32, { error: 'must be at least 32 characters' });
 const bucket = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' });
 
+const awsRegion = z.string().min(1).default('us-east-1');
+
+export const REDIS_AUTH_MODES = ['password', 'iam'] as const;
+
+/**
+ * Variables of every process that talks to Redis: the service roles and cadfleet-lb-sync
+ * (which extends this schema and calls redisConfigFrom, so both read Redis the same way).
+ */
+export const redisEnvSchema = z.object({
+  /**
+   * redis://[[user]:password@]host:port or rediss://... (TLS). With CADFLEET_REDIS_AUTH=iam:
+   * rediss://<ElastiCache user>@host:port, no password.
+   */
+  CADFLEET_REDIS_URL: url(['redis:', 'rediss:']),
+  /** PEM CA bundle for rediss:// (ElastiCache in-transit encryption uses a public CA: leave unset there). */
+  CADFLEET_REDIS_CA_FILE: readableFile.optional(),
+  /** Prefix of every Redis key the service writes (queue and registry). */
+  CADFLEET_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { error: 'must be letters, digits, colon, dash or underscore' }).default('cadfleet'),
+  /**
+   * password: AUTH with what the URL carries (or nothing). iam: ElastiCache IAM authentication,
+   * a SigV4 token from the AWS credentials (the instance role), renewed before it expires.
+   */
+  CADFLEET_REDIS_AUTH: z.enum(REDIS_AUTH_MODES).default('password'),
+  /** With CADFLEET_REDIS_AUTH=iam: the replication group id (or serverless cache name) the tokens are signed for. */
+  CADFLEET_REDIS_IAM_CACHE_ID: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,49}$/, { error: 'must be an ElastiCache replication group id or cache name' }).optional(),
+  /** With CADFLEET_REDIS_AUTH=iam: the cache is ElastiCache Serverless (tokens carry ResourceType=ServerlessCache). */
+  CADFLEET_REDIS_IAM_SERVERLESS: bool.default(false),
+  /** The region tokens are signed for. */
+  AWS_REGION: awsRegion,
+});
+
 /** Variables every command needs: the database. */
 const databaseSchema = z.object({
   /** postgres://user[:password]@host:port/db; sslmode and sslrootcert query parameters are honoured. */
@@ -52,24 +83,18 @@ const databaseSchema = z.object({
   CADFLEET_DATABASE_POOL_SIZE: int(1, 200).default(10),
   /** Where the versioned SQL migrations live. @default app/migrations of this package */
   CADFLEET_MIGRATIONS_DIR: z.string().optional(),
-  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_REGION: awsRegion,
   CADFLEET_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 /** Variables of the long-running roles. */
-const serviceSchema = databaseSchema.extend({
+const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   CADFLEET_ROLE: z.enum(ROLES).optional(),
   /** This node's id in the registry. One process per role per host is the fleet's shape. @default <hostname>-<role> */
   CADFLEET_NODE_ID: nodeId.optional(),
   /** How other hosts reach this node (the LB reads it), e.g. http://10.0.1.5:8080. */
   CADFLEET_ADVERTISE_URL: url(['http:', 'https:']).optional(),
 
-  /** redis://host:port or rediss://host:port (TLS). */
-  CADFLEET_REDIS_URL: url(['redis:', 'rediss:']),
-  /** PEM CA bundle for rediss:// (ElastiCache in-transit encryption uses a public CA: leave unset there). */
-  CADFLEET_REDIS_CA_FILE: readableFile.optional(),
-  /** Prefix of every Redis key the service writes (queue and registry). */
-  CADFLEET_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { error: 'must be letters, digits, colon, dash or underscore' }).default('cadfleet'),
 
   /** S3 endpoint for an S3-compatible server (s3rver locally); unset on AWS. */
   CADFLEET_S3_ENDPOINT: url(['http:', 'https:']).optional(),
@@ -156,6 +181,9 @@ const streamerSchema = serviceSchema
     CADFLEET_REDIS_URL: true,
     CADFLEET_REDIS_CA_FILE: true,
     CADFLEET_REDIS_PREFIX: true,
+    CADFLEET_REDIS_AUTH: true,
+    CADFLEET_REDIS_IAM_CACHE_ID: true,
+    CADFLEET_REDIS_IAM_SERVERLESS: true,
     CADFLEET_S3_ENDPOINT: true,
     CADFLEET_S3_FORCE_PATH_STYLE: true,
     CADFLEET_S3_MODELS_BUCKET: true,
@@ -208,13 +236,32 @@ export interface DatabaseConfig {
   region: string;
 }
 
+export type RedisAuth =
+  | { mode: 'password' }
+  | {
+      mode: 'iam';
+      /** Replication group id or serverless cache name. */
+      cacheId: string;
+      /** The ElastiCache user (user id = user name for IAM users), from the URL. */
+      user: string;
+      region: string;
+      serverless: boolean;
+    };
+
+export interface RedisConfig {
+  url: string;
+  caFile?: string;
+  prefix: string;
+  auth: RedisAuth;
+}
+
 export interface Config {
   role?: Role;
   nodeId?: string;
   advertiseUrl?: string;
   logLevel: string;
   database: DatabaseConfig;
-  redis: { url: string; caFile?: string; prefix: string };
+  redis: RedisConfig;
   s3: { endpoint?: string; publicEndpoint?: string; forcePathStyle: boolean; region: string; uploadsBucket: string; modelsBucket: string };
   http: { host: string; port: number; metricsPort?: number };
   uploads: { maxBytes: number; maxPresignedBytes: number; presignExpiresSeconds: number; acceptedExtensions?: string[] };
@@ -284,7 +331,8 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-function parse<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+/** Parses `env` with `schema`; every problem is named in one ConfigError, secrets redacted. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   // Empty variables count as unset: `FOO= cmd` is how shells unset for one command.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const result = schema.safeParse(present);
@@ -292,11 +340,35 @@ function parse<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   const problems = result.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? '(environment)');
     const value = present[name];
-    const shown = value === undefined ? 'it is not set' : /PASSWORD|SECRET|DATABASE_URL/.test(name) ? 'got [REDACTED]' : `got ${JSON.stringify(value)}`;
+    const shown = value === undefined ? 'it is not set' : /PASSWORD|SECRET|DATABASE_URL|REDIS_URL/.test(name) ? 'got [REDACTED]' : `got ${JSON.stringify(value)}`;
     const message = issue.code === 'invalid_type' && value === undefined ? 'is required' : issue.message;
     return `${name} ${message}, ${shown}`;
   });
   throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+}
+
+/** The Redis settings, with the checks that span variables (IAM needs a user, a cache id and TLS). */
+export function redisConfigFrom(e: z.infer<typeof redisEnvSchema>): RedisConfig {
+  const base = { url: e.CADFLEET_REDIS_URL, caFile: e.CADFLEET_REDIS_CA_FILE, prefix: e.CADFLEET_REDIS_PREFIX };
+  if (e.CADFLEET_REDIS_AUTH === 'password') {
+    if (e.CADFLEET_REDIS_IAM_CACHE_ID !== undefined) {
+      throw new ConfigError(
+        'invalid configuration:\n  CADFLEET_REDIS_IAM_CACHE_ID is set, but CADFLEET_REDIS_AUTH is "password": set CADFLEET_REDIS_AUTH=iam to use IAM authentication, or unset the cache id',
+      );
+    }
+    return { ...base, auth: { mode: 'password' } };
+  }
+  const u = new URL(e.CADFLEET_REDIS_URL);
+  const problems: string[] = [];
+  if (u.protocol !== 'rediss:') problems.push('CADFLEET_REDIS_URL must be a rediss:// URL with CADFLEET_REDIS_AUTH=iam: ElastiCache takes IAM tokens over TLS only');
+  if (u.username === '') problems.push('CADFLEET_REDIS_URL must name the ElastiCache user with CADFLEET_REDIS_AUTH=iam (rediss://<user>@<host>:6379)');
+  if (u.password !== '') problems.push('CADFLEET_REDIS_URL must carry no password with CADFLEET_REDIS_AUTH=iam (the password is the IAM token), got [REDACTED]');
+  if (e.CADFLEET_REDIS_IAM_CACHE_ID === undefined) problems.push('CADFLEET_REDIS_IAM_CACHE_ID is required with CADFLEET_REDIS_AUTH=iam (the replication group id, or the serverless cache name)');
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return {
+    ...base,
+    auth: { mode: 'iam', cacheId: e.CADFLEET_REDIS_IAM_CACHE_ID!, user: decodeURIComponent(u.username), region: e.AWS_REGION, serverless: e.CADFLEET_REDIS_IAM_SERVERLESS },
+  };
 }
 
 function databaseFrom(e: z.infer<typeof databaseSchema>): DatabaseConfig {
@@ -326,20 +398,20 @@ function databaseFrom(e: z.infer<typeof databaseSchema>): DatabaseConfig {
 
 /** The database settings alone, for the migrate and keys commands. */
 export function loadDatabaseConfig(env: Env = process.env): { database: DatabaseConfig; logLevel: string } {
-  const e = parse(databaseSchema, env);
+  const e = parseEnv(databaseSchema, env);
   return { database: databaseFrom(e), logLevel: e.CADFLEET_LOG_LEVEL };
 }
 
 /** The whole configuration of the api and worker roles (the streamer has loadStreamerConfig). */
 export function loadConfig(env: Env = process.env): Config {
-  const e = parse(serviceSchema, env);
+  const e = parseEnv(serviceSchema, env);
   return {
     role: e.CADFLEET_ROLE,
     nodeId: e.CADFLEET_NODE_ID,
     advertiseUrl: e.CADFLEET_ADVERTISE_URL,
     logLevel: e.CADFLEET_LOG_LEVEL,
     database: databaseFrom(e),
-    redis: { url: e.CADFLEET_REDIS_URL, caFile: e.CADFLEET_REDIS_CA_FILE, prefix: e.CADFLEET_REDIS_PREFIX },
+    redis: redisConfigFrom(e),
     s3: {
       endpoint: e.CADFLEET_S3_ENDPOINT,
       publicEndpoint: e.CADFLEET_S3_PUBLIC_ENDPOINT,
@@ -391,13 +463,13 @@ export function loadConfig(env: Env = process.env): Config {
 
 /** The streamer's configuration: Redis, the models bucket and the stream settings. */
 export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
-  const e = parse(streamerSchema, env);
+  const e = parseEnv(streamerSchema, env);
   return {
     role: 'streamer',
     nodeId: e.CADFLEET_NODE_ID,
     advertiseUrl: e.CADFLEET_ADVERTISE_URL,
     logLevel: e.CADFLEET_LOG_LEVEL,
-    redis: { url: e.CADFLEET_REDIS_URL, caFile: e.CADFLEET_REDIS_CA_FILE, prefix: e.CADFLEET_REDIS_PREFIX },
+    redis: redisConfigFrom(e),
     // The streamer only reads models: the uploads bucket is never touched.
     s3: {
       endpoint: e.CADFLEET_S3_ENDPOINT,

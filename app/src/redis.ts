@@ -1,8 +1,11 @@
-// Redis connections (queue, registry, health) with TLS for rediss:// and the eviction check
-// that keeps BullMQ from losing jobs.
+// Redis connections (queue, registry, health) with TLS for rediss://, ElastiCache IAM
+// authentication, and the eviction check that keeps BullMQ from losing jobs.
 import fs from 'node:fs';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from './config';
+import type { Logger } from './logger';
+import { type TokenCache, type TokenSource, elastiCacheTokenIssuer, startTokenCache } from './redis-iam';
 
 export type { Redis } from 'ioredis';
 
@@ -26,12 +29,58 @@ export function redisOptions(config: Config['redis'], purpose: RedisPurpose, nam
   };
 }
 
-export function createRedis(config: Config['redis'], purpose: RedisPurpose, name: string): Redis {
-  const client = new Redis(config.url, redisOptions(config, purpose, name));
+/**
+ * A client. With IAM authentication, `tokens` supplies the password: one source per process,
+ * shared by all its clients (startRedisTokens).
+ */
+export function createRedis(config: Config['redis'], purpose: RedisPurpose, name: string, tokens?: TokenSource): Redis {
+  const options = redisOptions(config, purpose, name);
+  let client: Redis;
+  if (config.auth.mode === 'iam') {
+    if (tokens === undefined) throw new Error(`Redis client ${name}: IAM authentication needs a token source`);
+    // Credentials in the URL would win over the options (ioredis fills options from the URL
+    // first), and the URL has the user but an empty password.
+    const url = new URL(config.url);
+    url.username = '';
+    url.password = '';
+    client = withTokens(new Redis(url.toString(), { ...options, username: config.auth.user, password: tokens.current() }), tokens);
+  } else {
+    if (tokens !== undefined) throw new Error(`Redis client ${name}: a token source is for IAM authentication, but CADFLEET_REDIS_AUTH is password`);
+    client = new Redis(config.url, options);
+  }
   // Errors are reported by health checks and by the commands that fail; without a listener
   // ioredis prints each reconnect failure to stderr.
   client.on('error', () => undefined);
   return client;
+}
+
+/**
+ * ioredis takes the password from `options.password` on every connect, reconnects included,
+ * and duplicate() (which BullMQ calls for its blocking and event connections) copies the
+ * options. So the password becomes a getter on the options (assignments are ignored: the
+ * token source owns it), and duplicates get the same.
+ */
+function withTokens(client: Redis, tokens: TokenSource): Redis {
+  Object.defineProperty(client.options, 'password', { get: () => tokens.current(), set: () => undefined, enumerable: true, configurable: true });
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = (override) => withTokens(duplicate(override), tokens);
+  return client;
+}
+
+/**
+ * The password source of a process's Redis clients: for IAM authentication a token cache fed
+ * by the AWS SDK's default credential chain (on EC2, the instance role); undefined when the
+ * URL carries the password. Stop it when the clients are closed.
+ */
+export async function startRedisTokens(config: Config['redis'], log: Logger): Promise<TokenCache | undefined> {
+  const { auth } = config;
+  if (auth.mode !== 'iam') return undefined;
+  const issue = elastiCacheTokenIssuer({ cacheId: auth.cacheId, userId: auth.user, region: auth.region, serverless: auth.serverless }, defaultProvider());
+  try {
+    return await startTokenCache({ issue, onError: (err) => log.warn({ err }, `could not renew the ElastiCache IAM token: ${(err as Error).message}`) });
+  } catch (err) {
+    throw new Error(`could not make an ElastiCache IAM token for user ${auth.user} on ${auth.cacheId}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export class EvictionPolicyError extends Error {

@@ -10,7 +10,6 @@ import { createKeyService } from './keys';
 import type { Logger } from './logger';
 import { createModelRepository } from './models';
 import { createConversionQueue } from './queue';
-import { createRedis } from './redis';
 import { readLbRouting, waitUntilUnrouted } from './registry';
 import { hostPort } from './lb-sync/render';
 import { createServices } from './services';
@@ -41,7 +40,7 @@ export function buildServer(ctx: ApiContext, streaming?: SessionService) {
 export async function startApi(config: Config, log: Logger): Promise<{ server: ReturnType<typeof buildServer>; port: number; stop(): Promise<void> }> {
   const nodeId = nodeIdFor(config, 'api');
   const services = await createServices(config, log, 'api', nodeId);
-  const queueConnection = createRedis(config.redis, 'request', `cadfleet-api-queue-${nodeId}`);
+  const queueConnection = services.connectRedis('request', `cadfleet-api-queue-${nodeId}`);
   const queue = createConversionQueue(queueConnection, config);
   const ctx: ApiContext = {
     config,

@@ -4,7 +4,8 @@ import { type Db, createDb } from './db';
 import { createHealth, type Health, okForAWhile } from './health';
 import type { Logger } from './logger';
 import { type Metrics, createMetrics } from './metrics';
-import { type Redis, assertNoEviction, createRedis } from './redis';
+import { type Redis, type RedisPurpose, assertNoEviction, createRedis, startRedisTokens } from './redis';
+import type { TokenCache } from './redis-iam';
 import { type Registry, createRegistry } from './registry';
 import { type Storage, createStorage } from './storage';
 
@@ -12,6 +13,8 @@ export interface Services {
   db: Db;
   /** Request-path Redis client (registry, health); fails fast while Redis is away. */
   redis: Redis;
+  /** Another Redis client with the same authentication (the BullMQ connections). */
+  connectRedis(purpose: RedisPurpose, name: string): Redis;
   storage: Storage;
   registry: Registry;
   health: Health;
@@ -36,12 +39,21 @@ async function waitForRedis(client: Redis, timeoutMs: number): Promise<void> {
 
 export async function createServices(config: Config, log: Logger, role: string, nodeId: string): Promise<Services> {
   const db = await createDb(config.database, log.child({ component: 'postgres' }), { applicationName: `cadfleet-${role}` });
-  const redis = createRedis(config.redis, 'request', `cadfleet-${role}-${nodeId}`);
+  let tokens: TokenCache | undefined;
+  try {
+    tokens = await startRedisTokens(config.redis, log.child({ component: 'redis' }));
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const connectRedis = (purpose: RedisPurpose, name: string): Redis => createRedis(config.redis, purpose, name, tokens);
+  const redis = connectRedis('request', `cadfleet-${role}-${nodeId}`);
   try {
     await waitForRedis(redis, 15_000);
     await assertNoEviction(redis);
   } catch (err) {
     redis.disconnect();
+    tokens?.stop();
     await db.close();
     throw err;
   }
@@ -63,6 +75,7 @@ export async function createServices(config: Config, log: Logger, role: string, 
   return {
     db,
     redis,
+    connectRedis,
     storage,
     registry: createRegistry(redis, config.redis.prefix),
     health,
@@ -71,6 +84,7 @@ export async function createServices(config: Config, log: Logger, role: string, 
       health.stop();
       storage.close();
       await redis.quit().catch(() => redis.disconnect());
+      tokens?.stop();
       await db.close();
     },
   };

@@ -9,7 +9,6 @@ import { converterEnvironment, ssmLicenseSource } from './converter-license';
 import type { Logger } from './logger';
 import { createModelRepository } from './models';
 import { createConversionQueue } from './queue';
-import { createRedis } from './redis';
 import { createServices } from './services';
 import { onShutdown } from './shutdown';
 import { VERSION } from './version';
@@ -37,8 +36,8 @@ export async function startWorker(config: Config, log: Logger): Promise<{ stop()
   for (const name of INHERITABLE_SECRETS) delete process.env[name];
   const nodeId = nodeIdFor(config, 'worker');
   const services = await createServices(config, log, 'worker', nodeId);
-  const connection = createRedis(config.redis, 'worker', `cadfleet-worker-${nodeId}`);
-  const queueConnection = createRedis(config.redis, 'worker', `cadfleet-worker-queue-${nodeId}`);
+  const connection = services.connectRedis('worker', `cadfleet-worker-${nodeId}`);
+  const queueConnection = services.connectRedis('worker', `cadfleet-worker-queue-${nodeId}`);
   const queue = createConversionQueue(queueConnection, config);
   const converterLog = log.child({ component: 'converter' });
   const licenseParameter = config.worker.licenseParameter;

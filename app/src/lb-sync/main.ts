@@ -6,18 +6,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
+import { ConfigError, type RedisConfig, parseEnv, redisConfigFrom, redisEnvSchema } from '../config';
 import { createLogger } from '../logger';
-import { createRedis } from '../redis';
+import { createRedis, startRedisTokens } from '../redis';
 import { type LbRouting, createRegistry, registryKeys } from '../registry';
 import { parseUpstreamServers, renderRouting } from './render';
 
 const run = promisify(execFile);
 const RELOAD_SETTLE_MS = 300;
 
-const envSchema = z.object({
-  CADFLEET_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-  CADFLEET_REDIS_CA_FILE: z.string().optional(),
-  CADFLEET_REDIS_PREFIX: z.string().default('cadfleet'),
+// Redis is read as the service reads it (URL, CA, prefix, password or IAM authentication).
+const envSchema = redisEnvSchema.extend({
   /** Where the two generated files live (included by nginx.conf). */
   CADFLEET_LB_ROUTING_DIR: z.string().default('/etc/nginx/cadfleet'),
   /** A node whose heartbeat is older than this is gone. */
@@ -27,12 +26,15 @@ const envSchema = z.object({
   CADFLEET_LOG_LEVEL: z.string().default('info'),
 });
 
-function loadEnv(): z.infer<typeof envSchema> {
-  const parsed = envSchema.safeParse(process.env);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  process.stderr.write(`cadfleet-lb-sync: ${String(issue.path[0])} ${issue.message}\n`);
-  process.exit(2);
+function loadEnv(): z.infer<typeof envSchema> & { redis: RedisConfig } {
+  try {
+    const env = parseEnv(envSchema, process.env);
+    return { ...env, redis: redisConfigFrom(env) };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`cadfleet-lb-sync: ${err.message}\n`);
+    process.exit(2);
+  }
 }
 
 function writeIfChanged(file: string, text: string): boolean {
@@ -46,9 +48,9 @@ function writeIfChanged(file: string, text: string): boolean {
 async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger({ level: env.CADFLEET_LOG_LEVEL, role: 'lb-sync' });
-  const redisConfig = { url: env.CADFLEET_REDIS_URL, caFile: env.CADFLEET_REDIS_CA_FILE, prefix: env.CADFLEET_REDIS_PREFIX };
-  const redis = createRedis(redisConfig, 'worker', 'cadfleet-lb-sync');
-  const events = createRedis(redisConfig, 'worker', 'cadfleet-lb-sync-events');
+  const tokens = await startRedisTokens(env.redis, log);
+  const redis = createRedis(env.redis, 'worker', 'cadfleet-lb-sync', tokens);
+  const events = createRedis(env.redis, 'worker', 'cadfleet-lb-sync-events', tokens);
   const registry = createRegistry(redis, env.CADFLEET_REDIS_PREFIX);
   const apiFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'api-upstream.conf');
   const mapFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'streamers.map');
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
   log.info({ dir: env.CADFLEET_LB_ROUTING_DIR }, 'following the node registry');
   const stop = (): void => {
     clearInterval(timer);
+    tokens?.stop();
     events.disconnect();
     redis.disconnect();
     process.exit(0);

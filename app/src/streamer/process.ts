@@ -7,7 +7,7 @@ import { type StreamerConfig, nodeIdFor } from '../config';
 import { createHealth, okForAWhile } from '../health';
 import type { Logger } from '../logger';
 import { createMetrics } from '../metrics';
-import { assertNoEviction, createRedis } from '../redis';
+import { assertNoEviction, createRedis, startRedisTokens } from '../redis';
 import { createRegistry, waitUntilUnrouted } from '../registry';
 import { advertisedHost } from '../advertise';
 import { onShutdown } from '../shutdown';
@@ -29,7 +29,8 @@ export interface RunningStreamer {
 export async function startStreamer(config: StreamerConfig, log: Logger): Promise<RunningStreamer> {
   for (const name of INHERITABLE_SECRETS) delete process.env[name];
   const nodeId = nodeIdFor(config, 'streamer');
-  const redis = createRedis(config.redis, 'request', `cadfleet-streamer-${nodeId}`);
+  const tokens = await startRedisTokens(config.redis, log.child({ component: 'redis' }));
+  const redis = createRedis(config.redis, 'request', `cadfleet-streamer-${nodeId}`, tokens);
   await new Promise<void>((resolve, reject) => {
     if (redis.status === 'ready') return resolve();
     const timer = setTimeout(() => reject(new Error('Redis did not answer within 15000 ms')), 15_000);
@@ -39,6 +40,7 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
     });
   }).catch((err: unknown) => {
     redis.disconnect();
+    tokens?.stop();
     throw err;
   });
   await assertNoEviction(redis);
@@ -215,6 +217,7 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
       health.stop();
       storage.close();
       await redis.quit().catch(() => redis.disconnect());
+      tokens?.stop();
     },
   };
 }
