@@ -61,6 +61,14 @@ export function awsWayScenarios(): void {
     expect(status.nodes.map((n) => `${n.id}:${n.role}:${n.version}`).sort()).toEqual(
       ['api-1', 'api-2', 'worker-1', 'worker-2', 'streamer-1', 'streamer-2'].map((h) => `${id(h)}:${h.replace(/-\d$/, '')}:${current}`).sort(),
     );
+
+    // One path: site.yml pushed over these hosts finds nothing to change, as the same roles with
+    // the same values configured them (the deploy builds the working tree's release: the one they run).
+    expect(current).toBe(e2e.version);
+    const deploy = await cli('deploy', '--env', 'local', '--json');
+    expect(deploy.code, deploy.stderr).toBe(0);
+    const pushed = JSON.parse(deploy.stdout) as { changed: number; recap: Array<{ host: string; changed: number }> };
+    expect(pushed.recap.filter((h) => h.changed > 0), fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8').split('\n').filter((l) => l.startsWith('changed:') || l.startsWith('TASK')).join('\n').slice(-3000)).toEqual([]);
   }, 900_000);
 
   it('replaces the LB host the AWS way while a viewer streams: the fresh one serves at the same address with its certificate, and the session resumes', async () => {

@@ -108,7 +108,8 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
   const pki = pkiPaths(paths.root);
   const standInCert = await ensureServerCert(ctx.runner, pki, `${name}-aws-stand-in`, { dns: [], ip: [fleet.gateway] });
   const lb = fleet.hosts.find((h) => h.role === 'lb')!;
-  const lbCert = await ensureServerCert(ctx.runner, pki, lb.name, { dns: [lb.name, 'localhost'], ip: [lb.ip] });
+  // The certificate cadfleet deploy gives the LB (the same name and subject), so both paths serve one.
+  const lbCert = await ensureServerCert(ctx.runner, pki, lb.hostname, { dns: [lb.hostname, 'localhost'], ip: [lb.ip] });
   const read = (file: string): string => fs.readFileSync(file, 'utf8');
   const settings = Object.entries(localServiceEnv(outputs, secrets)).map(([k, v]) => `${k}=${v}`).join('\n');
   const standIn: StandIn = await withMetadataAddress(ctx.runner, fleet.bridge, () =>
