@@ -7,12 +7,22 @@ const api = { name: 'cf-api-1', role: 'api' as const, index: 1, address: '10.213
 describe('status of a host', () => {
   it('reads release, units, health and queue depth', () => {
     const out = ['release=0.1.0-abc', 'unit.cadfleet-api=active', 'health=200', 'metric cadfleet_queue_jobs{state="waiting",role="api",node="cf-api-1"} 3', 'metric cadfleet_queue_jobs{state="active",role="api",node="cf-api-1"} 2'].join('\n');
-    expect(parseStatus(api, out, true)).toEqual({ host: 'cf-api-1', role: 'api', address: '10.213.0.21', reachable: true, release: '0.1.0-abc', units: { 'cadfleet-api': 'active' }, health: 'ok', figures: { queue: 5 }, ok: true });
+    expect(parseStatus(api, out, true)).toEqual({ host: 'cf-api-1', role: 'api', address: '10.213.0.21', reachable: true, release: '0.1.0-abc', units: { 'cadfleet-api': 'active' }, health: 'ok', figures: { queue: 5 }, warnings: [], ok: true });
   });
 
   it('calls a host with a stopped unit degraded, and one that does not answer down', () => {
     expect(parseStatus(api, 'release=x\nunit.cadfleet-api=failed\nhealth=000', true)).toMatchObject({ ok: false, health: 'failing (000)', units: { 'cadfleet-api': 'failed' } });
     expect(parseStatus(api, '', false)).toMatchObject({ ok: false, reachable: false, health: 'unreachable', release: null });
+  });
+
+  it('warns, without calling the host degraded, when the LB serves a self-signed certificate', () => {
+    const lb = { name: 'cf-lb', role: 'lb' as const, index: 1, address: '10.213.0.10' };
+    const parsed = parseStatus(lb, 'release=x\nunit.nginx=active\nunit.cadfleet-lb-sync=active\nhealth=200\nwarning=self-signed-certificate', true);
+    expect(parsed.ok).toBe(true);
+    expect(parsed.warnings).toEqual([expect.stringMatching(/^the LB serves a self-signed certificate \(browsers warn\): set tls_certificate_parameter/)]);
+    // The check reads the marker the nginx_lb role leaves beside a certificate it made itself.
+    expect(statusScript('lb')).toContain('test -e /etc/nginx/cadfleet/tls/self-signed && echo warning=self-signed-certificate');
+    expect(statusScript('api')).not.toContain('self-signed');
   });
 
   it('checks each role\'s own units and health port', () => {

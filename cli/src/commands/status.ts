@@ -19,6 +19,8 @@ export function statusScript(role: Role): string {
     'echo "release=$(basename "$(readlink -f /opt/cadfleet/current 2>/dev/null)" 2>/dev/null)"',
     `for u in ${units.join(' ')}; do echo "unit.$u=$(systemctl is-active "$u" 2>/dev/null)"; done`,
     healthPort ? `echo "health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://127.0.0.1:${healthPort}/healthz)"` : 'echo health=n/a',
+    // The nginx_lb role marks a certificate it made itself (no tls_certificate_parameter, no deploy-given one).
+    role === 'lb' ? 'test -e /etc/nginx/cadfleet/tls/self-signed && echo warning=self-signed-certificate; true' : 'true',
     healthPort && role !== 'lb' ? `curl -s --max-time 3 http://127.0.0.1:${healthPort}/metrics | grep -E '^cadfleet_(queue_jobs\\{state="(waiting|active)"|stream_sessions|active_sessions)' | sed 's/^/metric /'` : 'true',
   ].join('; ');
 }
@@ -33,18 +35,27 @@ export interface HostStatus {
   health: string;
   /** Queue depth on api hosts (waiting + active jobs), sessions on streamers. */
   figures: Record<string, number>;
+  /** What works but should not stay so (a self-signed certificate on the LB). */
+  warnings: string[];
   ok: boolean;
 }
+
+const WARNINGS: Readonly<Record<string, string>> = {
+  'self-signed-certificate':
+    'the LB serves a self-signed certificate (browsers warn): set tls_certificate_parameter to a SecureString with the chain and key, then cadfleet local replace lb (local) or replace the LB instance (AWS)',
+};
 
 export function parseStatus(host: TargetHost, output: string, reachable: boolean): HostStatus {
   const units: Record<string, string> = {};
   const figures: Record<string, number> = {};
+  const warnings: string[] = [];
   let release: string | null = null;
   let health = reachable ? 'unknown' : 'unreachable';
   for (const line of output.split('\n')) {
     const unit = /^unit\.([\w.-]+)=(.*)$/.exec(line);
     if (unit) units[unit[1]!] = unit[2] || 'unknown';
     else if (line.startsWith('release=')) release = line.slice(8) || null;
+    else if (line.startsWith('warning=')) warnings.push(WARNINGS[line.slice(8)] ?? line.slice(8))
     else if (line.startsWith('health=')) health = line.slice(7) === '200' ? 'ok' : line.slice(7) === 'n/a' ? 'n/a' : `failing (${line.slice(7) || 'no answer'})`;
     const metric = /^metric cadfleet_(\w+)(?:\{state="(\w+)"[^}]*\}|\{[^}]*\})? ([\d.e+-]+)$/.exec(line);
     if (metric) {
@@ -53,7 +64,7 @@ export function parseStatus(host: TargetHost, output: string, reachable: boolean
     }
   }
   const ok = reachable && Object.values(units).every((s) => s === 'active') && (health === 'ok' || health === 'n/a');
-  return { host: host.name, role: host.role, address: host.address, reachable, release, units, health, figures, ok };
+  return { host: host.name, role: host.role, address: host.address, reachable, release, units, health, figures, warnings, ok };
 }
 
 async function collect(env: Environment, host: TargetHost): Promise<HostStatus> {
@@ -91,6 +102,7 @@ export function statusCommand(): Command {
         const head = ['HOST', 'ROLE', 'STATE', 'RELEASE', 'HEALTH', 'DETAIL'];
         const widths = head.map((t, i) => Math.max(t.length, ...rows.map((r) => r[i]!.length)));
         for (const row of [head, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+        for (const h of hosts) for (const w of h.warnings) process.stderr.write(`WARNING ${h.host}: ${w}\n`);
       }
       if (!hosts.every((h) => h.ok)) process.exitCode = 1;
     });
