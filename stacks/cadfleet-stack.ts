@@ -250,6 +250,9 @@ export class CadfleetStack extends TerraformStack {
         // What host.yml does differently on AWS: values, the same roles as the local fleet's.
         hostVars: {
           cadfleet_provider: 'aws',
+          // The CloudWatch agent's dimension and log groups (cloudwatch_agent role): every host
+          // the groups launch publishes what the scaling policies read, with no deploy.
+          cadfleet_environment: env,
           // Every port but SSH (and the LB's HTTP/HTTPS) answers the VPC only, on top of the security groups.
           firewall_trusted_sources: [network.vpc.cidrBlock],
           common_unattended_upgrades: true,

@@ -270,7 +270,7 @@ export class CadfleetVariables extends Construct {
     this.tlsCertificateParameter = variable('tls_certificate_parameter', {
       type: 'string',
       default: '',
-      description: 'SSM SecureString parameter (a name starting with /) holding the PEM certificate chain and key for domain_name; the load balancer reads it at boot. Empty: nginx gets a certificate from Let\'s Encrypt when domain_name is set.',
+      description: 'SSM SecureString parameter (a name starting with /) holding the PEM certificate chain and key for domain_name; the load balancer reads it at boot. Empty: the load balancer makes a self-signed certificate (cadfleet status warns).',
       rules: [
         { condition: 'var.tls_certificate_parameter == "" || can(regex("^/[A-Za-z0-9_./-]+$", var.tls_certificate_parameter))', message: 'tls_certificate_parameter must be empty or an SSM parameter name starting with "/", got "${var.tls_certificate_parameter}".' },
         { condition: 'var.tls_certificate_parameter == "" || var.domain_name != ""', message: 'tls_certificate_parameter must be empty when domain_name is empty (a certificate is for a name), got "${var.tls_certificate_parameter}".' },
