@@ -1,7 +1,7 @@
 // One AWS environment of cadfleet: network, load balancer, api/worker/streamer fleets,
 // Redis, PostgreSQL and buckets, with the outputs of DESIGN.md's deployment-outputs contract;
 // log groups and alarms; and the role GitHub Actions deploys it with.
-import { Fn, LocalBackend, Op, S3Backend, TerraformOutput, TerraformStack, Token, ref, type TerraformVariable } from 'cdktf';
+import { Fn, LocalBackend, Op, S3Backend, TerraformOutput, TerraformStack, Token, ref, type ITerraformDependable, type TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { DataAwsAmi } from '@cdktf/provider-aws/lib/data-aws-ami';
 import { DataAwsSsmParameter } from '@cdktf/provider-aws/lib/data-aws-ssm-parameter';
@@ -12,14 +12,27 @@ import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter';
 import { stackName, type StackConfig } from './config';
-import { APP_ROLES, HOST_ROLES, PORTS, SSH_USER, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, type AppRole, type HostRole } from './contract';
+import {
+  APP_ROLES,
+  HOST_ROLES,
+  PORTS,
+  SSH_USER,
+  TAG_ENVIRONMENT,
+  TAG_ROLE,
+  configParameterName,
+  hostImageParameterName,
+  type AppRole,
+  type HostRole,
+} from './contract';
 import { deployStatements } from './deploy-policy';
 import { METRICS, METRICS_NAMESPACE, logGroupName, type LogGroupKind } from './metrics';
 import {
   associateAddress,
+  autoScalingGroupArn,
   bucketRead,
   bucketReadWrite,
   cacheConnect,
+  instanceHealth,
   lifecycleActions,
   logsWrite,
   parametersRead,
@@ -119,6 +132,8 @@ export class CadfleetStack extends TerraformStack {
     const account = network.vpc.ownerId;
     const arn = (service: string, resource: string): string => `arn:${partition}:${service}:${region}:${account}:${resource}`;
     const parameterArn = (parameterName: string): string => arn('ssm', `parameter${parameterName}`);
+    // By name, so that the hosts' grants on their own group exist before the group does.
+    const groupArn = (role: HostRole): string => autoScalingGroupArn(partition, region, account, `${name}-${role}`);
 
     const sg = new SecurityGroups(this, 'security-groups', { name, vpcId: network.vpc.id, adminCidrs: vars.adminCidrs.listValue });
     const lbIp = new Eip(this, 'lb-ip', { domain: 'vpc', tags: { Name: `${name}-lb`, [TAG_ROLE]: 'lb' } });
@@ -223,7 +238,10 @@ export class CadfleetStack extends TerraformStack {
 
     const roles = {} as Record<HostRole, HostIamRole>;
     for (const role of HOST_ROLES) {
-      roles[role] = new HostIamRole(this, `${role}-role`, { name: `${name}-${role}`, statements: role === 'lb' ? lbStatements : appStatements[role] });
+      roles[role] = new HostIamRole(this, `${role}-role`, {
+        name: `${name}-${role}`,
+        statements: [...(role === 'lb' ? lbStatements : appStatements[role]), ...instanceHealth(groupArn(role))],
+      });
       roles[role].addPolicy('session-manager', [sessionManager()], bool(vars.ssmAccess.booleanValue));
     }
     roles.worker.addPolicy(
@@ -236,6 +254,19 @@ export class CadfleetStack extends TerraformStack {
       [parametersRead('TlsCertificate', [parameterArn(vars.tlsCertificateParameter.stringValue)])],
       CadfleetVariables.isSet(vars.tlsCertificateParameter),
     );
+    for (const role of APP_ROLES) {
+      if (DRAIN_SECONDS[role] !== undefined) roles[role].addPolicy('drain', [lifecycleActions(groupArn(role))]);
+    }
+
+    // What a host's boot script reads by name (so no reference makes Terraform wait for it):
+    // its grants, its settings, a route out. Its group is created after them; a host that
+    // boots first would fail its first calls and give up. Read after the last addPolicy.
+    const bootDependencies = (role: HostRole): ITerraformDependable[] => [
+      ...roles[role].policies,
+      roles[role].instanceProfile,
+      settings,
+      ...(role === 'lb' ? network.publicEgress : network.privateEgress),
+    ];
 
     const userData = (role: HostRole): string =>
       renderUserData({
@@ -278,6 +309,7 @@ export class CadfleetStack extends TerraformStack {
       securityGroupIds: [sg.groups.lb.id],
       subnetIds: publicSubnetIds,
       elasticIp: lbIp,
+      bootDependencies: bootDependencies('lb'),
     });
 
     const fleetVariable = { api: vars.apiFleet, worker: vars.workerFleet, streamer: vars.streamerFleet };
@@ -300,8 +332,8 @@ export class CadfleetStack extends TerraformStack {
         subnetIds: privateSubnetIds,
         scaling: scaling[role],
         drainTimeoutSeconds: DRAIN_SECONDS[role],
+        bootDependencies: bootDependencies(role),
       });
-      if (DRAIN_SECONDS[role] !== undefined) roles[role].addPolicy('drain', [lifecycleActions(fleets[role].group.arn)]);
     }
 
     // Alarms on the metrics the fleets scale on, with thresholds from the variables.

@@ -31,6 +31,7 @@ const RESOURCELESS_ACTIONS = new Set([
   'ssmmessages:OpenDataChannel',
   'ssm:GetCommandInvocation',
   'ssm:ListCommandInvocations',
+  'autoscaling:DescribeAutoScalingInstances',
 ]);
 
 /** Object actions on a bucket the app reads and writes. */
@@ -108,6 +109,15 @@ export function logsWrite(logGroupArns: string[]): Statement {
   };
 }
 
+/**
+ * The ARN pattern of one auto scaling group, by name. AWS puts a generated id in the middle of
+ * a group's ARN; matching it with `*` lets a policy name the group before it exists, so the
+ * group can wait for the policy (depends_on) without a dependency cycle.
+ */
+export function autoScalingGroupArn(partition: string, region: string, account: string, groupName: string): string {
+  return `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${groupName}`;
+}
+
 /** Finish the termination lifecycle hook of the host's own group after draining. */
 export function lifecycleActions(autoScalingGroupArn: string): Statement {
   return {
@@ -115,6 +125,19 @@ export function lifecycleActions(autoScalingGroupArn: string): Statement {
     actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
     resources: [autoScalingGroupArn],
   };
+}
+
+/**
+ * Report the health of an instance of the host's own group: a host whose boot failed or whose
+ * service stays unready marks itself `Unhealthy`, and the group replaces it (the groups use EC2
+ * health checks, which see only a running machine). DescribeAutoScalingInstances tells the host
+ * its group and lifecycle state; it has no resource-level permissions and returns metadata only.
+ */
+export function instanceHealth(autoScalingGroupArn: string): Statement[] {
+  return [
+    { sid: 'ReportOwnHealth', actions: ['autoscaling:SetInstanceHealth'], resources: [autoScalingGroupArn] },
+    { sid: 'DescribeOwnInstance', actions: ['autoscaling:DescribeAutoScalingInstances'], resources: ['*'] },
+  ];
 }
 
 /**

@@ -2,9 +2,11 @@
 // fleet-wide cadfleet metric divided by the hosts in service (queued jobs per worker), or on
 // the average of a metric each host publishes for itself (sessions per streamer), and can
 // hold terminating hosts so they drain before they go.
+import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group';
 import { AutoscalingPolicy } from '@cdktf/provider-aws/lib/autoscaling-policy';
+import { HEALTH_CHECK_GRACE_SECONDS } from '../boot-timing';
 import { METRICS_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../metrics';
 import { must, mustBeIntegerIn } from '../validate';
 import { HostLaunchTemplate, type HostLaunchTemplateProps } from './host-launch-template';
@@ -44,6 +46,13 @@ export interface AppFleetProps extends HostLaunchTemplateProps {
   readonly drainTimeoutSeconds?: number;
   /** Seconds a new host needs before its metrics count. @default 180 */
   readonly warmupSeconds?: number;
+  /**
+   * What the hosts' boot script reads by name, which Terraform cannot see in any reference:
+   * their role's policies, the settings parameter, a route out of the subnets. The group, and so
+   * every host it launches on the first apply, is created only after them (depends_on).
+   * @default none
+   */
+  readonly bootDependencies?: ITerraformDependable[];
 }
 
 export function validateAppFleetProps(props: AppFleetProps): void {
@@ -72,8 +81,9 @@ export class AppFleet extends Construct {
       minSize: props.minSize,
       maxSize: props.maxSize,
       launchTemplate: { id: this.launchTemplate.template.id, version: this.launchTemplate.template.latestVersion.toString() },
+      // EC2 status checks, and the host's own report when its boot or its service fails.
       healthCheckType: 'EC2',
-      healthCheckGracePeriod: 300,
+      healthCheckGracePeriod: HEALTH_CHECK_GRACE_SECONDS,
       defaultInstanceWarmup: props.warmupSeconds ?? 180,
       // GroupInServiceInstances is the divisor of the per-host scaling metric.
       enabledMetrics: ['GroupInServiceInstances', 'GroupDesiredCapacity', 'GroupMinSize', 'GroupMaxSize'],
@@ -92,6 +102,7 @@ export class AppFleet extends Construct {
             ],
           }),
       tag: [{ key: 'Name', value: props.name, propagateAtLaunch: false }],
+      dependsOn: props.bootDependencies,
     });
 
     const scaling = props.scaling;

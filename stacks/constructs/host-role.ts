@@ -5,6 +5,7 @@ import { Construct } from 'constructs';
 import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
 import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
+import type { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
 import type { Statement } from '../policies';
 import { must } from '../validate';
 import { addInlinePolicy } from './inline-policy';
@@ -19,6 +20,11 @@ export interface HostRoleProps {
 export class HostRole extends Construct {
   readonly role: IamRole;
   readonly instanceProfile: IamInstanceProfile;
+  /**
+   * Every inline policy of the role, as added. The hosts' groups wait for them (depends_on):
+   * a host that boots before its grants exist fails its first calls.
+   */
+  readonly policies: IamRolePolicy[] = [];
   private readonly name: string;
 
   constructor(scope: Construct, id: string, props: HostRoleProps) {
@@ -38,7 +44,9 @@ export class HostRole extends Construct {
    * Adds an inline policy. With `enabled` (a Terraform boolean), the policy exists only when
    * it is true, for permissions that depend on a variable.
    */
-  addPolicy(id: string, statements: Statement[], enabled?: boolean): void {
-    addInlinePolicy(this, id, { name: `${this.name}-${id}`, role: this.role.id, statements, enabled });
+  addPolicy(id: string, statements: Statement[], enabled?: boolean): IamRolePolicy {
+    const policy = addInlinePolicy(this, id, { name: `${this.name}-${id}`, role: this.role.id, statements, enabled });
+    this.policies.push(policy);
+    return policy;
   }
 }

@@ -2,9 +2,11 @@
 // exactly one. An ELB cannot route a WebSocket to the streamer a session names, so nginx
 // does it (DESIGN.md); the group replaces a dead host, and the new host takes the Elastic IP
 // over at boot, so the address users know never changes.
+import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group';
 import type { Eip } from '@cdktf/provider-aws/lib/eip';
+import { HEALTH_CHECK_GRACE_SECONDS } from '../boot-timing';
 import { must } from '../validate';
 import { HostLaunchTemplate, type HostLaunchTemplateProps } from './host-launch-template';
 
@@ -13,6 +15,12 @@ export interface LoadBalancerProps extends Omit<HostLaunchTemplateProps, 'role' 
   readonly subnetIds: string[];
   /** The address the host claims at boot (its boot script must do so). */
   readonly elasticIp: Eip;
+  /**
+   * What the host's boot script reads by name, besides the Elastic IP: its role's policies, the
+   * settings parameter, the route to the internet gateway. The group is created after them
+   * (depends_on). @default the Elastic IP only
+   */
+  readonly bootDependencies?: ITerraformDependable[];
 }
 
 export class LoadBalancer extends Construct {
@@ -29,11 +37,12 @@ export class LoadBalancer extends Construct {
       minSize: 1,
       maxSize: 1,
       launchTemplate: { id: this.launchTemplate.template.id, version: this.launchTemplate.template.latestVersion.toString() },
-      // EC2 status checks: a host that stops answering them is replaced.
+      // EC2 status checks: a host that stops answering them is replaced; so is one that reports
+      // its boot failed.
       healthCheckType: 'EC2',
-      healthCheckGracePeriod: 300,
+      healthCheckGracePeriod: HEALTH_CHECK_GRACE_SECONDS,
       tag: [{ key: 'Name', value: props.name, propagateAtLaunch: false }],
-      dependsOn: [props.elasticIp],
+      dependsOn: [props.elasticIp, ...(props.bootDependencies ?? [])],
     });
   }
 }

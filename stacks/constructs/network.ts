@@ -1,7 +1,7 @@
 // VPC across zones: public subnets (load balancer, NAT), private subnets (everything else),
 // NAT for the private subnets' egress, and an S3 gateway endpoint so that bundle and model
 // traffic skips the NAT (cheaper, and it stays on the AWS network).
-import { Fn, Op, TerraformCount, Token } from 'cdktf';
+import { Fn, Op, TerraformCount, Token, type ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { DefaultSecurityGroup } from '@cdktf/provider-aws/lib/default-security-group';
 import { Eip } from '@cdktf/provider-aws/lib/eip';
@@ -47,6 +47,18 @@ export class Network extends Construct {
   readonly vpc: Vpc;
   readonly publicSubnets: Subnet[] = [];
   readonly privateSubnets: Subnet[] = [];
+  /**
+   * What makes a public subnet reach the internet: the default route to the internet gateway
+   * and each subnet's association with its table. A host there needs them before it boots.
+   */
+  readonly publicEgress: ITerraformDependable[] = [];
+  /**
+   * What makes a private subnet reach AWS and the internet: each default route through a NAT
+   * gateway (which waits for the gateway to be available), each subnet's association with its
+   * table, and the S3 gateway endpoint (adding it later changes the routes under connections
+   * already open to S3).
+   */
+  readonly privateEgress: ITerraformDependable[] = [];
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
@@ -62,7 +74,7 @@ export class Network extends Construct {
 
     const igw = new InternetGateway(this, 'igw', { vpcId: this.vpc.id, tags: { Name: name } });
     const publicRoutes = new RouteTable(this, 'public-routes', { vpcId: this.vpc.id, tags: { Name: `${name}-public` } });
-    new Route(this, 'public-default-route', { routeTableId: publicRoutes.id, destinationCidrBlock: '0.0.0.0/0', gatewayId: igw.id });
+    this.publicEgress.push(new Route(this, 'public-default-route', { routeTableId: publicRoutes.id, destinationCidrBlock: '0.0.0.0/0', gatewayId: igw.id }));
 
     for (let i = 0; i < zones; i++) {
       const zone = Fn.element(props.availabilityZones, i);
@@ -75,7 +87,7 @@ export class Network extends Construct {
         mapPublicIpOnLaunch: false,
         tags: { Name: `${name}-public-${i}`, 'cadfleet:tier': 'public' },
       });
-      new RouteTableAssociation(this, `public-${i}-routes`, { subnetId: pub.id, routeTableId: publicRoutes.id });
+      this.publicEgress.push(new RouteTableAssociation(this, `public-${i}-routes`, { subnetId: pub.id, routeTableId: publicRoutes.id }));
       this.publicSubnets.push(pub);
     }
 
@@ -100,23 +112,27 @@ export class Network extends Construct {
       });
       const routes = new RouteTable(this, `private-${i}-routes`, { vpcId: this.vpc.id, tags: { Name: `${name}-private-${i}` } });
       // element() wraps around: with a single NAT gateway every zone uses it.
-      new Route(this, `private-${i}-default-route`, {
-        routeTableId: routes.id,
-        destinationCidrBlock: '0.0.0.0/0',
-        natGatewayId: Fn.element(splat(nats, 'id'), i),
-      });
-      new RouteTableAssociation(this, `private-${i}-association`, { subnetId: priv.id, routeTableId: routes.id });
+      this.privateEgress.push(
+        new Route(this, `private-${i}-default-route`, {
+          routeTableId: routes.id,
+          destinationCidrBlock: '0.0.0.0/0',
+          natGatewayId: Fn.element(splat(nats, 'id'), i),
+        }),
+        new RouteTableAssociation(this, `private-${i}-association`, { subnetId: priv.id, routeTableId: routes.id }),
+      );
       this.privateSubnets.push(priv);
       routeTables.push(routes.id);
     }
 
-    new VpcEndpoint(this, 's3-endpoint', {
-      vpcId: this.vpc.id,
-      serviceName: `com.amazonaws.${props.region}.s3`,
-      vpcEndpointType: 'Gateway',
-      routeTableIds: routeTables,
-      tags: { Name: `${name}-s3` },
-    });
+    this.privateEgress.push(
+      new VpcEndpoint(this, 's3-endpoint', {
+        vpcId: this.vpc.id,
+        serviceName: `com.amazonaws.${props.region}.s3`,
+        vpcEndpointType: 'Gateway',
+        routeTableIds: routeTables,
+        tags: { Name: `${name}-s3` },
+      }),
+    );
   }
 }
 

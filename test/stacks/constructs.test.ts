@@ -4,14 +4,18 @@
 import { Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { Eip } from '@cdktf/provider-aws/lib/eip';
+import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter';
 import { loadStackConfig } from '../../stacks/config';
 import { deployStatements } from '../../stacks/deploy-policy';
-import { bucketRead, putMetrics, sessionManager, validateStatements } from '../../stacks/policies';
+import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
+import { autoScalingGroupArn, bucketRead, instanceHealth, lifecycleActions, putMetrics, sessionManager, validateStatements } from '../../stacks/policies';
 import { AppFleet, type AppFleetProps } from '../../stacks/constructs/app-fleet';
 import { Cache } from '../../stacks/constructs/cache';
 import { Database } from '../../stacks/constructs/database';
 import { GithubDeployRole, type GithubDeployRoleProps } from '../../stacks/constructs/github-deploy-role';
 import { HostLaunchTemplate } from '../../stacks/constructs/host-launch-template';
+import { LoadBalancer } from '../../stacks/constructs/load-balancer';
 import { MetricAlarms, type MetricAlarmsProps } from '../../stacks/constructs/metric-alarms';
 import { Network } from '../../stacks/constructs/network';
 import { PrivateBucket } from '../../stacks/constructs/private-bucket';
@@ -85,6 +89,22 @@ describe('validateStatements (instance role policies)', () => {
   it('accepts `*` only where AWS has no resource-level permissions', () => {
     expect(() => validateStatements([putMetrics(), sessionManager(), ...bucketRead('Releases', 'arn:aws:s3:::b', 'releases/')])).not.toThrow();
     expect(putMetrics().conditions).toEqual([{ test: 'StringEquals', variable: 'cloudwatch:namespace', values: ['Cadfleet'] }]);
+  });
+
+  it("grants health reports and lifecycle actions on the host's own group only, describing instances on `*`", () => {
+    const own = autoScalingGroupArn('aws', 'us-east-1', '123456789012', 'cadfleet-test-worker');
+    expect(own).toBe('arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/cadfleet-test-worker');
+    const statements = [...instanceHealth(own), lifecycleActions(own)];
+    expect(() => validateStatements(statements)).not.toThrow();
+    expect(statements.map((s) => [s.actions, s.resources])).toEqual([
+      [['autoscaling:SetInstanceHealth'], [own]],
+      [['autoscaling:DescribeAutoScalingInstances'], ['*']],
+      [['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'], [own]],
+    ]);
+    // Marking instances of any group unhealthy is refused.
+    expect(() => validateStatements([{ sid: 'AnyGroup', actions: ['autoscaling:SetInstanceHealth'], resources: ['*'] }])).toThrow(
+      '`statements[0].resources` must name specific resources for autoscaling:SetInstanceHealth, got "*"',
+    );
   });
 });
 
@@ -212,6 +232,32 @@ describe('HostLaunchTemplate and AppFleet', () => {
         metric_stat: { stat: 'Average', metric: { namespace: 'Cadfleet', metric_name: 'ActiveSessions', dimensions: [{ name: 'Environment', value: 'test' }] } },
       },
     ]);
+  });
+
+  it('creates the group after its boot dependencies, with the grace period of the measured boot', () => {
+    const synth = parse(
+      Testing.synthScope((scope) => {
+        const settings = new SsmParameter(scope, 'settings', { name: '/cadfleet/test/app.env', type: 'String', value: 'A=1' });
+        new AppFleet(scope, 'worker', { ...fleetProps, bootDependencies: [settings] });
+      }),
+    );
+    const group = only(synth, 'aws_autoscaling_group');
+    expect(group.depends_on).toEqual(['aws_ssm_parameter.settings']);
+    expect(group).toMatchObject({ health_check_type: 'EC2', health_check_grace_period: HEALTH_CHECK_GRACE_SECONDS });
+    // 60 s to user-data + 60 s of installs on Debian's own AMI + 16 s measured to healthy, a quarter more, to 30 s.
+    expect(HEALTH_CHECK_GRACE_SECONDS).toBe(180);
+    expect(only(parse(Testing.synthScope((scope) => new AppFleet(scope, 'worker', fleetProps))), 'aws_autoscaling_group').depends_on).toBeUndefined();
+  });
+
+  it('creates the load balancer after its Elastic IP and its boot dependencies', () => {
+    const synth = parse(
+      Testing.synthScope((scope) => {
+        const elasticIp = new Eip(scope, 'ip', { domain: 'vpc' });
+        const settings = new SsmParameter(scope, 'settings', { name: '/cadfleet/test/app.env', type: 'String', value: 'A=1' });
+        new LoadBalancer(scope, 'lb', { ...hostProps, name: 'cadfleet-test-lb', subnetIds: ['subnet-1'], elasticIp, bootDependencies: [settings] });
+      }),
+    );
+    expect(only(synth, 'aws_autoscaling_group')).toMatchObject({ depends_on: ['aws_eip.ip', 'aws_ssm_parameter.settings'], health_check_grace_period: HEALTH_CHECK_GRACE_SECONDS });
   });
 
   it.each([

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
 import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
-import { DEPLOY_LOCK_KEY, PORTS, TAG_ENVIRONMENT, TAG_ROLE, hostImageParameterName } from '../../stacks/contract';
+import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
+import { DEPLOY_LOCK_KEY, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName } from '../../stacks/contract';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
 import {
   type ConfiguredResource,
@@ -140,6 +141,46 @@ function instanceRolePolicies(): RolePolicies[] {
 }
 
 const refTo = (address: string, attribute: string): string => '${' + `${address}.${attribute}` + '}';
+
+/** The app settings parameter, as configured, by name (the stack may own other parameters). */
+const settingsParameter = (): ConfiguredResource => {
+  const found = configured(plan, 'aws_ssm_parameter').find((p) => expr(p, 'name').constant_value === configParameterName(ENV));
+  if (!found) throw new Error('no settings parameter in the configuration');
+  return found;
+};
+
+// --- the synthesized JSON, by address ------------------------------------------------------
+
+interface Synthesized {
+  address: string;
+  type: string;
+  body: Record<string, Json>;
+}
+
+/** Every managed resource of cdk.tf.json, named by its address (`aws_route.network_private-0-default-route_386F73E8`). */
+const synthesizedResources = (): Synthesized[] =>
+  Object.entries(synthesized.resource as Record<string, Record<string, Record<string, Json>>>).flatMap(([type, byId]) =>
+    Object.entries(byId).map(([id, body]) => ({ address: `${type}.${id}`, type, body })),
+  );
+
+/** Managed resources that an argument of the synthesized JSON refers to (`${aws_x.y.arn}` -> `aws_x.y`). */
+function synthesizedRefs(value: unknown): string[] {
+  const found = new Set<string>();
+  for (const [, text] of strings(value)) for (const m of text.matchAll(/(?<![\w.])(aws_[a-z0-9_]+\.[A-Za-z0-9_-]+)/g)) found.add(m[1]!);
+  return [...found];
+}
+
+function synthesizedAt(address: string): Synthesized {
+  const found = synthesizedResources().find((r) => r.address === address);
+  if (!found) throw new Error(`no resource ${address} in cdk.tf.json`);
+  return found;
+}
+
+const onlyRef = (value: unknown, type: string): string => {
+  const refs = synthesizedRefs(value).filter((r) => r.startsWith(`${type}.`));
+  expect(refs, `${type} in ${JSON.stringify(value)}`).toHaveLength(1);
+  return refs[0]!;
+};
 
 // --- tests ---------------------------------------------------------------------------------
 
@@ -328,6 +369,92 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     expect(read).toEqual([]);
   });
 
+  it('creates every auto scaling group after what its boot script reads: its role\'s policies and profile, the settings parameter, a route out of its subnets', () => {
+    const resources = synthesizedResources();
+    const settings = resources.find((r) => r.type === 'aws_ssm_parameter' && r.body.name === configParameterName(ENV))!.address;
+    const groups = resources.filter((r) => r.type === 'aws_autoscaling_group');
+    expect(groups.map((g) => g.body.name).sort()).toEqual(['api', 'lb', 'streamer', 'worker'].map((r) => `cadfleet-${ENV}-${r}`));
+    for (const group of groups) {
+      const role = String(group.body.name).replace(`cadfleet-${ENV}-`, '');
+      const waitsFor = new Set<string>(group.body.depends_on ?? []);
+      const missing = (addresses: string[]): string[] => addresses.filter((a) => !waitsFor.has(a));
+
+      // Its hosts' role: launch template -> instance profile -> role -> every inline policy on it.
+      const template = onlyRef(group.body.launch_template, 'aws_launch_template');
+      const profile = onlyRef(synthesizedAt(template).body.iam_instance_profile, 'aws_iam_instance_profile');
+      const iamRole = onlyRef(synthesizedAt(profile).body.role, 'aws_iam_role');
+      expect(synthesizedAt(iamRole).body.name, role).toBe(`cadfleet-${ENV}-${role}`);
+      const policies = resources.filter((r) => r.type === 'aws_iam_role_policy' && synthesizedRefs(r.body.role).includes(iamRole)).map((r) => r.address);
+      // host and session-manager for all; drain (worker, streamer), converter-license (worker), tls-certificate (lb).
+      expect(policies.length, role).toBe({ api: 2, lb: 3, worker: 4, streamer: 3 }[role]);
+      expect(missing([...policies, profile]), `${role}: its role's policies and profile`).toEqual([]);
+
+      expect(missing([settings]), `${role}: the settings parameter`).toEqual([]);
+
+      // A route out of every subnet it launches in: the subnet's association with a route
+      // table, and that table's default route, through a NAT gateway (private) or the internet
+      // gateway (the load balancer's public subnets).
+      const subnets = synthesizedRefs(group.body.vpc_zone_identifier);
+      expect(subnets.length, role).toBe(2);
+      for (const subnet of subnets) {
+        const associations = resources.filter((r) => r.type === 'aws_route_table_association' && synthesizedRefs(r.body.subnet_id).includes(subnet));
+        expect(associations, `${role}: ${subnet}`).toHaveLength(1);
+        const table = onlyRef(associations[0]!.body.route_table_id, 'aws_route_table');
+        const routes = resources.filter((r) => r.type === 'aws_route' && r.body.destination_cidr_block === '0.0.0.0/0' && synthesizedRefs(r.body.route_table_id).includes(table));
+        expect(routes, `${role}: default route of ${table}`).toHaveLength(1);
+        const target = role === 'lb' ? synthesizedRefs(routes[0]!.body.gateway_id) : synthesizedRefs(routes[0]!.body.nat_gateway_id);
+        expect(target.map((t) => t.split('.')[0]), `${role}: ${routes[0]!.address}`).toEqual([role === 'lb' ? 'aws_internet_gateway' : 'aws_nat_gateway']);
+        expect(missing([associations[0]!.address, routes[0]!.address]), `${role}: the route out of ${subnet}`).toEqual([]);
+      }
+      // S3 traffic of private hosts goes through the gateway endpoint: it exists before they boot.
+      if (role !== 'lb') expect(missing(resources.filter((r) => r.type === 'aws_vpc_endpoint').map((r) => r.address)), role).toEqual([]);
+      expect(group.body.health_check_type).toBe('EC2');
+      expect(group.body.health_check_grace_period).toBe(HEALTH_CHECK_GRACE_SECONDS);
+    }
+    // Terraform accepted the order: no cycle (validate and plan ran), and it is in the configuration it planned.
+    for (const group of configured(plan, 'aws_autoscaling_group')) {
+      expect(group.depends_on, group.address).toEqual(expect.arrayContaining([settingsParameter().address]));
+    }
+  });
+
+  it("lets each host report its own group's instances unhealthy, and only workers and streamers finish their group's lifecycle actions", () => {
+    const groupNames = planned(plan, 'aws_autoscaling_group').map((g) => String(g.values.name));
+    // How a policy's ARN pattern (IAM wildcards, Terraform expressions filled in) matches a real group's ARN.
+    const fill = (pattern: string): string =>
+      pattern
+        .replace('${data.aws_partition.partition.partition}', 'aws')
+        .replace('${var.region}', 'us-east-1')
+        .replace(/\$\{aws_vpc\.[^}]+\.owner_id\}/, '123456789012');
+    const matches = (pattern: string, groupName: string): boolean => {
+      const arn = `arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:8c3ad8f5-4b1d-4d6e-9e2a-1f0c3b7d2e51:autoScalingGroupName/${groupName}`;
+      const regex = new RegExp(`^${fill(pattern).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`);
+      return regex.test(arn);
+    };
+    for (const { role, statements } of instanceRolePolicies()) {
+      const own = `cadfleet-${ENV}-${role}`;
+      const on = (action: string): string[] => statements.filter((s) => s.actions.includes(action)).flatMap((s) => s.resources);
+      for (const action of ['autoscaling:SetInstanceHealth', ...(['worker', 'streamer'].includes(role) ? ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'] : [])]) {
+        const resources = on(action);
+        expect(resources, `${role}: ${action}`).toHaveLength(1);
+        // Its own group, and no other group of this or another environment.
+        expect(groupNames.filter((g) => matches(resources[0]!, g)), `${role}: ${action} on ${resources[0]}`).toEqual([own]);
+        expect(matches(resources[0]!, `${own}-2`), `${role}: ${action}`).toBe(false);
+        expect(matches(resources[0]!, own.replace(ENV, 'prod')), `${role}: ${action}`).toBe(false);
+      }
+      if (!['worker', 'streamer'].includes(role)) expect(on('autoscaling:CompleteLifecycleAction'), role).toEqual([]);
+      // Describing its own instance has no resource-level permission.
+      expect(on('autoscaling:DescribeAutoScalingInstances'), role).toEqual(['*']);
+      const autoscaling = statements.filter((s) => s.actions.some((a) => a.startsWith('autoscaling:'))).flatMap((s) => s.actions);
+      expect(new Set(autoscaling), role).toEqual(
+        new Set([
+          'autoscaling:SetInstanceHealth',
+          'autoscaling:DescribeAutoScalingInstances',
+          ...(['worker', 'streamer'].includes(role) ? ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'] : []),
+        ]),
+      );
+    }
+  });
+
   it('requires IMDSv2 and encrypted gp3 root volumes in every launch template, and tags hosts for the inventory', () => {
     const templates = planned(plan, 'aws_launch_template');
     expect(templates).toHaveLength(4);
@@ -352,8 +479,7 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     const releases = bucketAddress('releases');
     const [db] = configured(plan, 'aws_db_instance');
     const dbSecret = refTo(db!.address, 'master_user_secret[0].secret_arn');
-    const [settings] = configured(plan, 'aws_ssm_parameter');
-    const settingsArn = refTo(settings!.address, 'arn');
+    const settingsArn = refTo(settingsParameter().address, 'arn');
     const licence = 'arn:${data.aws_partition.partition.partition}:ssm:${var.region}:${aws_vpc.network_vpc_';
     const allowed: Record<string, { s3: string[]; s3ReadOnly: boolean; secrets: string[]; parameters: RegExp[] }> = {
       api: { s3: [models, releases], s3ReadOnly: false, secrets: [dbSecret], parameters: [] },
@@ -383,7 +509,7 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
         expect(services.has('kms'), where).toBe(false);
         if (s.resources.includes('*')) {
           // Only actions that have no resource-level permissions, and metrics only in our namespace.
-          for (const a of s.actions) expect(a, where).toMatch(/^(cloudwatch:PutMetricData|ssm:UpdateInstanceInformation|ssmmessages:\w+)$/);
+          for (const a of s.actions) expect(a, where).toMatch(/^(cloudwatch:PutMetricData|ssm:UpdateInstanceInformation|ssmmessages:\w+|autoscaling:DescribeAutoScalingInstances)$/);
           if (s.actions.includes('cloudwatch:PutMetricData')) expect(s.conditions).toEqual([{ test: 'StringEquals', variable: 'cloudwatch:namespace', values: [METRICS_NAMESPACE] }]);
         }
       }
@@ -631,9 +757,8 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       }
     }
     expect(planned(plan, 'aws_secretsmanager_secret_version')).toEqual([]);
-    const [settings] = planned(plan, 'aws_ssm_parameter');
-    expect(settings!.values.type).toBe('String');
-    const settingsValue = String(expr(configured(plan, 'aws_ssm_parameter')[0]!, 'value').constant_value);
+    expect(valuesOf(settingsParameter().address).type).toBe('String');
+    const settingsValue = String(expr(settingsParameter(), 'value').constant_value);
     const keys = settingsValue.split('\n').map((l) => l.split('=')[0]);
     expect(keys).toEqual(expect.arrayContaining(['CADFLEET_DATABASE_URL', 'CADFLEET_DATABASE_SECRET_ARN', 'CADFLEET_REDIS_URL', 'CADFLEET_S3_MODELS_BUCKET']));
     expect(settingsValue).not.toMatch(/password=|:[^@/]+@|auth_token|secret_string/i);
@@ -800,3 +925,4 @@ describe('the synthesized S3 backend', () => {
     }
   }, 120_000);
 });
+

@@ -29,6 +29,8 @@ export interface ConfiguredResource {
   type: string;
   name: string;
   expressions: Record<string, unknown>;
+  /** Addresses of `depends_on`, as Terraform read them. */
+  depends_on?: string[];
 }
 
 /** A planned change; data sources read during apply appear here with what is known of them. */

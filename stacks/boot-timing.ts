@@ -1,0 +1,38 @@
+// How long a host takes from launch to serving, and the health check grace period of the auto
+// scaling groups derived from it. The groups use EC2 health checks: they see a running machine,
+// not a serving one, so a host whose boot failed marks itself unhealthy (the boot script,
+// `aws autoscaling set-instance-health`). The grace period is how long after a launch a group
+// ignores a bad health status, so it must cover a boot that goes well, and no more: a host
+// that dies during it is replaced only when it ends.
+
+/**
+ * Measured on the local fleet: a worker added by `cadfleet local scale-out` booted through
+ * cloud-init with the stacks' user-data (settings from SSM, the release from the bucket's
+ * pointer, the unit started) and was healthy 16 s after its boot (docs/benchmarks.md, one run,
+ * from the host image).
+ */
+export const LOCAL_BOOT_TO_HEALTHY_SECONDS = 16;
+
+/**
+ * Not measured here (no AWS account): from the launch of an instance to cloud-init running its
+ * user-data, commonly 30 to 60 s for a Debian 12 AMI on a current instance type. The upper end.
+ */
+export const EC2_LAUNCH_TO_USER_DATA_SECONDS = 60;
+
+/**
+ * Not measured here: on Debian's stock AMI (no host image) the boot script first installs the
+ * AWS CLI from apt and downloads the SSM agent. The host image has both and skips this.
+ */
+export const STOCK_IMAGE_INSTALLS_SECONDS = 60;
+
+/** A quarter more than the slowest boot above, rounded up to 30 s. */
+const MARGIN = 1.25;
+
+/**
+ * Seconds a group waits after launching a host before it acts on the host's health: the
+ * slowest boot above (60 + 60 + 16 = 136 s) with a margin, 180 s. A host that reports itself
+ * unhealthy because its boot gave up for good should not wait for it
+ * (`--no-should-respect-grace-period`): SetInstanceHealth applies the grace period unless told not to.
+ */
+export const HEALTH_CHECK_GRACE_SECONDS =
+  Math.ceil(((EC2_LAUNCH_TO_USER_DATA_SECONDS + STOCK_IMAGE_INSTALLS_SECONDS + LOCAL_BOOT_TO_HEALTHY_SECONDS) * MARGIN) / 30) * 30;
