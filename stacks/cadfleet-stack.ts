@@ -21,6 +21,7 @@ import {
   TAG_ROLE,
   configParameterName,
   hostImageParameterName,
+  pinnedImageParameterName,
   type AppRole,
   type HostRole,
 } from './contract';
@@ -57,7 +58,11 @@ import { SecurityGroups } from './constructs/security-groups';
 
 /** Owner of Debian's official AMIs (https://wiki.debian.org/Cloud/AmazonEC2Image). */
 export const DEBIAN_AMI_OWNER = '136693071363';
-/** Root device of Debian's AMIs, used when ami_id overrides the lookup. */
+/**
+ * Root device of Debian's AMIs and of the host image built from them: the launch templates map
+ * the encrypted gp3 root volume there, for every image (ami_id must have its root there too).
+ * The lookup of Debian's newest AMI only considers images with this root device.
+ */
 export const DEFAULT_ROOT_DEVICE = '/dev/xvda';
 
 /** Seconds a terminating host may take to finish: a conversion (300 s default timeout) plus upload; a viewer session. */
@@ -102,8 +107,9 @@ export class CadfleetStack extends TerraformStack {
       count: countIf(Op.and(isEmpty(vars.amiId.stringValue), bool(vars.useHostImage.booleanValue))),
       name: hostImageParameterName(env),
     });
+    const useDebian = Op.and(isEmpty(vars.amiId.stringValue), Op.not(bool(vars.useHostImage.booleanValue)));
     const amiLookup = new DataAwsAmi(this, 'debian', {
-      count: countIf(Op.and(isEmpty(vars.amiId.stringValue), Op.not(bool(vars.useHostImage.booleanValue)))),
+      count: countIf(useDebian),
       owners: [DEBIAN_AMI_OWNER],
       mostRecent: true,
       filter: [
@@ -111,10 +117,23 @@ export class CadfleetStack extends TerraformStack {
         { name: 'architecture', values: ['x86_64'] },
         { name: 'virtualization-type', values: ['hvm'] },
         { name: 'root-device-type', values: ['ebs'] },
+        { name: 'root-device-name', values: [DEFAULT_ROOT_DEVICE] },
       ],
     });
-    const imageId = Token.asString(Fn.coalesce([vars.amiId.stringValue, only(amiFromImage, 'insecure_value'), only(amiLookup, 'id')]));
-    const rootDeviceName = Token.asString(Fn.coalesce([only(amiLookup, 'root_device_name'), DEFAULT_ROOT_DEVICE]));
+    // "Newest" moves whenever Debian publishes: the first apply stores the id it found here and
+    // later plans ignore the lookup (ignore_changes), so the launch templates, and with them the
+    // fleet, change image only when the operator says so: ami_id, use_host_image and the host
+    // image parameter are the operator's own; this parameter is updated or replaced by hand.
+    const pinnedImage = new SsmParameter(this, 'pinned-image', {
+      count: countIf(useDebian),
+      name: pinnedImageParameterName(env),
+      type: 'String',
+      description: `cadfleet ${env}: the Debian 12 AMI the hosts launch from, pinned at the first apply (docs/aws.md#the-image-hosts-run)`,
+      insecureValue: only(amiLookup, 'id'),
+      lifecycle: { ignoreChanges: ['insecure_value'] },
+    });
+    const imageId = Token.asString(Fn.coalesce([vars.amiId.stringValue, only(amiFromImage, 'insecure_value'), only(pinnedImage, 'insecure_value')]));
+    const rootDeviceName = DEFAULT_ROOT_DEVICE;
 
     const network = new Network(this, 'network', {
       name,

@@ -60,3 +60,9 @@ export const SSH_USER = 'admin';
 export const configParameterName = (environment: string): string => `/cadfleet/${environment}/app.env`;
 /** Where images/aws/cadfleet-host.pkr.hcl publishes the id of the host AMI it built for an environment. */
 export const hostImageParameterName = (environment: string): string => `/cadfleet/${environment}/host-ami`;
+/**
+ * The AMI id the stack pinned when it first looked up Debian's newest image (no ami_id, no
+ * host image): launch templates read it from here, so a later plan does not move the fleet to
+ * a newer image by itself (docs/aws.md#the-image-hosts-run).
+ */
+export const pinnedImageParameterName = (environment: string): string => `/cadfleet/${environment}/pinned-ami`;

@@ -11,10 +11,10 @@
 // - iam:UpdateAssumeRolePolicy, and every IAM write on the deploy role, its policies and the
 //   GitHub OIDC provider (the role cannot widen its own rights or trust);
 // - reading secrets: no secretsmanager:GetSecretValue, and ssm:GetParameter only on the app
-//   settings (not the TLS key or the converter licence under the same path).
+//   settings and the two AMI ids (not the TLS key or the converter licence under the same path).
 // Known limit: the role may change the hosts' inline policies (terraform manages them), and
 // hosts run with those rights; a permissions boundary on the host roles would cap that.
-import { DEPLOY_LOCK_KEY, SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, hostImageParameterName } from './contract';
+import { DEPLOY_LOCK_KEY, SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, hostImageParameterName, pinnedImageParameterName } from './contract';
 import type { Condition, Statement } from './policies';
 
 export const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com';
@@ -318,6 +318,13 @@ export function deployStatements(props: DeployPolicyProps): DeployPolicies {
     },
     // The host AMI's id (use_host_image): read at plan time, published by the image build.
     { sid: 'HostImage', actions: ['ssm:GetParameter'], resources: [arn('ssm', `parameter${hostImageParameterName(env)}`)] },
+    // The pinned Debian AMI: terraform creates it on the first apply, and deletes it when
+    // ami_id or use_host_image takes over (or an operator replaces it to move to a newer image).
+    {
+      sid: 'PinnedImage',
+      actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter', 'ssm:AddTagsToResource', 'ssm:RemoveTagsFromResource', 'ssm:ListTagsForResource'],
+      resources: [arn('ssm', `parameter${pinnedImageParameterName(env)}`)],
+    },
     {
       sid: 'Alarms',
       actions: ['cloudwatch:PutMetricAlarm', 'cloudwatch:DeleteAlarms', 'cloudwatch:TagResource', 'cloudwatch:UntagResource', 'cloudwatch:ListTagsForResource'],

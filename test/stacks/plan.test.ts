@@ -12,12 +12,13 @@ import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
 import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
-import { DEPLOY_LOCK_KEY, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName } from '../../stacks/contract';
+import { DEPLOY_LOCK_KEY, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName } from '../../stacks/contract';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
 import {
   type ConfiguredResource,
   type Json,
   type Plan,
+  type PlannedResource,
   type PolicyStatement,
   type ResourceChange,
   configured,
@@ -29,6 +30,7 @@ import {
   referencedResources,
   strings,
 } from './helpers/plan';
+import { startAwsStandIn } from './helpers/aws-stand-in';
 import { type OfflineTerraform, offlineTerraform, oneLine, terraformVersion } from './helpers/terraform';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -352,21 +354,37 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     expect(referring('aws_s3_bucket_cors_configuration', 'bucket', bucketAddress('releases'))).toEqual([]);
   });
 
-  it('launches hosts from ami_id, else the host image the recipe published in SSM, else the newest Debian 12', () => {
+  it('launches hosts from ami_id, else the host image the recipe published in SSM, else the Debian 12 AMI the first apply pinned', () => {
     // The lookups are data sources read by AWS; only the one the variables call for exists.
     const image = synthesized.data.aws_ssm_parameter['host-image'] as Json;
     expect(image.name).toBe(hostImageParameterName(ENV));
     expect(image.count).toBe('${((length(var.ami_id) < 1) && var.use_host_image) ? 1 : 0}');
-    expect((synthesized.data.aws_ami.debian as Json).count).toBe('${((length(var.ami_id) < 1) && !var.use_host_image) ? 1 : 0}');
+    const debian = synthesized.data.aws_ami.debian as Json;
+    expect(debian.count).toBe('${((length(var.ami_id) < 1) && !var.use_host_image) ? 1 : 0}');
+    expect(debian.most_recent).toBe(true);
+    // Only images whose root is where the templates put the encrypted root volume.
+    expect(debian.filter).toContainEqual({ name: 'root-device-name', values: ['/dev/xvda'] });
+    // Debian's newest is stored once, by the stack, and never updated from the lookup again.
+    const pin = synthesized.resource.aws_ssm_parameter['pinned-image'] as Json;
+    expect(pin).toMatchObject({
+      name: pinnedImageParameterName(ENV),
+      type: 'String',
+      count: debian.count,
+      insecure_value: '${one(data.aws_ami.debian[*].id)}',
+      lifecycle: { ignore_changes: ['insecure_value'] },
+    });
     const templates = Object.values(synthesized.resource.aws_launch_template as Record<string, Json>);
     expect(templates).toHaveLength(4);
     for (const t of templates) {
-      expect(t.image_id).toBe('${coalesce(var.ami_id, one(data.aws_ssm_parameter.host-image[*].insecure_value), one(data.aws_ami.debian[*].id))}');
+      // The lookup never reaches a template but through the pin.
+      expect(t.image_id).toBe('${coalesce(var.ami_id, one(data.aws_ssm_parameter.host-image[*].insecure_value), one(aws_ssm_parameter.pinned-image[*].insecure_value))}');
+      expect(t.block_device_mappings[0].device_name).toBe('/dev/xvda');
     }
-    // The offline plan sets ami_id: both lookups are configured, neither is read.
+    // The offline plan sets ami_id: both lookups are configured, neither is read, nothing is pinned.
     expect(configured(plan, 'aws_ssm_parameter', 'data').map((r) => r.address)).toEqual(['data.aws_ssm_parameter.host-image']);
     const read = (plan.planned_values.root_module.resources ?? []).filter((r: { mode: string; type: string }) => r.mode === 'data' && ['aws_ssm_parameter', 'aws_ami'].includes(r.type));
     expect(read).toEqual([]);
+    expect(planned(plan, 'aws_ssm_parameter').map((p) => p.values.name)).toEqual([configParameterName(ENV)]);
   });
 
   it('creates every auto scaling group after what its boot script reads: its role\'s policies and profile, the settings parameter, a route out of its subnets', () => {
@@ -926,3 +944,113 @@ describe('the synthesized S3 backend', () => {
   }, 120_000);
 });
 
+describe('the image the fleet runs, across plans', () => {
+  // The lookup of Debian's newest AMI moves whenever Debian publishes one. Here EC2 and SSM are
+  // a stand-in on 127.0.0.1 (test/stacks/helpers/aws-stand-in.ts) that the provider reaches
+  // through an endpoints override: terraform really reads the lookup, applies the pinned
+  // parameter into a local state and plans against that state. What cannot run offline is the
+  // rest of the first apply (network, IAM, launch templates): the launch templates are planned,
+  // not applied, so "unchanged" means planned identically, from the pinned value.
+  const image = (n: number, day: string) => ({ id: `ami-0${String(n).repeat(16)}`, name: `debian-12-amd64-${day.replaceAll('-', '')}-${n}`, created: `${day}T00:00:00.000Z` });
+  const OLDER = image(0, '2025-12-01');
+  const FIRST = image(1, '2026-01-01');
+  const NEWER = image(2, '2026-02-01');
+  const PIN = 'aws_ssm_parameter.pinned-image[0]';
+  let aws: Awaited<ReturnType<typeof startAwsStandIn>>;
+  let pinTf: OfflineTerraform;
+  let dir: string;
+  let vars: string[];
+
+  /** A copy of the synthesized stack in its own directory and state, its AWS calls going to the stand-in. */
+  const standInStack = async (name: string): Promise<OfflineTerraform> => {
+    const base = fs.mkdtempSync(path.join(dir, `${name}-`));
+    const stack = path.join(base, 'stack');
+    fs.mkdirSync(stack);
+    fs.copyFileSync(path.join(stackDir, 'cdk.tf.json'), path.join(stack, 'cdk.tf.json'));
+    const tf = offlineTerraform(stack, base);
+    const override = path.join(stack, 'offline_override.tf.json');
+    const offline = JSON.parse(fs.readFileSync(override, 'utf8')) as Json;
+    offline.provider.aws[0].endpoints = [{ ec2: aws.url, ssm: aws.url }];
+    fs.writeFileSync(override, JSON.stringify(offline, null, 2));
+    await tf.ok(['init', '-input=false']);
+    return tf;
+  };
+
+  const planAt = async (name: string, extra: string[] = []): Promise<Plan> => {
+    await pinTf.ok(['plan', '-input=false', '-lock=false', ...vars, ...extra, `-out=${name}.bin`]);
+    return JSON.parse((await pinTf.ok(['show', '-json', `${name}.bin`])).stdout) as Plan;
+  };
+  const changes = (p: Plan, type: string): ResourceChange[] => (p.resource_changes ?? []).filter((c) => c.type === type && c.mode === 'managed');
+  const templateImages = (p: Plan): unknown[] => changes(p, 'aws_launch_template').map((c) => c.change.after?.image_id);
+  const pinChange = (p: Plan): { actions: string[]; value: unknown } | undefined => {
+    const c = (p.resource_changes ?? []).find((r) => r.address === PIN);
+    return c && { actions: c.change.actions, value: c.change.after?.insecure_value };
+  };
+  /** What the plan read from the Debian lookup. */
+  const lookedUp = (p: Plan): unknown =>
+    ((p as unknown as { prior_state?: { values?: { root_module?: { resources?: PlannedResource[] } } } }).prior_state?.values?.root_module?.resources ?? []).find(
+      (r) => r.address === 'data.aws_ami.debian[0]',
+    )?.values.id;
+
+  beforeAll(async () => {
+    aws = await startAwsStandIn('us-east-1');
+    aws.images = [OLDER, FIRST];
+    dir = fs.mkdtempSync(path.join(workDir, 'pinned-image-'));
+    // No ami_id: the stack looks Debian's newest up, as on a fresh account.
+    const zones = path.join(dir, 'zones.tfvars');
+    fs.writeFileSync(zones, 'availability_zones = ["us-east-1a", "us-east-1b"]\n');
+    vars = [`-var-file=${exampleVars}`, `-var-file=${zones}`];
+    pinTf = await standInStack('applied');
+  }, 120_000);
+
+  afterAll(async () => {
+    await aws?.close();
+  });
+
+  it('pins the newest Debian 12 AMI at the first apply, and the launch templates take it from the pin', async () => {
+    const first = await planAt('first');
+    expect(lookedUp(first)).toBe(FIRST.id);
+    expect(pinChange(first)).toEqual({ actions: ['create'], value: FIRST.id });
+    expect(templateImages(first)).toEqual([FIRST.id, FIRST.id, FIRST.id, FIRST.id]);
+    // The first apply, as far as it runs offline: the pin itself.
+    await pinTf.ok(['apply', '-input=false', '-lock=false', '-auto-approve', ...vars, `-target=${PIN}`]);
+    expect(aws.parameters.get(pinnedImageParameterName(ENV))).toMatchObject({ type: 'String', value: FIRST.id, version: 1 });
+  });
+
+  it('plans the same launch templates after Debian published a newer AMI: no change to the inputs, no change to the fleet', async () => {
+    const before = await planAt('before');
+    aws.images.push(NEWER);
+    const later = await planAt('later');
+    expect(lookedUp(later)).toBe(NEWER.id);
+    expect(pinChange(later)).toEqual({ actions: ['no-op'], value: FIRST.id });
+    expect(templateImages(later)).toEqual([FIRST.id, FIRST.id, FIRST.id, FIRST.id]);
+    // Every launch template is planned exactly as before, known and unknown values alike.
+    const templates = (p: Plan) => changes(p, 'aws_launch_template').map((c) => [c.address, c.change.actions, c.change.after, c.change.after_unknown]);
+    expect(templates(later)).toEqual(templates(before));
+    // Control: a fresh state (no pin yet) does take the newer image, so the lookup really moved.
+    const freshTf = await standInStack('fresh');
+    await freshTf.ok(['plan', '-input=false', '-lock=false', ...vars, '-out=fresh.bin']);
+    const freshPlan = JSON.parse((await freshTf.ok(['show', '-json', 'fresh.bin'])).stdout) as Plan;
+    expect(templateImages(freshPlan)).toEqual([NEWER.id, NEWER.id, NEWER.id, NEWER.id]);
+  });
+
+  it('moves the fleet when the operator says so: a new value in the parameter, a replaced pin, or ami_id', async () => {
+    // `aws ssm put-parameter --overwrite`: the next plan reads it back (refresh) and the templates follow.
+    const chosen = 'ami-0abcdef0123456789';
+    aws.parameters.get(pinnedImageParameterName(ENV))!.value = chosen;
+    const edited = await planAt('edited');
+    expect(pinChange(edited)).toEqual({ actions: ['no-op'], value: chosen });
+    expect(templateImages(edited)).toEqual([chosen, chosen, chosen, chosen]);
+    // `-replace`: the pin is made again from the lookup, Debian's newest now.
+    const replaced = await planAt('replaced', [`-replace=${PIN}`]);
+    expect(pinChange(replaced)).toEqual({ actions: ['delete', 'create'], value: NEWER.id });
+    expect(templateImages(replaced)).toEqual([NEWER.id, NEWER.id, NEWER.id, NEWER.id]);
+    // ami_id: that image, and the pin goes (a later return to the lookup pins the then-newest).
+    const own = 'ami-0fedcba9876543210';
+    const explicit = await planAt('explicit', ['-var', `ami_id=${own}`]);
+    expect(pinChange(explicit)?.actions).toEqual(['delete']);
+    expect(templateImages(explicit)).toEqual([own, own, own, own]);
+    // Only the calls this stand-in answers were made, and none wrote the pin but the apply.
+    expect(aws.calls.filter((c) => c === 'ssm:PutParameter')).toHaveLength(1);
+  });
+});
