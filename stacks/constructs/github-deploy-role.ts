@@ -28,6 +28,15 @@ export const GITHUB_ENVIRONMENT_PATTERN = '^[A-Za-z0-9._-]{1,255}$';
 /** An IAM OIDC provider for GitHub Actions, in any partition. */
 export const GITHUB_OIDC_PROVIDER_ARN_PATTERN = '^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\\.actions\\.githubusercontent\\.com$';
 
+/**
+ * Seconds a deploy job's session may last: the first apply of an environment waits for RDS and
+ * ElastiCache (each many minutes to create), then for the groups' first hosts, and the upgrade
+ * that follows rolls every host behind a health gate, after waiting up to 20 minutes for the
+ * deploy lock. Three hours, which is also the deploy workflow's job timeout and the
+ * `role-duration-seconds` it asks for (test/workflows/workflows.test.ts checks they agree).
+ */
+export const DEPLOY_SESSION_SECONDS = 10_800;
+
 /** The `sub` claim GitHub puts in the token of a job that runs in `environment`. */
 export const githubSubject = (repository: string, environment: string): string => `repo:${repository}:environment:${environment}`;
 
@@ -52,8 +61,8 @@ export interface GithubDeployRoleProps {
   /** A Terraform boolean: create the role (and provider) only when true. @default always */
   readonly enabled?: boolean;
   /**
-   * Longest session the workflow may ask for. Terraform applies that modify the database
-   * can take longer than an hour. @default 7200
+   * Longest session the workflow may ask for (IAM allows 1 to 12 hours). Terraform applies that
+   * create or modify the database can take longer than an hour. @default DEPLOY_SESSION_SECONDS (3 hours)
    */
   readonly maxSessionSeconds?: number;
 }
@@ -121,7 +130,7 @@ export class GithubDeployRole extends Construct {
       name: props.name,
       description: `GitHub Actions deploys from ${props.repository}, environment ${props.deployEnvironment}`,
       assumeRolePolicy: only(trust, 'json'),
-      maxSessionDuration: props.maxSessionSeconds ?? 7200,
+      maxSessionDuration: props.maxSessionSeconds ?? DEPLOY_SESSION_SECONDS,
     });
     this.roleArn = only(this.role, 'arn');
     this.policies = {};

@@ -13,7 +13,7 @@ import { autoScalingGroupArn, bucketRead, instanceHealth, lifecycleActions, putM
 import { AppFleet, type AppFleetProps } from '../../stacks/constructs/app-fleet';
 import { Cache } from '../../stacks/constructs/cache';
 import { Database } from '../../stacks/constructs/database';
-import { GithubDeployRole, type GithubDeployRoleProps } from '../../stacks/constructs/github-deploy-role';
+import { DEPLOY_SESSION_SECONDS, GithubDeployRole, type GithubDeployRoleProps } from '../../stacks/constructs/github-deploy-role';
 import { HostLaunchTemplate } from '../../stacks/constructs/host-launch-template';
 import { LoadBalancer } from '../../stacks/constructs/load-balancer';
 import { MetricAlarms, type MetricAlarmsProps } from '../../stacks/constructs/metric-alarms';
@@ -344,6 +344,8 @@ describe('GithubDeployRole', () => {
       { test: 'StringEquals', variable: 'token.actions.githubusercontent.com:sub', values: ['repo:acme/cadfleet:environment:test'] },
     ]);
     expect(Object.values(synth.resource.aws_iam_policy).map((p) => (p as Json).name).sort()).toEqual(['cadfleet-test-deploy-access', 'cadfleet-test-deploy-compute', 'cadfleet-test-deploy-services']);
+    // Long enough for a first apply with RDS and ElastiCache, then an upgrade (the deploy workflow asks for as much).
+    expect(only(synth, 'aws_iam_role').max_session_duration).toBe(DEPLOY_SESSION_SECONDS);
   });
 
   it('reuses an existing provider instead of creating a second one', () => {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
-import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
+import { DEPLOY_SESSION_SECONDS, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
 import { DEPLOY_LOCK_KEY, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName } from '../../stacks/contract';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
@@ -649,7 +649,7 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     it("is planned with GitHub's OIDC provider, for the sts.amazonaws.com audience", () => {
       const providers = planned(plan, 'aws_iam_openid_connect_provider');
       expect(providers.map((p) => [p.values.url, p.values.client_id_list])).toEqual([[`https://${GITHUB_OIDC_HOST}`, [GITHUB_OIDC_AUDIENCE]]]);
-      expect(valuesOf(deployRole())).toMatchObject({ name: `cadfleet-${ENV}-deploy`, max_session_duration: 7200 });
+      expect(valuesOf(deployRole())).toMatchObject({ name: `cadfleet-${ENV}-deploy`, max_session_duration: DEPLOY_SESSION_SECONDS });
       expect(Object.keys(deployPolicies()).sort()).toEqual(['access', 'compute', 'services']);
       expect((plan.output_changes?.deploy_role_arn as { after_unknown?: unknown }).after_unknown).toBe(true);
     });

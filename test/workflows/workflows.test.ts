@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildProgram } from '../../cli/src/program';
 import { DEFAULT_ENVIRONMENT } from '../../stacks/config';
+import { buildApp } from '../../stacks/app';
 import { GITHUB_ENVIRONMENT_PATTERN, githubSubject } from '../../stacks/constructs/github-deploy-role';
 import { METRICS } from '../../stacks/metrics';
 import { CadfleetVariables } from '../../stacks/variables';
@@ -180,6 +181,23 @@ describe('GitHub workflows', () => {
         for (const s of steps(job).filter((x) => x.uses)) expect(s.uses, file).toMatch(/^[\w.-]+\/[\w./-]+@(v\d+(\.\d+)*|[0-9a-f]{40})$/);
       }
     }
+  });
+
+  it('asks for an AWS session as long as the job may run, and no longer than the deploy role allows', () => {
+    const deploy = workflow('deploy.yml').jobs.deploy;
+    const creds = steps(deploy).find((s) => s.uses?.startsWith('aws-actions/configure-aws-credentials@'))!;
+    const session = Number(creds.with?.['role-duration-seconds']);
+    // The job's credentials must not expire before the job's timeout cuts it (a terraform apply
+    // cut mid-way by expired credentials leaves its lock and half a change).
+    expect(session).toBeGreaterThanOrEqual(Number(deploy['timeout-minutes']) * 60);
+    // The role the stack synthesizes (not only a constant): STS refuses a longer session than its maximum.
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-wf-synth-'));
+    buildApp({ environment: 'staging', production: false, state: { kind: 's3', bucket: 'tfstate', key: 'cadfleet/staging/terraform.tfstate', region: 'us-east-1' } }, { outdir }).app.synth();
+    const stack = JSON.parse(fs.readFileSync(path.join(outdir, 'stacks', 'cadfleet-staging', 'cdk.tf.json'), 'utf8')) as Json;
+    const roles = Object.values(stack.resource.aws_iam_role as Record<string, Json>).filter((r) => r.name === 'cadfleet-staging-deploy');
+    expect(roles).toHaveLength(1);
+    expect(session).toBeLessThanOrEqual(roles[0].max_session_duration);
+    fs.rmSync(outdir, { recursive: true, force: true });
   });
 
   it('runs each environment in the GitHub environment its deploy role trusts, one deploy per environment at a time', () => {
