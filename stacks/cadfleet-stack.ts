@@ -102,7 +102,8 @@ export class CadfleetStack extends TerraformStack {
       filter: [{ name: 'opt-in-status', values: ['opt-in-not-required'] }],
     });
     const zones = Token.asList(Fn.coalescelist([vars.availabilityZones.listValue, Fn.flatten(splat(zoneLookup, 'names'))]));
-    // The AMI: ami_id, else the one the image recipe published in SSM, else Debian's newest.
+    // The AMI: ami_id, else the one the image recipe published in SSM, else Debian's newest as
+    // the first apply found it (pinned below).
     const amiFromImage = new DataAwsSsmParameter(this, 'host-image', {
       count: countIf(Op.and(isEmpty(vars.amiId.stringValue), bool(vars.useHostImage.booleanValue))),
       name: hostImageParameterName(env),

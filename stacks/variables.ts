@@ -3,7 +3,7 @@
 // value fails `terraform plan` with a message that names the variable and shows the value.
 import { TerraformVariable, Token, ref } from 'cdktf';
 import { isNotEmpty } from './tf';
-import { hostImageParameterName } from './contract';
+import { hostImageParameterName, pinnedImageParameterName } from './contract';
 import { Construct } from 'constructs';
 import { GITHUB_ENVIRONMENT_PATTERN, GITHUB_OIDC_PROVIDER_ARN_PATTERN, GITHUB_REPOSITORY_PATTERN } from './constructs/github-deploy-role';
 
@@ -198,13 +198,14 @@ export class CadfleetVariables extends Construct {
     this.amiId = variable('ami_id', {
       type: 'string',
       default: '',
-      description: 'AMI for every host (x86_64, Debian 12 based). Empty: the newest official Debian 12 AMI.',
+      description:
+        'AMI for every host (x86_64, Debian 12 based, root device /dev/xvda). Empty: the host image (use_host_image), else the official Debian 12 AMI that was newest at the first apply, pinned in SSM (/cadfleet/<environment>/pinned-ami) until an operator changes it.',
       rules: [{ condition: 'var.ami_id == "" || can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))', message: 'ami_id must be empty or an AMI id such as "ami-0123456789abcdef0", got "${var.ami_id}".' }],
     });
     this.useHostImage = variable('use_host_image', {
       type: 'bool',
       default: false,
-      description: `Launch hosts from the AMI that images/aws/cadfleet-host.pkr.hcl built and published in SSM (${hostImageParameterName(props.environment)}), when ami_id is empty: packages and hardening are in place, so a new host serves sooner. false: the newest official Debian 12 AMI.`,
+      description: `Launch hosts from the AMI that images/aws/cadfleet-host.pkr.hcl built and published in SSM (${hostImageParameterName(props.environment)}), when ami_id is empty: packages and hardening are in place, so a new host serves sooner. false: the official Debian 12 AMI pinned at the first apply (${pinnedImageParameterName(props.environment)}).`,
     });
     this.lbInstanceType = variable('lb_instance_type', {
       type: 'string',
