@@ -244,8 +244,8 @@ describe('HostLaunchTemplate and AppFleet', () => {
     const group = only(synth, 'aws_autoscaling_group');
     expect(group.depends_on).toEqual(['aws_ssm_parameter.settings']);
     expect(group).toMatchObject({ health_check_type: 'EC2', health_check_grace_period: HEALTH_CHECK_GRACE_SECONDS });
-    // 60 s to user-data + 60 s of installs on Debian's own AMI + 16 s measured to healthy, a quarter more, to 30 s.
-    expect(HEALTH_CHECK_GRACE_SECONDS).toBe(180);
+    // 60 s to user-data + 120 s of installs on Debian's own AMI + 24 s measured to healthy, a quarter more, to 30 s.
+    expect(HEALTH_CHECK_GRACE_SECONDS).toBe(270);
     expect(only(parse(Testing.synthScope((scope) => new AppFleet(scope, 'worker', fleetProps))), 'aws_autoscaling_group').depends_on).toBeUndefined();
   });
 
