@@ -57,6 +57,12 @@ export interface UserDataOptions {
   readonly retryDelaySeconds?: number;
   /** Seconds systemd waits before it runs a failed boot again. @default 20 */
   readonly restartSeconds?: number;
+  /**
+   * After this many seconds of failed boots (waiting for the first release excepted), the host
+   * reports itself unhealthy to its auto scaling group, which replaces it. 0: never (the local
+   * fleet, which has no group). @default 1800
+   */
+  readonly unhealthyAfterSeconds?: number;
 }
 
 /** Single-quotes a value for the shell. Terraform tokens contain no quote and pass unchanged. */
@@ -72,7 +78,7 @@ export const BOOT_LOG = '/var/log/cadfleet-bootstrap.log';
 
 function validateOptions(o: UserDataOptions): void {
   must(!/[\n\r]/.test(o.environment), 'environment', 'be one line', o.environment);
-  for (const [name, value] of [['retryDelaySeconds', o.retryDelaySeconds], ['restartSeconds', o.restartSeconds]] as const) {
+  for (const [name, value] of [['retryDelaySeconds', o.retryDelaySeconds], ['restartSeconds', o.restartSeconds], ['unhealthyAfterSeconds', o.unhealthyAfterSeconds]] as const) {
     if (value !== undefined) must(Number.isInteger(value) && value >= 0, name, 'be a whole number of seconds', value);
   }
   if (o.root !== undefined) must(o.root === '' || (o.root.startsWith('/') && !o.root.endsWith('/')), 'root', 'be empty or an absolute path without a trailing slash', o.root);
@@ -91,7 +97,7 @@ export function renderBootScript(o: UserDataOptions): string {
     ['REGION', o.region],
     ['RELEASES_BUCKET', o.releasesBucket],
     ['CONFIG_PARAMETER', o.configParameter ?? ''],
-    ['ELASTIC_IP_ALLOCATION', o.elasticIpAllocationId ?? ''],
+    ...(o.elasticIpAllocationId === undefined ? [] : ([['ELASTIC_IP_ALLOCATION', o.elasticIpAllocationId]] as Array<[string, string]>)),
     ['TLS_PARAMETER', o.role === 'lb' ? (o.tlsCertificateParameter ?? '') : ''],
     ['INSTALL_SSM_AGENT', String(o.installSsmAgent ?? false)],
     ['DATABASE_CA', String(o.databaseCa ?? o.role !== 'lb')],
@@ -100,8 +106,20 @@ export function renderBootScript(o: UserDataOptions): string {
     ['ROOT', o.root ?? ''],
     ['RETRY_DELAY', String(o.retryDelaySeconds ?? 5)],
     ['RESTART_SECONDS', String(o.restartSeconds ?? 20)],
+    ['UNHEALTHY_AFTER', String(o.unhealthyAfterSeconds ?? 1800)],
     ['HOST_VARS', JSON.stringify(o.hostVars ?? {})],
   ];
+  // Only a host with an Elastic IP (the load balancer) carries the call, so the script's AWS calls
+  // are exactly what its role's policy must grant (test/stacks/plan.test.ts reads them).
+  const claimElasticIp = o.elasticIpAllocationId === undefined ? '' : `# The load balancer keeps one Elastic IP across host replacements: a new host takes it over.
+claim_elastic_ip() {
+  [ -n "$ELASTIC_IP_ALLOCATION" ] || return 0
+  retry aws ec2 associate-address --allocation-id "$ELASTIC_IP_ALLOCATION" --instance-id "$INSTANCE" --allow-reassociation >/dev/null \\
+    || later "cannot associate Elastic IP $ELASTIC_IP_ALLOCATION"
+  log "associated Elastic IP $ELASTIC_IP_ALLOCATION with $INSTANCE"
+}
+
+`;
   return `#!/bin/bash
 # cadfleet boot of a ${o.role} host (rendered by stacks/user-data.ts; no secrets here): reads the
 # settings, installs the release s3://<releases bucket>/${RELEASE_POINTER_KEY} names and configures
@@ -122,6 +140,25 @@ die() { log "error: $*"; exit 1; }
 # Something this host needs is not there yet (a fresh account's IAM, the settings, the first
 # release): systemd runs the boot again after RestartSec.
 later() { log "$*; trying again in $RESTART_SECONDS s"; exit 75; }
+
+# A boot that keeps failing (not one waiting for the first release) for UNHEALTHY_AFTER seconds
+# reports the instance unhealthy, and its auto scaling group replaces it: EC2's own health
+# checks see a running machine, not a configured one.
+INSTANCE='' WAITING=''
+on_exit() {
+  local status=$? now first
+  [ "$status" -ne 0 ] || { rm -f "$STATE/failing-since"; return 0; }
+  [ "$UNHEALTHY_AFTER" -gt 0 ] && [ -n "$INSTANCE" ] && [ "$WAITING" != release ] || return 0
+  now=$(date +%s)
+  [ -f "$STATE/failing-since" ] || echo "$now" >"$STATE/failing-since"
+  first=$(cat "$STATE/failing-since")
+  if [ $((now - first)) -ge "$UNHEALTHY_AFTER" ]; then
+    log "the boot has failed for $((now - first)) s: reporting $INSTANCE unhealthy, so that its group replaces it"
+    aws autoscaling set-instance-health --instance-id "$INSTANCE" --health-status Unhealthy --no-should-respect-grace-period \
+      || log "could not report $INSTANCE unhealthy"
+  fi
+}
+trap on_exit EXIT
 
 # Up to 6 tries with a growing delay, for steps that fail for a moment (credentials, routes).
 retry() {
@@ -173,15 +210,7 @@ ensure_ssm_agent() {
   systemctl enable --now amazon-ssm-agent
 }
 
-# The load balancer keeps one Elastic IP across host replacements: a new host takes it over.
-claim_elastic_ip() {
-  [ -n "$ELASTIC_IP_ALLOCATION" ] || return 0
-  retry aws ec2 associate-address --allocation-id "$ELASTIC_IP_ALLOCATION" --instance-id "$INSTANCE" --allow-reassociation >/dev/null \\
-    || later "cannot associate Elastic IP $ELASTIC_IP_ALLOCATION"
-  log "associated Elastic IP $ELASTIC_IP_ALLOCATION with $INSTANCE"
-}
-
-read_settings() {
+${claimElasticIp}read_settings() {
   local out="$STATE/settings.env"
   : >"$out.new"
   if [ -n "$CONFIG_PARAMETER" ]; then
@@ -281,13 +310,12 @@ ensure_tools
 INSTANCE=$(retry imds instance-id) || later "no instance id from the metadata service"
 ADDRESS=$(retry imds local-ipv4) || later "no private address from the metadata service"
 ensure_ssm_agent
-claim_elastic_ip
-read_settings
+${o.elasticIpAllocationId === undefined ? '' : 'claim_elastic_ip\n'}read_settings
 status=0
 VERSION=$(current_version) || status=$?
 case "$status" in
   0) ;;
-  3) later "no release at s3://$RELEASES_BUCKET/${RELEASE_POINTER_KEY} yet (cadfleet upgrade publishes the first)" ;;
+  3) WAITING=release; later "no release at s3://$RELEASES_BUCKET/${RELEASE_POINTER_KEY} yet (cadfleet upgrade publishes the first)" ;;
   *) later "no release version to install" ;;
 esac
 fetch_release "$VERSION"

@@ -12,7 +12,8 @@ import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
 import { DEPLOY_SESSION_SECONDS, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
-import { DEPLOY_LOCK_KEY, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName } from '../../stacks/contract';
+import { DEPLOY_LOCK_KEY, HOST_ROLES, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName } from '../../stacks/contract';
+import { renderBootScript } from '../../stacks/user-data';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
 import {
   type ConfiguredResource,
@@ -489,6 +490,33 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       for (const spec of specs) expect(spec.tags).toEqual({ Name: `cadfleet-${ENV}-${role}`, [TAG_ENVIRONMENT]: ENV, [TAG_ROLE]: role });
       expect(t.values.key_name).toBe('cadfleet-admin');
       expect(t.values.image_id).toBe('ami-0123456789abcdef0');
+    }
+  });
+
+  it('grants each host role every AWS call its boot program makes (the calls read from the script itself)', () => {
+    // Each call the boot program can make, as the IAM action it needs. A call missing here fails
+    // the test: add it, and grant it in stacks/cadfleet-stack.ts.
+    const ACTIONS: Record<string, string[]> = {
+      // A download; ListBucket too, or S3 answers a missing pointer with 403 instead of 404.
+      's3 cp': ['s3:GetObject', 's3:ListBucket'],
+      'ssm get-parameter': ['ssm:GetParameter'],
+      'ec2 associate-address': ['ec2:AssociateAddress'],
+      'autoscaling set-instance-health': ['autoscaling:SetInstanceHealth'],
+    };
+    const grants = (statements: PolicyStatement[], action: string): boolean =>
+      statements.some((st) => st.effect === 'Allow' && st.actions.some((a) => new RegExp(`^${a.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(action)));
+    const roles = Object.fromEntries(instanceRolePolicies().map((r) => [r.role, r.statements]));
+    for (const role of HOST_ROLES) {
+      const script = renderBootScript({ role, environment: ENV, region: 'us-east-1', releasesBucket: 'b', configParameter: '/p', elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, tlsCertificateParameter: role === 'lb' ? '/t' : undefined });
+      const code = script.split('\n').filter((line) => !line.trimStart().startsWith('#'));
+      const calls = new Set(code.flatMap((line) => [...line.matchAll(/(?:^|[\s(|&;])(?:aws (?:--endpoint-url "\$\w+" )?)?(s3|ssm|ec2|autoscaling|secretsmanager|iam|sts) ([a-z][a-z0-9-]+)/g)].map((m) => `${m[1]} ${m[2]}`)));
+      expect(calls.size, role).toBeGreaterThanOrEqual(3);
+      for (const call of calls) {
+        expect(ACTIONS[call], `${role}'s boot program calls \`${call}\`: name its IAM action in this test`).toBeDefined();
+        for (const action of ACTIONS[call]!) expect(grants(roles[role]!, action), `${role} may not ${action}, which its boot program's \`${call}\` needs`).toBe(true);
+      }
+      if (role === 'lb') expect([...calls].sort()).toEqual(['autoscaling set-instance-health', 'ec2 associate-address', 's3 cp', 'ssm get-parameter']);
+      else expect([...calls].sort()).toEqual(['autoscaling set-instance-health', 's3 cp', 'ssm get-parameter']);
     }
   });
 

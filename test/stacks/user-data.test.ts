@@ -29,6 +29,7 @@ case "$1 $2" in
       *) [ -n "$SSM_MISSING" ] && { echo "An error occurred (ParameterNotFound) when calling the GetParameter operation" >&2; exit 254; }; printf '%s\\n' "$SSM_VALUE" ;;
     esac ;;
   "ec2 associate-address") echo '{"AssociationId": "eipassoc-1"}' ;;
+  "autoscaling set-instance-health") ;;
   *) echo "aws stub: unexpected $*" >&2; exit 2 ;;
 esac
 `,
@@ -278,6 +279,36 @@ describe('the boot program, run', () => {
     expect(result.code).toBe(75);
     expect(result.output).toContain('cannot read SSM parameter /cadfleet/staging/app.env (not there yet, or not allowed); trying again in 20 s');
     expect(result.calls.some((c) => c.includes('linux-x64.tar.gz'))).toBe(false);
+  });
+
+  it('reports the instance unhealthy once its boot has failed for the set time, so that its group replaces it', async () => {
+    const bucket = bucketWith('1.0.0');
+    const report = 'aws autoscaling set-instance-health --instance-id i-0123456789abcdef0 --health-status Unhealthy --no-should-respect-grace-period';
+    const first = await boot({ role: 'worker', unhealthyAfterSeconds: 600 }, bucket, undefined, { SSM_MISSING: '1' });
+    expect(first.code).toBe(75);
+    expect(first.calls).not.toContain(report);
+    const state = path.join(first.root, 'var/lib/cadfleet-boot');
+    // Failing since 700 s ago: past the limit.
+    fs.writeFileSync(path.join(state, 'failing-since'), `${Math.floor(Date.now() / 1000) - 700}\n`);
+    const again = await boot({ role: 'worker', unhealthyAfterSeconds: 600 }, bucket, first.root, { SSM_MISSING: '1' });
+    expect(again.code).toBe(75);
+    expect(again.calls).toContain(report);
+    expect(again.output).toMatch(/the boot has failed for 7\d\d s: reporting i-0123456789abcdef0 unhealthy/);
+    // Once it boots, the count starts again.
+    const ok = await boot({ role: 'worker', unhealthyAfterSeconds: 600 }, bucket, first.root);
+    expect(ok.code, ok.output).toBe(0);
+    expect(fs.existsSync(path.join(state, 'failing-since'))).toBe(false);
+  });
+
+  it('does not report itself unhealthy while it waits for the first release, nor where there is no group (0)', async () => {
+    for (const [options, bucket] of [[{ unhealthyAfterSeconds: 1 }, bucketWith('1.0.0', { pointer: null })], [{ unhealthyAfterSeconds: 0 }, bucketWith('1.0.0', { corrupt: true })]] as const) {
+      const root = fs.mkdtempSync(path.join(tmp, 'host-'));
+      fs.mkdirSync(path.join(root, 'var/lib/cadfleet-boot'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'var/lib/cadfleet-boot/failing-since'), '1\n');
+      const result = await boot({ role: 'api', ...options }, bucket, root);
+      expect(result.code).not.toBe(0);
+      expect(result.calls.some((c) => c.startsWith('aws autoscaling'))).toBe(false);
+    }
   });
 
   it.each(['../../../etc', '.hidden', '1.0;reboot'])('refuses a pointer that is not a version name: %s', async (pointer) => {

@@ -32,7 +32,7 @@ export interface BootedHost {
   ip: string;
   /** Seconds from the start of the boot to the role's health check answering. */
   seconds: number;
-  /** The end of the host's boot log. */
+  /** The boot program's log lines (its last 30). */
   bootLog: string[];
 }
 
@@ -69,6 +69,8 @@ export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: str
     },
     retryDelaySeconds: 2,
     restartSeconds: 5,
+    // No auto scaling group to report to: a host whose boot keeps failing says so in its log.
+    unhealthyAfterSeconds: 0,
   });
 }
 
@@ -172,7 +174,8 @@ async function waitConfigured(runner: Runner, target: ReturnType<typeof sshTarge
   const ready = READY[host.role];
   for (;;) {
     const probe = await ssh(runner, target, `sudo test -f ${BOOT_STATE_DIR}/done && curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${ready}`);
-    if (probe.code === 0 && probe.out.endsWith('200')) return (await ssh(runner, target, `sudo tail -n 30 ${BOOT_LOG}`)).out.split('\n');
+    // The boot program's own lines (Ansible's output, between them, is in the same log).
+    if (probe.code === 0 && probe.out.endsWith('200')) return (await ssh(runner, target, `sudo grep -F ' cadfleet-bootstrap: ' ${BOOT_LOG} | tail -n 30`)).out.split('\n');
     if (Date.now() > deadline) {
       const bootLog = await ssh(runner, target, `sudo tail -n 12 ${BOOT_LOG}; sudo systemctl --no-pager status ${BOOT_UNIT} | tail -n 3`);
       throw new Error(
