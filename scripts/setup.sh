@@ -25,6 +25,7 @@ PACKAGES=(
   shellcheck        # lints the boot script the stacks render (test/stacks) and the workflows (test/workflows)
   zsh               # test/cli runs the zsh completion script
   chromium          # the viewer test (playwright-core drives it headless)
+  pebble            # Let's Encrypt's test ACME server: the LB's certificate by ACME, in the fleet suite
 )
 
 SUDO=()

@@ -307,9 +307,11 @@ export class CadfleetStack extends TerraformStack {
           // Every port but SSH (and the LB's HTTP/HTTPS) answers the VPC only, on top of the security groups.
           firewall_trusted_sources: [network.vpc.cidrBlock],
           common_unattended_upgrades: true,
-          // No tls_certificate_parameter: a self-signed certificate (cadfleet status warns).
+          // Neither tls_certificate_parameter nor domain_name: a self-signed certificate (cadfleet status warns).
           nginx_lb_tls_self_signed: true,
           nginx_lb_server_name: lbAddress,
+          // With domain_name and no tls_certificate_parameter: Let's Encrypt, renewed by a timer.
+          nginx_lb_acme_domain: vars.domainName.stringValue,
         },
       });
     const hostProps = (role: HostRole) => ({

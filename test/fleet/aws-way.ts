@@ -4,11 +4,16 @@
 // suite's fleet, after the scenarios that deploy it with site.yml.
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { expect, it } from 'vitest';
 import type { AwsWayBoot } from '../../cli/src/local/cloud-boot';
+import { systemRunner } from '../../cli/src/local/exec';
+import { ensureServerCert, pkiPaths } from '../../cli/src/local/pki';
+import { tempDir } from '../helpers/convert';
+import { startPebble } from '../helpers/pebble';
 import { cax } from '../helpers/samples';
 import { decoderReady, openStream } from '../streamer/client';
-import { cli, e2e, fleet, id, lbAddress, root, ssh } from './context';
+import { NAME, cli, e2e, fleet, id, lbAddress, root, ssh } from './context';
 import { caPem, fullyRouted, request, settle, slowStream, until, upload } from './reliability';
 
 const appAndLb = fleet.hosts.filter((h) => h.role !== 'data');
@@ -94,5 +99,49 @@ export function awsWayScenarios(): void {
     expect(await rest.closed).toEqual({ code: 1000, reason: 'complete' });
     expect(rest.manifest!.sending.sort()).toEqual(rest.manifest!.order.filter((p) => !have.includes(p)).sort());
     expect([...have, ...rest.completeParts()].sort()).toEqual([...rest.manifest!.order].sort());
+  }, 600_000);
+
+  it('gets the LB\'s certificate by ACME from a local pebble (HTTP-01 answered by its own nginx), serves it, and renews it', async () => {
+    const pki = pkiPaths(root);
+    const own = await ensureServerCert(systemRunner, pki, `${NAME}-pebble`, { dns: [], ip: [fleet.gateway] });
+    const pebble = await startPebble({ address: fleet.gateway, resolveTo: lbAddress(), cert: own.cert, key: own.key, ca: fs.readFileSync(pki.caCert, 'utf8'), dir: tempDir('cadfleet-pebble-') });
+    const domain = 'lb.cadfleet.test';
+    /** The certificate the LB serves for the name, checked against pebble's root (chain and name). */
+    const served = async (): Promise<{ serial: string; issuer: string }> => {
+      const issuerRoot = await pebble.root();
+      return new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: lbAddress(), port: 443, servername: domain, ca: issuerRoot, timeout: 10_000 }, () => {
+          const cert = socket.getPeerCertificate();
+          socket.end();
+          resolve({ serial: cert.serialNumber, issuer: String(cert.issuer.CN ?? '') });
+        });
+        socket.once('error', reject);
+      });
+    };
+    try {
+      const r = await cli('local', 'replace', 'lb', '--acme-domain', domain, '--acme-server', pebble.directory, '--acme-server-ca', pki.caCert, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const first = await served();
+      expect(first.issuer).toMatch(/^Pebble Intermediate CA/);
+      expect(ssh('lb', 'test', '-e', '/etc/nginx/cadfleet/tls/self-signed').code).not.toBe(0);
+      expect(ssh('lb', 'systemctl', 'is-active', 'cadfleet-acme.timer').out).toBe('active');
+      const status = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ role: string; warnings: string[] }> };
+      expect(status.hosts.find((h) => h.role === 'lb')!.warnings).toEqual([]);
+
+      // Renewal: what the timer's service runs, told to renew now.
+      const renew = ssh('lb', 'sudo', 'CADFLEET_ACME_RENEW_DAYS=100000', '/usr/local/lib/cadfleet/cadfleet-acme');
+      expect(renew.code, renew.out).toBe(0);
+      expect(ssh('lb', 'systemctl', 'show', '-p', 'ExecStart', 'cadfleet-acme.service').out).toContain('/usr/local/lib/cadfleet/cadfleet-acme');
+      let second = await served();
+      for (let i = 0; i < 20 && second.serial === first.serial; i++) {
+        await new Promise((res) => setTimeout(res, 500));
+        second = await served();
+      }
+      expect(second.serial).not.toBe(first.serial);
+      expect(second.issuer).toMatch(/^Pebble Intermediate CA/);
+      console.log(`ACME: ${domain} issued by pebble (serial ${first.serial}), renewed (serial ${second.serial}), served by the LB`);
+    } finally {
+      await pebble.close();
+    }
   }, 600_000);
 }

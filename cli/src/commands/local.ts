@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { systemRunner } from '../local/exec';
 import { selectHosts } from '../local/fleet';
@@ -164,16 +165,22 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .command('replace')
     .description('Replace hosts as an auto scaling group replaces an instance: each is stopped and deleted, and a fresh one boots the AWS way (cloud-init, the stacks\' user-data) at the same address and configures itself.')
     .argument('<hosts...>', 'host names or roles (lb, api, worker/2); not the data host')
+    .option('--acme-domain <name>', 'the LB gets its certificate for this name by ACME instead of the fleet CA\'s (as domain_name on AWS)')
+    .option('--acme-server <url>', 'the ACME directory (a test server such as pebble)')
+    .option('--acme-server-ca <file>', 'PEM of the CA of the ACME server\'s own certificate')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local replace lb\n  $ sudo cadfleet local replace api worker streamer lb')
-    .action((selectors: string[], opts: { json?: boolean }) =>
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local replace lb\n  $ sudo cadfleet local replace api worker streamer lb\n  $ sudo cadfleet local replace lb --acme-domain lb.fleet.test --acme-server https://10.214.0.1:14000/dir --acme-server-ca pebble-ca.pem')
+    .action((selectors: string[], opts: { json?: boolean; acmeDomain?: string; acmeServer?: string; acmeServerCa?: string }) =>
       guarded(async () => {
         const ctx = makeContext();
         const { fleet, paths } = openFleet(ctx, localFleetName());
         const hosts = [...new Set(selectors.flatMap((s) => selectHosts(fleet, s)))];
+        if (!opts.acmeDomain !== !opts.acmeServer) throw new Error('--acme-domain and --acme-server go together');
+        if (opts.acmeDomain && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(opts.acmeDomain)) throw new Error(`--acme-domain must be a DNS name, got ${JSON.stringify(opts.acmeDomain)}`);
+        const acme = opts.acmeDomain ? { domain: opts.acmeDomain, server: opts.acmeServer!, serverCa: opts.acmeServerCa ? fs.readFileSync(opts.acmeServerCa, 'utf8') : undefined } : undefined;
         const unlock = await acquireLock(path.join(paths.root, 'lock.json'), `replace ${selectors.join(' ')}`);
         try {
-          const report = await replaceHosts(ctx, localFleetName(), hosts);
+          const report = await replaceHosts(ctx, localFleetName(), hosts, { acme });
           appendAudit(path.join(paths.root, 'audit.log'), { action: 'replace', version: report.release, previous: null, ok: true, seconds: Math.max(...report.hosts.map((h) => h.seconds)), detail: hosts.map((h) => h.name).join(' ') });
           if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
           for (const h of report.hosts) log(`${h.hostname} (${h.role}, ${h.ip}) replaced: booted the AWS way and healthy in ${h.seconds.toFixed(1)} s`);

@@ -25,6 +25,15 @@ const REGION = 'us-east-1';
 /** Where the stand-in serves the LB's certificate chain and key, as `tls_certificate_parameter` names one on AWS. */
 export const LOCAL_TLS_PARAMETER = `/cadfleet/${LOCAL_ENVIRONMENT}/lb/tls.pem`;
 
+/** A test ACME server for the LB (pebble): the rehearsal of `domain_name` without a certificate parameter. */
+export interface LocalAcme {
+  domain: string;
+  /** The ACME directory URL. */
+  server: string;
+  /** PEM of the CA of the server's own HTTPS certificate. */
+  serverCa?: string;
+}
+
 export interface BootedHost {
   name: string;
   hostname: string;
@@ -48,7 +57,7 @@ export interface AwsWayBoot {
  * fleet's values where AWS has its own: the data host's S3, the stand-in's SSM, the fleet's
  * range for the firewall, the fleet CA's certificate for the LB, no RDS CA, no package egress.
  */
-export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: string): string {
+export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: string, acme?: LocalAcme): string {
   const data = outputs.hosts.data?.[0];
   if (!data || !outputs.buckets.endpoint) throw new Error('the local outputs name no data host');
   return renderUserData({
@@ -57,7 +66,8 @@ export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: str
     region: REGION,
     releasesBucket: outputs.buckets.releases,
     configParameter: configParameterName(LOCAL_ENVIRONMENT),
-    tlsCertificateParameter: role === 'lb' ? LOCAL_TLS_PARAMETER : undefined,
+    // With ACME, no certificate is given: the LB gets its own, as with domain_name on AWS.
+    tlsCertificateParameter: role === 'lb' && !acme ? LOCAL_TLS_PARAMETER : undefined,
     databaseCa: false,
     s3Endpoint: outputs.buckets.endpoint,
     ssmEndpoint,
@@ -65,7 +75,8 @@ export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: str
       cadfleet_provider: 'local',
       firewall_trusted_sources: localFirewallSources(data.address),
       common_unattended_upgrades: false,
-      nginx_lb_server_name: outputs.lb.address,
+      nginx_lb_server_name: acme?.domain ?? outputs.lb.address,
+      ...(acme ? { nginx_lb_acme_domain: acme.domain, nginx_lb_acme_server: acme.server, nginx_lb_acme_server_ca: acme.serverCa ?? '' } : {}),
     },
     retryDelaySeconds: 2,
     restartSeconds: 5,
@@ -87,7 +98,7 @@ async function ssh(runner: Runner, target: ReturnType<typeof sshTarget>, command
  * that release's host.yml. No playbook runs from this machine. `fleet` is the fleet as it will
  * be (the hosts included); their layers must not exist yet.
  */
-export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, hosts: HostSpec[], options: { timeoutMs?: number } = {}): Promise<AwsWayBoot> {
+export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, hosts: HostSpec[], options: { timeoutMs?: number; acme?: LocalAcme } = {}): Promise<AwsWayBoot> {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const name = fleet.spec.name;
   const secretsFile = path.join(paths.root, 'secrets.json');
@@ -132,7 +143,7 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
   try {
     const caCertificate = read(pki.caCert);
     for (const host of hosts) {
-      await prepareHost(ctx.runner, fleet, paths, host, base, { userData: localUserData(host.role as HostRole, outputs, standIn.ssmUrl), caCertificate });
+      await prepareHost(ctx.runner, fleet, paths, host, base, { userData: localUserData(host.role as HostRole, outputs, standIn.ssmUrl, options.acme), caCertificate });
     }
     writeKnownHosts(fleet, paths);
     await ensureNetwork(ctx.runner, fleet, hosts);
@@ -225,7 +236,7 @@ export async function upAwsWay(ctx: LocalContext, name: string, overrides: Parti
  * old one is stopped (its services drain on SIGTERM) and deleted with its disk, and a fresh one
  * with the same name and address boots the AWS way. Not the data host: it holds the state.
  */
-export async function replaceHosts(ctx: LocalContext, name: string, hosts: HostSpec[], options: { timeoutMs?: number } = {}): Promise<AwsWayBoot> {
+export async function replaceHosts(ctx: LocalContext, name: string, hosts: HostSpec[], options: { timeoutMs?: number; acme?: LocalAcme } = {}): Promise<AwsWayBoot> {
   const { fleet, paths } = openFleet(ctx, name);
   if (!fs.existsSync(path.join(paths.root, 'fleet.json'))) throw new Error(`there is no local fleet ${name}: run cadfleet local up --boot cloud-init`);
   const data = hosts.find((h) => h.role === 'data');
