@@ -260,7 +260,7 @@ export class CadfleetVariables extends Construct {
     this.domainName = variable('domain_name', {
       type: 'string',
       default: '',
-      description: 'DNS name users reach the load balancer by (point an A record at the lb_address output). Empty: the Elastic IP, plain HTTP.',
+      description: 'DNS name users reach the load balancer by (point an A record at the lb_public_ip output). Without tls_certificate_parameter the load balancer gets its certificate from Let\'s Encrypt for it (HTTP-01) and renews it. Empty: the Elastic IP, with a self-signed certificate.',
       rules: [
         {
           condition: String.raw`var.domain_name == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain_name))`,
@@ -271,7 +271,7 @@ export class CadfleetVariables extends Construct {
     this.tlsCertificateParameter = variable('tls_certificate_parameter', {
       type: 'string',
       default: '',
-      description: 'SSM SecureString parameter (a name starting with /) holding the PEM certificate chain and key for domain_name; the load balancer reads it at boot. Empty: the load balancer makes a self-signed certificate (cadfleet status warns).',
+      description: 'SSM SecureString parameter (a name starting with /) holding the PEM certificate chain and key for domain_name; the load balancer reads it at boot. Empty: Let\'s Encrypt for domain_name (a self-signed certificate until it arrives, and without domain_name; cadfleet status warns).',
       rules: [
         { condition: 'var.tls_certificate_parameter == "" || can(regex("^/[A-Za-z0-9_./-]+$", var.tls_certificate_parameter))', message: 'tls_certificate_parameter must be empty or an SSM parameter name starting with "/", got "${var.tls_certificate_parameter}".' },
         { condition: 'var.tls_certificate_parameter == "" || var.domain_name != ""', message: 'tls_certificate_parameter must be empty when domain_name is empty (a certificate is for a name), got "${var.tls_certificate_parameter}".' },
