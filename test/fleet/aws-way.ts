@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { expect, it } from 'vitest';
-import type { AwsWayBoot } from '../../cli/src/local/cloud-boot';
+import type { AwsWayBoot, UpAwsWayReport } from '../../cli/src/local/cloud-boot';
 import { systemRunner } from '../../cli/src/local/exec';
 import { ensureServerCert, pkiPaths } from '../../cli/src/local/pki';
 import { tempDir } from '../helpers/convert';
@@ -75,6 +75,30 @@ export function awsWayScenarios(): void {
     const pushed = JSON.parse(deploy.stdout) as { changed: number; recap: Array<{ host: string; changed: number }> };
     expect(pushed.recap.filter((h) => h.changed > 0), fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8').split('\n').filter((l) => l.startsWith('changed:') || l.startsWith('TASK')).join('\n').slice(-3000)).toEqual([]);
   }, 900_000);
+
+  it('comes up the AWS way with `local up --boot cloud-init`: the data host deployed alone, a missing host booted through cloud-init, the others left alone', async () => {
+    expect((await cli('local', 'down', 'streamer-2')).code).toBe(0);
+    fs.rmSync(path.join(root, 'hosts', 'streamer-2'), { recursive: true, force: true });
+    const r = await cli('local', 'up', '--boot', 'cloud-init', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as UpAwsWayReport;
+    expect(report.boot!.hosts.map((h) => h.name)).toEqual(['streamer-2']);
+    expect(report.alreadyThere.sort()).toEqual(appAndLb.map((h) => h.name).filter((n) => n !== 'streamer-2').sort());
+    expect(report.data).toMatchObject({ version: e2e.version, changed: 0 });
+    // The one playbook it ran from here is the data host's.
+    const recap = fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8').split('PLAY RECAP')[1]!;
+    expect([...recap.matchAll(/^(\S+)\s+: ok=/gm)].map((m) => m[1])).toEqual([id('data')]);
+    await until('the LB routing to every api and streamer', fullyRouted, 60);
+  }, 600_000);
+
+  it('upgrades a fleet booted the AWS way, the LB host included: the gate sees each api and streamer back in the routing of the LB that configured itself', async () => {
+    const version = `${e2e.version}-aws`;
+    const r = await cli('upgrade', '--env', 'local', '--version', version, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const status = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ host: string; role: string; release: string; ok: boolean }> };
+    for (const h of status.hosts.filter((x) => x.role !== 'data')) expect(h, h.host).toMatchObject({ release: version, ok: true });
+    await until('the LB routing to every api and streamer', fullyRouted, 60);
+  }, 600_000);
 
   it('replaces the LB host the AWS way while a viewer streams: the fresh one serves at the same address with its certificate, and the session resumes', async () => {
     const opened = await request('POST', `/api/v1/models/${e2e.modelId}/sessions`, { body: '{}', headers: { 'content-type': 'application/json' } });
