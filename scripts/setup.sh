@@ -25,6 +25,7 @@ PACKAGES=(
   shellcheck        # lints the boot script the stacks render (test/stacks) and the workflows (test/workflows)
   zsh               # test/cli runs the zsh completion script
   chromium          # the viewer test (playwright-core drives it headless)
+  nginx             # test/ansible/nginx-lb-reload and bench lb-local run the LB's nginx.conf as a private nginx
 )
 
 SUDO=()
