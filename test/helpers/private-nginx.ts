@@ -206,8 +206,9 @@ export interface Backend {
  * A small HTTP backend in the api's place: GET answers a model list of the size the api's
  * `GET /api/v1/models?limit=20` gives (about 7 KB of JSON), POST counts its x-request-id.
  * Its keep-alive timeout is longer than nginx's upstream one, as the api's is (app/src/server.ts).
+ * `cpuMs`: CPU time each request burns first, standing in for the api's own work.
  */
-export async function startBackend(name: string): Promise<Backend> {
+export async function startBackend(name: string, options: { cpuMs?: number } = {}): Promise<Backend> {
   const models = Array.from({ length: 20 }, (_, i) => ({
     id: `0190c0de-${String(i).padStart(4, '0')}-7000-8000-${name.padEnd(12, '0').slice(0, 12)}`,
     name: `assembly-${i}.step`,
@@ -223,6 +224,7 @@ export async function startBackend(name: string): Promise<Backend> {
   const backend = { name, requests: 0, posts: new Map<string, number>() } as Backend;
   const server = http.createServer({ keepAliveTimeout: 75_000 }, (req, res) => {
     backend.requests++;
+    if (options.cpuMs) for (const until = performance.now() + options.cpuMs; performance.now() < until; );
     if (req.method === 'POST') {
       const id = String(req.headers['x-request-id'] ?? '');
       backend.posts.set(id, (backend.posts.get(id) ?? 0) + 1);
