@@ -25,11 +25,8 @@ PACKAGES=(
   shellcheck        # lints the boot script the stacks render (test/stacks) and the workflows (test/workflows)
   zsh               # test/cli runs the zsh completion script
   chromium          # the viewer test (playwright-core drives it headless)
-<<<<<<< HEAD
   pebble            # Let's Encrypt's test ACME server: the LB's certificate by ACME, in the fleet suite
-=======
   nginx             # test/ansible/nginx-lb-reload and bench lb-local run the LB's nginx.conf as a private nginx
->>>>>>> lb-keepalive
 )
 
 SUDO=()
