@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findProviderMirror, offlineTerraform, terraformVersion } from '../test/stacks/helpers/terraform';
+import { offlineTerraform, terraformVersion } from '../test/stacks/helpers/terraform';
 import { FLEET, STATE, apiAnswersThroughLb, cadfleet, closeAgents, fleetAgents, fleetOutputs, param, requireFleetAccess, say, until } from './fleet';
 import { type Row, type Section, median, spread } from './report';
 
@@ -60,15 +60,13 @@ interface StackTimes {
   init: number[];
   validate: number[];
   plan: number[];
-  /** terraform's version, or why the offline plan could not run here (no terraform, no provider mirror). */
+  /** terraform's version, or why the offline plan could not run here (no terraform). */
   terraform: { version: string } | { missing: string };
 }
 
 async function terraformHere(): Promise<StackTimes['terraform']> {
   try {
-    const version = await terraformVersion();
-    findProviderMirror();
-    return { version };
+    return { version: await terraformVersion() };
   } catch (err) {
     return { missing: (err as Error).message };
   }

@@ -9,7 +9,10 @@ PACKAGES=(
   assimp-testmodels # real sample models (IFC, OBJ, PLY, FBX, DAE, glTF, 3DS, OFF) for tests and the demo
   occt-draw         # native OpenCASCADE: the baseline of `npm run bench -- convert`
   ca-certificates
-  curl              # tests reach the fleet's load balancer as an outside client
+  curl              # tests reach the fleet's load balancer as an outside client; terraform's download
+  unzip             # terraform's release zip (scripts/ensure-terraform.sh)
+  gnupg             # ... whose SHA256SUMS signature is checked against HashiCorp's key
+  gpgv
   postgresql        # the service's state (tests and `npm run demo` start private instances)
   redis-server      # the service's queue and node registry
   systemd-container # systemd-nspawn: the local fleet's hosts
@@ -45,8 +48,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# terraform (1.10+) and a filesystem mirror of the hashicorp/aws 5.100.0 provider are not in
-# Debian: the stacks' tests need them on the machine and say so when they are missing.
+# terraform is not in Debian: the one on PATH if it is 1.10 or newer, else HashiCorp's pinned
+# release, verified, into .cadfleet/tools/ (the script says what to do when it cannot).
+bash scripts/ensure-terraform.sh
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -1,4 +1,6 @@
+import { repoRoot } from './environment';
 import { buildProgram } from './program';
+import { withProjectTools } from './tools';
 
 // `cadfleet logs ... | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -10,5 +12,13 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // the lock file pins today's, which support Node 20 (package.json's engines). `cadfleet doctor`
 // is where the operator's Node is judged.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+// terraform from .cadfleet/tools when setup had to install it there (scripts/ensure-terraform.sh);
+// every command the CLI spawns finds it by name, as it finds the machine's own.
+try {
+  process.env.PATH = withProjectTools(process.env.PATH, repoRoot());
+} catch {
+  // Not run from a checkout (no ansible/ above the CLI): no project tools.
+}
 
 await buildProgram().parseAsync(process.argv);

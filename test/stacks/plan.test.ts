@@ -77,7 +77,7 @@ beforeAll(async () => {
   const shown = await tf.ok(['show', '-json', 'plan.bin']);
   times.push(`show ${shown.seconds.toFixed(1)} s`, `init+validate+plan+show ${((performance.now() - started) / 1000).toFixed(1)} s`);
   plan = JSON.parse(shown.stdout) as Plan;
-  console.log(`stacks offline pipeline: ${times.join(', ')}`);
+  console.log(`stacks offline pipeline: ${times.join(', ')}; the AWS provider from ${tf.providerSource}`);
 }, 240_000);
 
 afterAll(() => {

@@ -17,7 +17,7 @@ import { buildApp } from '../../stacks/app';
 import { GITHUB_ENVIRONMENT_PATTERN, githubSubject } from '../../stacks/constructs/github-deploy-role';
 import { METRICS } from '../../stacks/metrics';
 import { CadfleetVariables } from '../../stacks/variables';
-import { findProviderMirror } from '../stacks/helpers/terraform';
+import { terraformPath, writeProviderCliConfig } from '../stacks/helpers/terraform';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DIR = path.join(ROOT, '.github/workflows');
@@ -110,9 +110,8 @@ describe('GitHub workflows', () => {
     const summary = path.join(tmp, 'step-summary.md');
     const runnerTemp = path.join(tmp, 'runner');
     fs.mkdirSync(runnerTemp);
-    // On GitHub, `terraform init` gets the provider from the registry; here from the mirror.
-    const cliConfig = path.join(tmp, 'terraform.rc');
-    fs.writeFileSync(cliConfig, `provider_installation {\n  filesystem_mirror {\n    path = ${JSON.stringify(findProviderMirror())}\n  }\n}\n`);
+    // On GitHub, `terraform init` gets the provider from the registry; here from the mirror where there is one.
+    const cliConfig = writeProviderCliConfig(path.join(tmp, 'terraform.rc')).file;
     // npm ci has run here already (node_modules is this checkout's).
     const runs = steps(job).filter((s) => s.run && s.run.trim() !== 'npm ci');
     expect(runs.length).toBeGreaterThan(0);
@@ -123,7 +122,7 @@ describe('GitHub workflows', () => {
         encoding: 'utf8',
         timeout: 600_000,
         env: {
-          PATH: process.env.PATH,
+          PATH: terraformPath(),
           HOME: tmp,
           ...(job.env ?? {}),
           ...(step.env ?? {}),
@@ -148,8 +147,7 @@ describe('GitHub workflows', () => {
 
   it('the plan script says on the summary which step failed, and fails', () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-plan-fail-'));
-    const cliConfig = path.join(tmp, 'terraform.rc');
-    fs.writeFileSync(cliConfig, `provider_installation {\n  filesystem_mirror {\n    path = ${JSON.stringify(findProviderMirror())}\n  }\n}\n`);
+    const cliConfig = writeProviderCliConfig(path.join(tmp, 'terraform.rc')).file;
     // Another environment's variables: the stack refuses them at plan time.
     const other = path.join(tmp, 'other.tfvars');
     fs.writeFileSync(other, 'environment = "prod"\n');
@@ -157,7 +155,7 @@ describe('GitHub workflows', () => {
     const r = spawnSync(
       process.execPath,
       ['--import', 'tsx', 'scripts/offline-plan.ts', '--out', path.join(tmp, 'out'), '--var-file', 'terraform.tfvars.example', '--var-file', other, '--summary', summary],
-      { cwd: ROOT, encoding: 'utf8', timeout: 600_000, env: { PATH: process.env.PATH, HOME: tmp, TF_CLI_CONFIG_FILE: cliConfig } },
+      { cwd: ROOT, encoding: 'utf8', timeout: 600_000, env: { PATH: terraformPath(), HOME: tmp, TF_CLI_CONFIG_FILE: cliConfig } },
     );
     expect(r.status).toBe(1);
     const text = fs.readFileSync(summary, 'utf8');

@@ -40,7 +40,7 @@ export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.e
     { name: 'node', for: 'the CLI', ok: atLeast(process.versions.node, [20, 19]), found: process.versions.node, fix: atLeast(process.versions.node, [20, 19]) ? '' : 'install Node.js 20.19 or newer' },
     tool('ssh', ['ssh', '-V'], 'reaching hosts (ssh, logs, deploy)', null, 'apt-get install openssh-client'),
     tool('ansible-playbook', ['ansible-playbook', '--version'], 'deploy', [2, 14], 'apt-get install ansible, or pipx install ansible-core (2.14 or newer)'),
-    tool('terraform', ['terraform', 'version'], 'plan, apply, destroy (AWS)', [1, 10], 'install Terraform 1.10 or newer from HashiCorp'),
+    tool('terraform', ['terraform', 'version'], 'plan, apply, destroy (AWS)', [1, 10], 'bash scripts/setup.sh (it installs HashiCorp\'s release, verified, into .cadfleet/tools), or install Terraform 1.10 or newer on PATH'),
     { name: 'AWS credentials', for: 'plan, apply, destroy (AWS)', ok: awsCreds, optional: true, found: awsCreds ? 'yes' : 'none', fix: awsCreds ? '' : 'aws configure sso (or set AWS_PROFILE); not needed for the local fleet' },
     // AWS hosts are listed by Ansible's aws_ec2 inventory (boto3 in Ansible's own Python) and reached inside Session Manager.
     tool(

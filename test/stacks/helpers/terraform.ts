@@ -1,10 +1,12 @@
-// Runs the real terraform on a synthesized stack with no network: the AWS provider comes
-// from a filesystem mirror, and fake credentials, skip flags and a local backend come from
-// an override file that exists only in the test's copy of the stack.
+// Runs the real terraform on a synthesized stack without an AWS account: fake credentials, skip
+// flags and a local backend come from an override file that exists only in the test's copy of
+// the stack. The AWS provider comes from a filesystem mirror where this machine has one (then
+// nothing reaches the network), else from the registry (cached in .cadfleet/tools).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withProjectTools } from '../../../cli/src/tools';
 
 export const AWS_PROVIDER_VERSION = '5.100.0';
 const PROVIDER_PATH = `registry.terraform.io/hashicorp/aws/${AWS_PROVIDER_VERSION}/linux_amd64`;
@@ -22,24 +24,60 @@ export function mirrorCandidates(env: NodeJS.ProcessEnv = process.env): string[]
   ].filter((p): p is string => typeof p === 'string' && p !== '');
 }
 
-/** The mirror directory that holds hashicorp/aws at the version the bindings were built for. */
-export function findProviderMirror(): string {
-  const candidates = mirrorCandidates();
-  for (const dir of candidates) {
+/** The mirror directory that holds hashicorp/aws at the version the bindings were built for, if this machine has one. */
+export function findProviderMirror(env: NodeJS.ProcessEnv = process.env): string | null {
+  for (const dir of mirrorCandidates(env)) {
     const providerDir = path.join(dir, PROVIDER_PATH);
     if (fs.existsSync(providerDir) && fs.readdirSync(providerDir).some((f) => f.startsWith('terraform-provider-aws'))) return dir;
   }
-  throw new Error(
-    `no filesystem mirror of the hashicorp/aws ${AWS_PROVIDER_VERSION} provider in ${candidates.join(', ')}. ` +
-      `Install one (on a machine with network: \`terraform providers mirror -platform=linux_amd64 DIR\` in a synthesized stack, ` +
-      `unpacked as DIR/${PROVIDER_PATH}/terraform-provider-aws_v${AWS_PROVIDER_VERSION}_x5) and set CADFLEET_TF_PROVIDER_MIRROR=DIR.`,
-  );
+  return null;
 }
+
+const repoRoot = path.resolve(import.meta.dirname, '../../..');
+
+/** Where the provider comes from when no mirror does: the registry, through a cache in the checkout. */
+export const PROVIDER_CACHE = path.join(repoRoot, '.cadfleet', 'tools', 'terraform-plugins');
+
+/**
+ * The terraform CLI configuration for the tests: the AWS provider from the mirror only, where this
+ * machine has one (no network), else from the registry into a plugin cache, so that a machine
+ * without a mirror plans too (and downloads the provider once).
+ */
+export function providerCliConfig(mirror: string | null, cacheDir: string = PROVIDER_CACHE): string {
+  if (mirror === null) return `plugin_cache_dir = ${JSON.stringify(cacheDir)}\n`;
+  return `provider_installation {
+  filesystem_mirror {
+    path    = ${JSON.stringify(mirror)}
+    include = ["registry.terraform.io/hashicorp/aws"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/*/*"]
+  }
+}
+`;
+}
+
+/** Writes the CLI configuration to `file`; says where the provider comes from. */
+export function writeProviderCliConfig(file: string, env: NodeJS.ProcessEnv = process.env): { file: string; source: string } {
+  const mirror = findProviderMirror(env);
+  if (mirror === null) fs.mkdirSync(PROVIDER_CACHE, { recursive: true });
+  fs.writeFileSync(file, providerCliConfig(mirror));
+  return {
+    file,
+    source:
+      mirror ??
+      `the registry (no mirror of hashicorp/aws ${AWS_PROVIDER_VERSION} in ${mirrorCandidates(env).join(', ')}; set CADFLEET_TF_PROVIDER_MIRROR to one, ` +
+        `made on a machine with network by \`terraform providers mirror -platform=linux_amd64 DIR\` in a synthesized stack)`,
+  };
+}
+
+/** PATH with the checkout's tools first: terraform from .cadfleet/tools when setup installed it there. */
+export const terraformPath = (): string => withProjectTools(process.env.PATH, repoRoot);
 
 /** Terraform on PATH, 1.10 or later (the S3 backend's use_lockfile). */
 export async function terraformVersion(): Promise<string> {
-  const result = await run('terraform', ['version', '-json'], { cwd: os.tmpdir(), env: { ...process.env, CHECKPOINT_DISABLE: '1' } });
-  if (result.code !== 0) throw new Error('terraform is not on PATH: install Terraform 1.10 or later (https://developer.hashicorp.com/terraform/install)');
+  const result = await run('terraform', ['version', '-json'], { cwd: os.tmpdir(), env: { ...process.env, PATH: terraformPath(), CHECKPOINT_DISABLE: '1' } });
+  if (result.code !== 0) throw new Error('terraform is not on PATH nor in .cadfleet/tools: run bash scripts/ensure-terraform.sh (setup\'s terraform step), or install Terraform 1.10 or later');
   const version = (JSON.parse(result.stdout) as { terraform_version: string }).terraform_version;
   const [major = 0, minor = 0] = version.split('.').map(Number);
   if (major < 1 || (major === 1 && minor < 10)) throw new Error(`terraform ${version} is too old: 1.10 or later is needed for the S3 backend's use_lockfile`);
@@ -64,6 +102,8 @@ function run(file: string, args: string[], options: { cwd: string; env: NodeJS.P
 }
 
 export interface OfflineTerraform {
+  /** Where `init` takes the AWS provider from: the mirror's path, or the registry and why. */
+  providerSource: string;
   /** Runs terraform in the stack directory; never throws, check `code`. */
   run(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult>;
   /** Runs terraform and throws with its output when it fails. */
@@ -76,21 +116,8 @@ export interface OfflineTerraform {
  * local backend in `workDir`. Nothing reaches the network or the real AWS credentials.
  */
 export function offlineTerraform(stackDir: string, workDir: string, options: { backend?: 'local' | 'as-synthesized' } = {}): OfflineTerraform {
-  const mirror = findProviderMirror();
   const cliConfig = path.join(workDir, 'terraform.rc');
-  fs.writeFileSync(
-    cliConfig,
-    `provider_installation {
-  filesystem_mirror {
-    path    = ${JSON.stringify(mirror)}
-    include = ["registry.terraform.io/hashicorp/aws"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/*/*"]
-  }
-}
-`,
-  );
+  const provider = writeProviderCliConfig(cliConfig);
   const override: Record<string, unknown> = {
     provider: {
       aws: [
@@ -104,14 +131,16 @@ export function offlineTerraform(stackDir: string, workDir: string, options: { b
       ],
     },
   };
-  if ((options.backend ?? 'local') === 'local') {
-    override.terraform = { backend: { local: { path: path.join(workDir, 'terraform.tfstate') } } };
-  }
+  // The binding asks for `~> 5.0`; from the registry that would be the newest 5.x. The tests plan
+  // with the version the binding was generated for (the only one a mirror here has).
+  const terraform: Record<string, unknown> = { required_providers: { aws: { source: 'aws', version: AWS_PROVIDER_VERSION } } };
+  if ((options.backend ?? 'local') === 'local') terraform.backend = { local: { path: path.join(workDir, 'terraform.tfstate') } };
+  override.terraform = terraform;
   fs.writeFileSync(path.join(stackDir, 'offline_override.tf.json'), JSON.stringify(override, null, 2));
 
   // A clean environment: real AWS credentials or profiles on this machine must not leak in.
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
+    PATH: terraformPath(),
     HOME: workDir,
     TF_CLI_CONFIG_FILE: cliConfig,
     TF_IN_AUTOMATION: '1',
@@ -121,10 +150,14 @@ export function offlineTerraform(stackDir: string, workDir: string, options: { b
     TF_DATA_DIR: path.join(stackDir, '.terraform'),
   };
   const runner: OfflineTerraform = {
+    providerSource: provider.source,
     run: (args, extraEnv = {}) => run('terraform', [...args.slice(0, 1), '-no-color', ...args.slice(1)], { cwd: stackDir, env: { ...env, ...extraEnv } }),
     async ok(args, extraEnv) {
       const result = await runner.run(args, extraEnv);
-      if (result.code !== 0) throw new Error(`terraform ${args.join(' ')} failed (${result.code}):\n${result.stderr}\n${result.stdout.slice(-4000)}`);
+      if (result.code !== 0) {
+        const from = args[0] === 'init' ? ` (the AWS provider from ${provider.source})` : '';
+        throw new Error(`terraform ${args.join(' ')} failed (${result.code})${from}:\n${result.stderr}\n${result.stdout.slice(-4000)}`);
+      }
       return result;
     },
   };
