@@ -52,16 +52,23 @@ fi
 # release, verified, into .cadfleet/tools/ (the script says what to do when it cannot).
 bash scripts/ensure-terraform.sh
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "setup: Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none)); install it from your distribution or nodejs.org" >&2
+node_version=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
+IFS=. read -r node_major node_minor _ <<<"$node_version"
+if [ "$node_major" -lt 20 ] || { [ "$node_major" -eq 20 ] && [ "$node_minor" -lt 19 ]; }; then
+  echo "setup: Node.js 22 or 24 (LTS) is required (found: $(node --version 2>/dev/null || echo none)); install it from your distribution or nodejs.org" >&2
   exit 1
 fi
+if [ "$node_major" -lt 22 ]; then
+  # Node 20 reached end of life in April 2026. The toolkit still runs on it (CI on a machine
+  # that has only Node 20), so npm's EBADENGINE warnings below are expected there, and true.
+  echo "setup: Node.js $node_version is past end of life: npm will warn that cadfleet, and the app's cookie and content-disposition, want Node 22 or newer; the toolkit runs on 20, the app's tests also run on the release's Node 24 (npm run test:node24); install Node 22 or 24 to drop the warnings" >&2
+fi
 
-# `npm install` rather than `npm ci`: it installs exactly the lock file's versions too, but
-# tolerates a registry mirror that lacks another platform's optional binaries (bullmq's
-# msgpackr-extract for macOS, say), which makes `npm ci` refuse the lock file as out of sync.
+# `npm ci`: exactly the lock file, which it never rewrites. The lock lists every platform's
+# optional binaries (msgpackr-extract's for macOS and Windows too), as `npm install` writes it
+# anywhere, so a checkout stays clean after setup. Install scripts: package.json's allowScripts
+# (README, "Install scripts").
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm install (from package-lock.json)"
-  npm install --no-audit --no-fund
+  echo "setup: npm ci (from package-lock.json)"
+  npm ci --no-audit --no-fund
 fi

@@ -9,8 +9,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 // The AWS SDK warns on every command under Node 20 that its releases from 2027 need Node 22;
-// the lock file pins today's, which support Node 20 (package.json's engines). `cadfleet doctor`
-// is where the operator's Node is judged.
+// the lock file pins today's, which still run on Node 20 (past end of life, but what some
+// machines have; package.json's engines asks for 22 or 24). `cadfleet doctor` is where the
+// operator's Node is judged.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 // terraform from .cadfleet/tools when setup had to install it there (scripts/ensure-terraform.sh);

@@ -50,6 +50,14 @@ describe('doctor', () => {
     expect(boto.found).toMatch(/^1\.\d+/);
   });
 
+  it('wants Node 22 or 24, and warns on Node 20 (past end of life) without failing', () => {
+    const node = (version: string) => runChecks(() => ({ ok: true, out: 'v9.9.9' }), {}, 0, version).find((c) => c.name === 'node');
+    expect(node('24.21.0')).toMatchObject({ ok: true, fix: '' });
+    expect(node('22.12.0')).toMatchObject({ ok: true });
+    expect(node('20.20.2')).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/past end of life.*22 or 24/) });
+    expect(node('18.20.0')).toMatchObject({ ok: false, optional: false, fix: 'install Node.js 22 or 24 (LTS)' });
+  });
+
   it('refuses tools that are too old', () => {
     const old = runChecks((argv) => ({ ok: true, out: argv[0] === 'ansible-playbook' ? 'ansible-playbook [core 2.12.1]' : 'v9.9.9' }), { AWS_PROFILE: 'x' }, 0);
     expect(old.find((c) => c.name === 'ansible-playbook')).toMatchObject({ ok: false, found: '2.12.1' });

