@@ -1,38 +1,14 @@
 import path from 'node:path';
 import { discoverAwsHosts } from './aws/hosts';
-import { bastionProxyCommand, ssmProxyCommand, type HostRoute } from './aws/inventory';
+import { bastionProxyCommand, ssmProxyCommand } from './aws/inventory';
 import { authorizeRunKey, ensureRunKey } from './aws/run-key';
 import { awsEnvironment, readAwsOutputs } from './aws/terraform';
 import { ansibleDir } from './deploy/deploy';
 import { systemRunner, type Runner } from './local/exec';
-import { ROLES, type Role } from './local/fleet';
+import { ROLES, type Environment, type HostRoute, type Outputs, type TargetHost } from './contract';
 import { defaultContext, openFleet, type LocalContext } from './local/local-fleet';
-import { localOutputs, type Outputs } from './outputs';
+import { localOutputs } from './outputs';
 import { sshCommand } from './local/commands';
-
-/** One host as the operator tools see it, whatever environment it is in. */
-export interface TargetHost {
-  name: string;
-  role: Role;
-  index: number;
-  address: string;
-}
-
-export interface Environment {
-  name: string;
-  outputs: Outputs;
-  hosts: TargetHost[];
-  /**
-   * How ssh (and Ansible) reach the hosts: straight to the address (the local fleet), through
-   * the bastion, or inside a Session Manager session to the host's name, its instance id.
-   * @default `bastion` when the outputs name one, else `direct`
-   */
-  route?: 'direct' | HostRoute;
-  /** An aws_ec2 inventory the playbooks run on (AWS); without it, one is generated from the outputs. */
-  inventory?: string;
-  /** The ssh key for AWS hosts: this machine's run key (authorized for a while through SSM), or CADFLEET_SSH_KEY. */
-  keyFile?: string;
-}
 
 /** The local fleet's name: `cf` unless CADFLEET_LOCAL_FLEET says otherwise (tests use their own). */
 export const localFleetName = (): string => process.env.CADFLEET_LOCAL_FLEET ?? 'cf';
@@ -132,4 +108,4 @@ export function sshTo(env: Environment, host: TargetHost, remote: readonly strin
   ];
 }
 
-export type { Runner };
+export type { Environment, Runner, TargetHost };

@@ -6,10 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HOST_ROLES } from '../../../stacks/contract';
-import type { TargetHost } from '../environment';
+import type { Outputs, TargetHost } from '../contract';
 import type { Runner } from '../local/exec';
 import type { Role } from '../local/fleet';
-import type { Outputs } from '../outputs';
 import { awsEc2Inventory, type HostRoute } from './inventory';
 
 /** What `ansible-inventory --list` prints: groups with their hosts, and every host's variables under _meta. */

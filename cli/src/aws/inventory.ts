@@ -6,9 +6,9 @@
 //   document (the deploy role allows this document on this environment's instances only);
 // - `bastion` (an operator in admin_cidrs): SSH through the LB host.
 import { HOST_ROLES, SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, TAG_ROLE } from '../../../stacks/contract';
-import type { Outputs } from '../outputs';
+import type { HostRoute, Outputs } from '../contract';
 
-export type HostRoute = 'ssm' | 'bastion';
+export type { HostRoute };
 
 /** ssh's ProxyCommand that tunnels to instance `%h` through Session Manager (needs the AWS CLI and its session-manager-plugin). */
 export const ssmProxyCommand = (region: string): string =>

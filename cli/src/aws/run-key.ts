@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { shellQuote } from '../commands/keys';
+import { shellQuote } from '../shell';
 import type { Runner } from '../local/exec';
 
 /** How long a pushed key is taken by sshd. A run that lasts longer pushes it again (every load of the environment does). */

@@ -1,14 +1,15 @@
 import { spawn } from 'node:child_process';
 import { Command } from 'commander';
 import { loadEnvironment, sshTo, type Environment } from '../environment';
+import { shellQuote } from '../shell';
+
+// Kept importable from here (the fleet tests take it from this module).
+export { shellQuote };
 
 /**
  * Runs the service's own `keys` command on the first api host, with the host's environment
  * file sourced there: the database credentials never cross this machine's command lines.
  */
-/** Quotes one word for a POSIX shell (ssh hands the remote command to the login shell). */
-export const shellQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`;
-
 export function remoteServiceArgv(args: readonly string[]): string[] {
   const script = `set -a; . /etc/cadfleet/api.env; exec /opt/cadfleet/current/bin/cadfleet-service keys ${args.map(shellQuote).join(' ')}`;
   return ['sudo', '-u', 'cadfleet', 'sh', '-c', shellQuote(script)];

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Environment } from '../environment';
+import type { Environment } from '../contract';
 import type { Runner } from '../local/exec';
 import { ensureCa, ensureServerCert, pkiPaths } from '../local/pki';
 import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayFailure, type RecapLine } from './ansible';

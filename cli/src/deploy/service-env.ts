@@ -1,4 +1,4 @@
-import type { Outputs } from '../outputs';
+import type { Outputs } from '../contract';
 import type { LocalSecrets } from './local-secrets';
 
 /** Where the common role installs the fleet CA on every host (local fleet). */

@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import { ROLES, type Role } from '../contract';
 
-/** The roles a cadfleet host plays. `data` exists only locally: it stands in for RDS, ElastiCache and S3. */
-export const ROLES = ['lb', 'data', 'api', 'worker', 'streamer'] as const;
-export type Role = (typeof ROLES)[number];
+// The roles are the environment contract's; kept importable from here.
+export { ROLES, type Role };
 
 const name = z
   .string()

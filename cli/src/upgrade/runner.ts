@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { shellQuote } from '../commands/keys';
+import { shellQuote } from '../shell';
 import { releaseStoreOf, runPlaybook, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
 import { systemRunner } from '../local/exec';
