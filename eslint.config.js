@@ -12,4 +12,13 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The CDK and its AWS bindings come in through stacks/cdk.ts and stacks/aws.ts only, so a
+    // move to CDK Terrain (cdktn) changes those two files (docs/aws.md, "CDK Terrain").
+    files: ['**/*.ts'],
+    ignores: ['stacks/cdk.ts', 'stacks/aws.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['cdktf', '@cdktf/*', 'cdktn', '@cdktn/*'], message: 'import the CDK from stacks/cdk.ts and the AWS bindings from stacks/aws.ts' }] }],
+    },
+  },
 );

@@ -1,5 +1,5 @@
 // Builds the CDKTF app for one environment; main.ts runs it, tests call it directly.
-import { App } from 'cdktf';
+import { App } from './cdk';
 import { CadfleetStack } from './cadfleet-stack';
 import type { StackConfig } from './config';
 

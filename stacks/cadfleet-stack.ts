@@ -1,16 +1,9 @@
 // One AWS environment of cadfleet: network, load balancer, api/worker/streamer fleets,
 // Redis, PostgreSQL and buckets, with the outputs of DESIGN.md's deployment-outputs contract;
 // log groups and alarms; and the role GitHub Actions deploys it with.
-import { Fn, LocalBackend, Op, S3Backend, TerraformOutput, TerraformStack, Token, ref, type ITerraformDependable, type TerraformVariable } from 'cdktf';
+import { Fn, type ITerraformDependable, LocalBackend, Op, ref, S3Backend, TerraformOutput, TerraformStack, type TerraformVariable, Token } from './cdk';
+import { AwsProvider, CloudwatchLogGroup, DataAwsAmi, DataAwsAvailabilityZones, DataAwsPartition, DataAwsSsmParameter, Eip, SsmParameter } from './aws';
 import type { Construct } from 'constructs';
-import { DataAwsAmi } from '@cdktf/provider-aws/lib/data-aws-ami';
-import { DataAwsSsmParameter } from '@cdktf/provider-aws/lib/data-aws-ssm-parameter';
-import { DataAwsAvailabilityZones } from '@cdktf/provider-aws/lib/data-aws-availability-zones';
-import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
-import { Eip } from '@cdktf/provider-aws/lib/eip';
-import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
-import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
-import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter';
 import { stackName, type StackConfig } from './config';
 import {
   APP_ROLES,

@@ -1,6 +1,5 @@
 // Small helpers for Terraform expressions CDKTF has no typed form for.
-import { Fn, Op, Token, ref } from 'cdktf';
-import type { IResolvable, TerraformResource, TerraformDataSource } from 'cdktf';
+import { Fn, type IResolvable, Op, ref, type TerraformDataSource, type TerraformResource, Token } from './cdk';
 
 type Counted = TerraformResource | TerraformDataSource;
 

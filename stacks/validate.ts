@@ -1,7 +1,7 @@
 // Props validation shared by the constructs: pure checks that throw
 // "`<name>` must <requirement>, got <value>". Values that are Terraform tokens are only
 // known at plan time; variable validation blocks check those, so they are skipped here.
-import { Token } from 'cdktf';
+import { Token } from './cdk';
 
 export class PropsError extends Error {
   override name = 'PropsError';

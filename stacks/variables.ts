@@ -1,7 +1,7 @@
 // The Terraform variables of an environment, each typed, described and validated. Their
 // values come from a tfvars file (terraform.tfvars.example documents every one), so a bad
 // value fails `terraform plan` with a message that names the variable and shows the value.
-import { TerraformVariable, Token, ref } from 'cdktf';
+import { ref, TerraformVariable, Token } from './cdk';
 import { isNotEmpty } from './tf';
 import { hostImageParameterName, pinnedImageParameterName } from './contract';
 import { Construct } from 'constructs';

@@ -2,10 +2,9 @@
 // fleet-wide cadfleet metric divided by the hosts in service (queued jobs per worker), or on
 // the average of a metric each host publishes for itself (sessions per streamer), and can
 // hold terminating hosts so they drain before they go.
-import type { ITerraformDependable } from 'cdktf';
+import type { ITerraformDependable } from '../cdk';
+import { AutoscalingGroup, AutoscalingPolicy } from '../aws';
 import { Construct } from 'constructs';
-import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group';
-import { AutoscalingPolicy } from '@cdktf/provider-aws/lib/autoscaling-policy';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../boot-timing';
 import { METRICS_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../metrics';
 import { must, mustBeIntegerIn } from '../validate';

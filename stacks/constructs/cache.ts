@@ -3,13 +3,9 @@
 // ElastiCache user with IAM authentication (short-lived tokens from its instance role), so
 // no secret passes through Terraform or its state. maxmemory-policy is noeviction because
 // an evicting Redis silently deletes queued jobs.
-import { Op, Token } from 'cdktf';
+import { Op, Token } from '../cdk';
+import { ElasticacheParameterGroup, ElasticacheReplicationGroup, ElasticacheSubnetGroup, ElasticacheUser, ElasticacheUserGroup } from '../aws';
 import { Construct } from 'constructs';
-import { ElasticacheParameterGroup } from '@cdktf/provider-aws/lib/elasticache-parameter-group';
-import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache-replication-group';
-import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group';
-import { ElasticacheUser } from '@cdktf/provider-aws/lib/elasticache-user';
-import { ElasticacheUserGroup } from '@cdktf/provider-aws/lib/elasticache-user-group';
 import { bool } from '../tf';
 import { isToken, must, mustBeIntegerIn } from '../validate';
 

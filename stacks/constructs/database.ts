@@ -1,11 +1,9 @@
 // RDS PostgreSQL: private, encrypted, TLS enforced by the server, automated backups, and a
 // master password that RDS creates and keeps in Secrets Manager (and rotates), so it never
 // appears in Terraform's configuration, state or outputs.
-import { Op } from 'cdktf';
+import { Op } from '../cdk';
+import { DbInstance, DbParameterGroup, DbSubnetGroup } from '../aws';
 import { Construct } from 'constructs';
-import { DbInstance } from '@cdktf/provider-aws/lib/db-instance';
-import { DbParameterGroup } from '@cdktf/provider-aws/lib/db-parameter-group';
-import { DbSubnetGroup } from '@cdktf/provider-aws/lib/db-subnet-group';
 import { bool } from '../tf';
 import { isToken, must, mustBeIntegerIn } from '../validate';
 

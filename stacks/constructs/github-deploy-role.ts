@@ -4,13 +4,9 @@
 // subject `repo:<owner>/<repo>:environment:<name>` (not the branch), so the environment's
 // protection rules in GitHub (required reviewers, allowed branches) decide which runs may
 // deploy. The subject is compared with StringEquals: no wildcard can widen it.
-import { Fn, Op, Token } from 'cdktf';
+import { Fn, Op, Token } from '../cdk';
+import { DataAwsIamPolicyDocument, IamOpenidConnectProvider, IamPolicy, IamRole, IamRolePolicyAttachment } from '../aws';
 import { Construct } from 'constructs';
-import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
-import { IamOpenidConnectProvider } from '@cdktf/provider-aws/lib/iam-openid-connect-provider';
-import { IamPolicy } from '@cdktf/provider-aws/lib/iam-policy';
-import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
-import { IamRolePolicyAttachment } from '@cdktf/provider-aws/lib/iam-role-policy-attachment';
 import { GITHUB_OIDC_HOST } from '../deploy-policy';
 import { validateStatements, type Statement } from '../policies';
 import { bool, countIf, isEmpty, only } from '../tf';

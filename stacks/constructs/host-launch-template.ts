@@ -1,9 +1,9 @@
 // Launch template shared by every cadfleet host: IMDSv2 only, an encrypted gp3 root volume,
 // the instance role, the inventory tags on the instance and its volumes, and the boot script.
-import { Fn, TerraformLocal, Token } from 'cdktf';
+import { Fn, TerraformLocal, Token } from '../cdk';
+import { LaunchTemplate } from '../aws';
 import { isEmpty } from '../tf';
 import { Construct } from 'constructs';
-import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template';
 import { TAG_ENVIRONMENT, TAG_ROLE, type HostRole } from '../contract';
 import { isToken, must, mustBeIntegerIn } from '../validate';
 

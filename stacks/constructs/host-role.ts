@@ -2,10 +2,7 @@
 // from validated statements (stacks/policies.ts) and no managed policies, so everything a
 // host may do is written in this repository.
 import { Construct } from 'constructs';
-import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
-import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile';
-import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
-import type { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
+import { DataAwsIamPolicyDocument, IamInstanceProfile, IamRole, type IamRolePolicy } from '../aws';
 import type { Statement } from '../policies';
 import { must } from '../validate';
 import { addInlinePolicy } from './inline-policy';

@@ -2,8 +2,7 @@
 // policy document data source and the role policy, optionally present only when a Terraform
 // condition holds.
 import type { Construct } from 'constructs';
-import { DataAwsIamPolicyDocument, type DataAwsIamPolicyDocumentStatement } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
-import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
+import { DataAwsIamPolicyDocument, type DataAwsIamPolicyDocumentStatement, IamRolePolicy } from '../aws';
 import { countIf, only } from '../tf';
 import { validateStatements, type Statement, type ValidateOptions } from '../policies';
 

@@ -2,10 +2,9 @@
 // exactly one. An ELB cannot route a WebSocket to the streamer a session names, so nginx
 // does it (DESIGN.md); the group replaces a dead host, and the new host takes the Elastic IP
 // over at boot, so the address users know never changes.
-import type { ITerraformDependable } from 'cdktf';
+import type { ITerraformDependable } from '../cdk';
+import { AutoscalingGroup, type Eip } from '../aws';
 import { Construct } from 'constructs';
-import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group';
-import type { Eip } from '@cdktf/provider-aws/lib/eip';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../boot-timing';
 import { must } from '../validate';
 import { HostLaunchTemplate, type HostLaunchTemplateProps } from './host-launch-template';

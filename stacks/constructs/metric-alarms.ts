@@ -2,11 +2,7 @@
 // the names the scaling policies use), optionally sent to an e-mail address through an SNS
 // topic that only this environment's alarms may publish to.
 import { Construct } from 'constructs';
-import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
-import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
-import { SnsTopic } from '@cdktf/provider-aws/lib/sns-topic';
-import { SnsTopicPolicy } from '@cdktf/provider-aws/lib/sns-topic-policy';
-import { SnsTopicSubscription } from '@cdktf/provider-aws/lib/sns-topic-subscription';
+import { CloudwatchMetricAlarm, DataAwsIamPolicyDocument, SnsTopic, SnsTopicPolicy, SnsTopicSubscription } from '../aws';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../metrics';
 import { countIf, isNotEmpty, only, splat } from '../tf';
 import { isToken, must, mustBeIntegerIn } from '../validate';

@@ -1,18 +1,9 @@
 // VPC across zones: public subnets (load balancer, NAT), private subnets (everything else),
 // NAT for the private subnets' egress, and an S3 gateway endpoint so that bundle and model
 // traffic skips the NAT (cheaper, and it stays on the AWS network).
-import { Fn, Op, TerraformCount, Token, type ITerraformDependable } from 'cdktf';
+import { Fn, type ITerraformDependable, Op, TerraformCount, Token } from '../cdk';
+import { DefaultSecurityGroup, Eip, InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, Subnet, Vpc, VpcEndpoint } from '../aws';
 import { Construct } from 'constructs';
-import { DefaultSecurityGroup } from '@cdktf/provider-aws/lib/default-security-group';
-import { Eip } from '@cdktf/provider-aws/lib/eip';
-import { InternetGateway } from '@cdktf/provider-aws/lib/internet-gateway';
-import { NatGateway } from '@cdktf/provider-aws/lib/nat-gateway';
-import { RouteTable } from '@cdktf/provider-aws/lib/route-table';
-import { RouteTableAssociation } from '@cdktf/provider-aws/lib/route-table-association';
-import { Route } from '@cdktf/provider-aws/lib/route';
-import { Subnet } from '@cdktf/provider-aws/lib/subnet';
-import { Vpc } from '@cdktf/provider-aws/lib/vpc';
-import { VpcEndpoint } from '@cdktf/provider-aws/lib/vpc-endpoint';
 import { splat } from '../tf';
 import { isToken, must, mustBeIntegerIn } from '../validate';
 

@@ -2,11 +2,9 @@
 // internet, on 80/443; SSH reaches it from the admin networks only, and the private hosts
 // only through it (it is the bastion). App ports, PostgreSQL and Redis are open to named
 // security groups, never to address ranges.
-import { Fn, TerraformCount } from 'cdktf';
+import { Fn, TerraformCount } from '../cdk';
+import { SecurityGroup, VpcSecurityGroupEgressRule, VpcSecurityGroupIngressRule } from '../aws';
 import { Construct } from 'constructs';
-import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
-import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
-import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
 import { APP_ROLES, HOST_ROLES, PORTS, type AppRole } from '../contract';
 import { must } from '../validate';
 

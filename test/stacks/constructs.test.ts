@@ -1,11 +1,10 @@
 // Construct props validators, synth-time configuration and the IAM statement rules: each bad
 // input throws "`<name>` must ..., got ...", and each construct synthesizes its secure
 // defaults (checked with cdktf's Testing matchers).
-import { Testing } from 'cdktf';
+import { Testing } from '../../stacks/cdk';
+import { Eip, SsmParameter } from '../../stacks/aws';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
-import { Eip } from '@cdktf/provider-aws/lib/eip';
-import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter';
 import { loadStackConfig } from '../../stacks/config';
 import { deployStatements } from '../../stacks/deploy-policy';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
