@@ -7,7 +7,7 @@ import { outputsSchema, type Outputs } from '../outputs';
 import { TAG_ENVIRONMENT } from '../../../stacks/contract';
 
 /**
- * An AWS environment as the operator tools drive it: the stack is synthesized with cdktf
+ * An AWS environment as the operator tools drive it: the stack is synthesized by the stacks' app
  * (CADFLEET_ENV names it), then planned and applied with terraform itself on the synthesized
  * JSON, so `plan` shows exactly what `apply` will do.
  */
@@ -28,7 +28,12 @@ export function awsEnvironment(name: string, repoRoot: string, varFile?: string)
 
 export const stackDir = (env: AwsEnvironment): string => path.join(env.repoRoot, 'cdktf.out', 'stacks', `cadfleet-${env.name}`);
 
-export const synthArgv = (): Argv => ['npx', 'cdktf', 'synth'];
+/**
+ * The stacks' app itself (cdktf.json's "app"), which writes cdktf.out/ as `cdktf synth` would, without
+ * cdktf-cli: that CLI loads node-pty at start, which has no build for Node 24, and the stacks stay
+ * free of CLI-specific steps (docs/aws.md, "CDK Terrain").
+ */
+export const synthArgv = (): Argv => [process.execPath, '--import', 'tsx', 'stacks/main.ts'];
 export const initArgv = (env: AwsEnvironment): Argv => ['terraform', `-chdir=${stackDir(env)}`, 'init', '-input=false'];
 export const planArgv = (env: AwsEnvironment, planFile?: string): Argv => [
   'terraform', `-chdir=${stackDir(env)}`, 'plan', '-input=false', `-var-file=${env.varFile}`, ...(planFile ? [`-out=${planFile}`] : []),

@@ -51,7 +51,7 @@ function stackCommand(name: string, description: string, action: (env: AwsEnviro
 
 export function stackCommands(): Command[] {
   return [
-    stackCommand('plan', 'Show what apply would change in an AWS environment (cdktf synth, terraform plan).', (env) =>
+    stackCommand('plan', 'Show what apply would change in an AWS environment (synthesize the stack, terraform plan).', (env) =>
       runInherit(planArgv(env), {}, env.repoRoot),
     ),
     stackCommand('apply', 'Create or update the AWS infrastructure of an environment: plan, then apply exactly that plan.', async (env) => {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyArgv, awsEc2Inventory, awsEnvironment, awsOutputs, destroyArgv, planArgv, readAwsOutputs, stackDir } from '../../../cli/src/aws/terraform';
+import { applyArgv, awsEc2Inventory, awsEnvironment, awsOutputs, destroyArgv, planArgv, readAwsOutputs, stackDir, synthArgv } from '../../../cli/src/aws/terraform';
 import { systemRunner } from '../../../cli/src/local/exec';
 import { tempDir } from '../../helpers/convert';
 import { inventoryFrom } from '../../../cli/src/deploy/ansible';
@@ -10,6 +10,11 @@ import { inventoryFrom } from '../../../cli/src/deploy/ansible';
 const env = awsEnvironment('staging', '/repo');
 
 describe('AWS environment commands', () => {
+  it("synthesizes by running the stacks' app on this Node, not through cdktf-cli (whose node-pty has no Node 24 build)", () => {
+    // The command test/stacks/synth-cli.test.ts runs as stacks/main.ts, from the repository root.
+    expect(synthArgv()).toEqual([process.execPath, '--import', 'tsx', 'stacks/main.ts']);
+  });
+
   it('plans with the environment\'s tfvars and applies exactly the saved plan', () => {
     expect(env.varFile).toBe('/repo/environments/staging.tfvars');
     expect(planArgv(env, '/tmp/p/tfplan')).toEqual(['terraform', '-chdir=/repo/cdktf.out/stacks/cadfleet-staging', 'plan', '-input=false', '-var-file=/repo/environments/staging.tfvars', '-out=/tmp/p/tfplan']);
