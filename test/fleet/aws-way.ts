@@ -15,7 +15,7 @@ import { cax } from '../helpers/samples';
 import { decoderReady, openStream } from '../streamer/client';
 import { parseFleetSpec, planFleet } from '../../cli/src/local/fleet';
 import { NAME, cli, e2e, fleet, id, lbAddress, root, ssh } from './context';
-import { caPem, fullyRouted, request, settle, slowStream, until, upload } from './reliability';
+import { caPem, fullyRouted, request, resumeThroughLb, settle, slowStream, until, upload } from './reliability';
 
 /** The fleet's hosts but the data host, as they are now (the scale-out scenario before leaves one worker). */
 const appAndLbNow = () => planFleet(parseFleetSpec(JSON.parse(fs.readFileSync(path.join(root, 'fleet.json'), 'utf8')))).hosts.filter((h) => h.role !== 'data');
@@ -116,16 +116,7 @@ export function awsWayScenarios(): void {
     await until('the new LB routing to every api and streamer', fullyRouted, 60);
     // The stopped LB closed the viewer's connection (an orderly stop, unlike a crash).
     await first.waitFor('the old connection closed', () => first.close !== undefined, 60_000);
-    const have = first.completeParts();
-    let resumed: Awaited<ReturnType<typeof request>> | undefined;
-    await until('the api resuming the session through the new LB', async () => {
-      resumed = await request('POST', `/api/v1/models/${e2e.modelId}/sessions`, { body: JSON.stringify({ resume: session.sessionId }), headers: { 'content-type': 'application/json' } });
-      return resumed.status === 200;
-    }, 60);
-    const rest = openStream(`wss://${lbAddress()}${(resumed!.json as unknown as { streamUrl: string }).streamUrl}`, { ca: caPem(), have });
-    expect(await rest.closed).toEqual({ code: 1000, reason: 'complete' });
-    expect(rest.manifest!.sending.sort()).toEqual(rest.manifest!.order.filter((p) => !have.includes(p)).sort());
-    expect([...have, ...rest.completeParts()].sort()).toEqual([...rest.manifest!.order].sort());
+    await resumeThroughLb(session.sessionId, first.completeParts());
   }, 600_000);
 
   it('gets the LB\'s certificate by ACME from a local pebble (HTTP-01 answered by its own nginx), serves it, and renews it', async () => {

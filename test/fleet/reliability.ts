@@ -268,6 +268,23 @@ function keep(states: Map<string, ModelJson>, ids: string[]): void {
 }
 
 /** A session read like a viewer on a slow machine: frames acknowledged every `ackMs`, a small window. */
+/**
+ * Resumes a session of the e2e model through the LB with the parts the viewer holds, as the
+ * viewer does, and checks that exactly the missing parts come and complete it.
+ */
+export async function resumeThroughLb(sessionId: string, have: string[]): Promise<ReturnType<typeof openStream>> {
+  let resumed: Answer | undefined;
+  await until('the api resuming the session through the LB', async () => {
+    resumed = await request('POST', `/api/v1/models/${e2e.modelId}/sessions`, { body: JSON.stringify({ resume: sessionId }), headers: { 'content-type': 'application/json' } });
+    return resumed.status === 200;
+  }, 60);
+  const rest = openStream(`wss://${lbAddress()}${(resumed!.json as unknown as { streamUrl: string }).streamUrl}`, { ca: caPem(), have });
+  expect(await rest.closed).toEqual({ code: 1000, reason: 'complete' });
+  expect(rest.manifest!.sending.sort()).toEqual(rest.manifest!.order.filter((p) => !have.includes(p)).sort());
+  expect([...have, ...rest.completeParts()].sort()).toEqual([...rest.manifest!.order].sort());
+  return rest;
+}
+
 export function slowStream(url: string, have: string[], ackMs: number) {
   let processed = 0;
   let nextAt = 0;
@@ -491,15 +508,7 @@ export function reliabilityScenarios(): void {
     const noticed = Date.now() - killedAt;
     first.terminate();
     const have = first.completeParts();
-    let resumed: Answer | undefined;
-    await until('the api resuming the session through the LB', async () => {
-      resumed = await request('POST', `/api/v1/models/${e2e.modelId}/sessions`, { body: JSON.stringify({ resume: session.sessionId }), headers: { 'content-type': 'application/json' } });
-      return resumed.status === 200;
-    }, 60);
-    const rest = openStream(`wss://${lbAddress()}${(resumed!.json as unknown as { streamUrl: string }).streamUrl}`, { ca: caPem(), have });
-    expect(await rest.closed).toEqual({ code: 1000, reason: 'complete' });
-    expect(rest.manifest!.sending.sort()).toEqual(rest.manifest!.order.filter((p) => !have.includes(p)).sort());
-    expect([...have, ...rest.completeParts()].sort()).toEqual([...rest.manifest!.order].sort());
+    const rest = await resumeThroughLb(session.sessionId, have);
     report.faults.push({
       fault: 'LB host killed',
       during: `a streaming session (${have.length} of ${rest.manifest!.order.length} parts received)`,
