@@ -322,8 +322,8 @@ fetch_release "$VERSION"
 write_inventory_and_vars
 configure
 rm -rf "$STATE/release" "$STATE/vars.json" "$STATE/tls.pem"
-date -u +%Y-%m-%dT%H:%M:%SZ >"$STATE/done"
 log "done: release $VERSION, ${o.role} configured"
+date -u +%Y-%m-%dT%H:%M:%SZ >"$STATE/done"
 `;
 }
 

@@ -184,7 +184,8 @@ async function waitConfigured(runner: Runner, target: ReturnType<typeof sshTarge
   const deadline = Date.now() + timeoutMs;
   const ready = READY[host.role];
   for (;;) {
-    const probe = await ssh(runner, target, `sudo test -f ${BOOT_STATE_DIR}/done && curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${ready}`);
+    // The log reaches its file through tee, after the marker may exist: wait for both.
+    const probe = await ssh(runner, target, `sudo test -f ${BOOT_STATE_DIR}/done && sudo grep -q -F ' cadfleet-bootstrap: done: ' ${BOOT_LOG} && curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${ready}`);
     // The boot program's own lines (Ansible's output, between them, is in the same log).
     if (probe.code === 0 && probe.out.endsWith('200')) return (await ssh(runner, target, `sudo grep -F ' cadfleet-bootstrap: ' ${BOOT_LOG} | tail -n 30`)).out.split('\n');
     if (Date.now() > deadline) {
