@@ -43,6 +43,7 @@ export { S3BucketPolicy } from '@cdktf/provider-aws/lib/s3-bucket-policy';
 export { S3BucketPublicAccessBlock } from '@cdktf/provider-aws/lib/s3-bucket-public-access-block';
 export { S3BucketServerSideEncryptionConfigurationA } from '@cdktf/provider-aws/lib/s3-bucket-server-side-encryption-configuration';
 export { S3BucketVersioningA } from '@cdktf/provider-aws/lib/s3-bucket-versioning';
+export { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret';
 export { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
 export { SnsTopic } from '@cdktf/provider-aws/lib/sns-topic';
 export { SnsTopicPolicy } from '@cdktf/provider-aws/lib/sns-topic-policy';

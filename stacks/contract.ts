@@ -66,3 +66,18 @@ export const hostImageParameterName = (environment: string): string => `/cadflee
  * a newer image by itself (docs/aws.md#the-image-hosts-run).
  */
 export const pinnedImageParameterName = (environment: string): string => `/cadfleet/${environment}/pinned-ami`;
+
+/**
+ * Secrets Manager secret holding the HMAC key of stream tokens, which the api and every streamer
+ * share. The stacks create it without a value (nothing of it enters the Terraform state); the
+ * first api or streamer host that boots generates one (docs/aws.md#the-stream-token-secret).
+ */
+export const streamSecretName = (environment: string): string => `cadfleet/${environment}/stream-token`;
+/** Roles that read the stream-token secret: the api signs tokens, streamers check them. */
+export const STREAM_SECRET_ROLES: readonly HostRole[] = ['api', 'streamer'];
+/**
+ * ClientRequestToken of the secret's first version. Hosts that boot at once and each find no
+ * value all put theirs under this token: Secrets Manager keeps the first and refuses the others
+ * (one value wins, and every host reads it back).
+ */
+export const STREAM_SECRET_FIRST_VERSION = 'cadfleet-stream-token-first-version-0001';

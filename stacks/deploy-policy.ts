@@ -14,7 +14,7 @@
 //   settings and the two AMI ids (not the TLS key or the converter licence under the same path).
 // Known limit: the role may change the hosts' inline policies (terraform manages them), and
 // hosts run with those rights; a permissions boundary on the host roles would cap that.
-import { DEPLOY_LOCK_KEY, SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, hostImageParameterName, pinnedImageParameterName } from './contract';
+import { DEPLOY_LOCK_KEY, SSH_SESSION_DOCUMENT, TAG_ENVIRONMENT, hostImageParameterName, pinnedImageParameterName, streamSecretName } from './contract';
 import type { Condition, Statement } from './policies';
 
 export const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com';
@@ -276,6 +276,21 @@ export function deployStatements(props: DeployPolicyProps): DeployPolicies {
       sid: 'DatabaseManagedSecret',
       actions: ['secretsmanager:CreateSecret', 'secretsmanager:TagResource'],
       resources: [arn('secretsmanager', 'secret:rds!*')],
+    },
+    {
+      // The stream-token secret, created empty (hosts give it its value): its metadata and tags,
+      // never its value (no GetSecretValue or PutSecretValue). Secrets Manager adds a suffix to the ARN.
+      sid: 'StreamTokenSecret',
+      actions: [
+        'secretsmanager:CreateSecret',
+        'secretsmanager:DeleteSecret',
+        'secretsmanager:DescribeSecret',
+        'secretsmanager:UpdateSecret',
+        'secretsmanager:GetResourcePolicy',
+        'secretsmanager:TagResource',
+        'secretsmanager:UntagResource',
+      ],
+      resources: [arn('secretsmanager', `secret:${streamSecretName(env)}-*`)],
     },
   );
 

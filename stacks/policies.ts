@@ -58,6 +58,14 @@ export function secretRead(sid: string, secretArn: string): Statement {
   return { sid, actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], resources: [secretArn] };
 }
 
+/**
+ * The stream-token secret: read it, and give it its first value (the stacks create it empty, so
+ * that no value enters the Terraform state; the first api or streamer host to boot writes one).
+ */
+export function streamSecretAccess(secretArn: string): Statement {
+  return { sid: 'StreamTokenSecret', actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret', 'secretsmanager:PutSecretValue'], resources: [secretArn] };
+}
+
 /** Read named SSM parameters (SecureString ones decrypt with the account's aws/ssm key). */
 export function parametersRead(sid: string, parameterArns: string[]): Statement {
   return { sid, actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: parameterArns };

@@ -14,7 +14,7 @@
 //
 // It holds no secrets: hosts read the database password from Secrets Manager and sign in to
 // Redis with IAM, at run time, with their instance role; the LB's certificate is a SecureString.
-import { RELEASE_POINTER_KEY, releaseBundleKey, releaseSumsKey, type HostRole } from './contract';
+import { RELEASE_POINTER_KEY, STREAM_SECRET_FIRST_VERSION, STREAM_SECRET_ROLES, releaseBundleKey, releaseSumsKey, type HostRole } from './contract';
 import { must } from './validate';
 
 export interface UserDataOptions {
@@ -47,6 +47,14 @@ export interface UserDataOptions {
    * JSON values; strings may hold Terraform tokens. @default {}
    */
   readonly hostVars?: Readonly<Record<string, unknown>>;
+  /**
+   * Secrets Manager secret (name, ARN or Terraform token) with the stream tokens' HMAC key; read
+   * by api and streamer hosts only, and given a value by the first of them that finds none.
+   * @default none
+   */
+  readonly streamTokenSecret?: string;
+  /** Endpoint of the Secrets Manager API (the local fleet's stand-in). @default AWS Secrets Manager */
+  readonly secretsManagerEndpoint?: string;
   /** Endpoint of an S3-compatible server (the local fleet); path-style URLs. @default AWS S3 */
   readonly s3Endpoint?: string;
   /** Endpoint of the SSM API (the local fleet's stand-in). @default AWS SSM */
@@ -91,6 +99,8 @@ function validateOptions(o: UserDataOptions): void {
  */
 export function renderBootScript(o: UserDataOptions): string {
   validateOptions(o);
+  // Only api and streamer hosts carry the secret's calls (as only the LB carries the Elastic IP's).
+  const readsStreamSecret = o.streamTokenSecret !== undefined && o.streamTokenSecret !== '' && STREAM_SECRET_ROLES.includes(o.role);
   const settings: Array<[string, string]> = [
     ['ROLE', o.role],
     ['ENVIRONMENT', o.environment],
@@ -99,6 +109,7 @@ export function renderBootScript(o: UserDataOptions): string {
     ['CONFIG_PARAMETER', o.configParameter ?? ''],
     ...(o.elasticIpAllocationId === undefined ? [] : ([['ELASTIC_IP_ALLOCATION', o.elasticIpAllocationId]] as Array<[string, string]>)),
     ['TLS_PARAMETER', o.role === 'lb' ? (o.tlsCertificateParameter ?? '') : ''],
+    ...(readsStreamSecret ? ([['STREAM_SECRET', o.streamTokenSecret!], ['SECRETS_ENDPOINT', o.secretsManagerEndpoint ?? '']] as Array<[string, string]>) : []),
     ['INSTALL_SSM_AGENT', String(o.installSsmAgent ?? false)],
     ['DATABASE_CA', String(o.databaseCa ?? o.role !== 'lb')],
     ['S3_ENDPOINT', o.s3Endpoint ?? ''],
@@ -117,6 +128,39 @@ claim_elastic_ip() {
   retry aws ec2 associate-address --allocation-id "$ELASTIC_IP_ALLOCATION" --instance-id "$INSTANCE" --allow-reassociation >/dev/null \\
     || later "cannot associate Elastic IP $ELASTIC_IP_ALLOCATION"
   log "associated Elastic IP $ELASTIC_IP_ALLOCATION with $INSTANCE"
+}
+
+`;
+  const streamSecret = !readsStreamSecret ? '' : `secretsmanager() {
+  if [ -n "$SECRETS_ENDPOINT" ]; then aws --endpoint-url "$SECRETS_ENDPOINT" secretsmanager "$@"; else aws secretsmanager "$@"; fi
+}
+
+# The stream tokens' HMAC key, shared by the api and every streamer: its current value signs and
+# checks, the previous one (after a rotation) still checks. The stacks create the secret without a
+# value; the first host to find none creates it, under a fixed request token, so that hosts
+# booting at once agree on one value (Secrets Manager keeps the first and refuses the others).
+read_stream_secret() {
+  local out="$STATE/secrets.env" err="$STATE/secret.err" value previous
+  rm -f "$out"
+  if ! value=$(secretsmanager get-secret-value --secret-id "$STREAM_SECRET" --query SecretString --output text 2>"$err"); then
+    grep -q ResourceNotFoundException "$err" || later "cannot read the stream-token secret $STREAM_SECRET: $(tail -n 1 "$err")"
+    log "the stream-token secret $STREAM_SECRET has no value yet: creating one"
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(48), end="")' >"$STATE/new-secret")
+    secretsmanager put-secret-value --secret-id "$STREAM_SECRET" --client-request-token '${STREAM_SECRET_FIRST_VERSION}' \\
+      --secret-string "file://$STATE/new-secret" >/dev/null 2>"$err" || log "another host gave it a value first ($(tail -n 1 "$err"))"
+    rm -f "$STATE/new-secret"
+    value=$(retry secretsmanager get-secret-value --secret-id "$STREAM_SECRET" --query SecretString --output text 2>"$err") \\
+      || later "cannot read the stream-token secret $STREAM_SECRET: $(tail -n 1 "$err")"
+  fi
+  # No previous version (never rotated) is the usual case.
+  previous=$(secretsmanager get-secret-value --secret-id "$STREAM_SECRET" --version-stage AWSPREVIOUS --query SecretString --output text 2>/dev/null) || previous=''
+  case "$value$previous" in *[!A-Za-z0-9_.~+/=-]*) die "the stream-token secret holds characters other than letters, digits and -_.~+/=" ;; esac
+  [ "$(printf '%s' "$value" | wc -c)" -ge 32 ] || die "the stream-token secret is shorter than 32 characters"
+  (umask 077 && {
+    printf 'CADFLEET_STREAM_TOKEN_SECRET=%s\\n' "$value"
+    [ -z "$previous" ] || [ "$previous" = "$value" ] || printf 'CADFLEET_STREAM_TOKEN_SECRET_PREVIOUS=%s\\n' "$previous"
+  } >"$out")
+  rm -f "$err"
 }
 
 `;
@@ -210,7 +254,7 @@ ensure_ssm_agent() {
   systemctl enable --now amazon-ssm-agent
 }
 
-${claimElasticIp}read_settings() {
+${claimElasticIp}${streamSecret}read_settings() {
   local out="$STATE/settings.env"
   : >"$out.new"
   if [ -n "$CONFIG_PARAMETER" ]; then
@@ -277,6 +321,13 @@ with open(os.path.join(state, 'settings.env'), encoding='utf-8') as f:
         if not sep or not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', name):
             sys.exit('settings line %d is not NAME=value' % number)
         settings[name] = value
+# The stream-token secret (api and streamer hosts): the same NAME=value lines, kept apart on disk.
+secrets_env = os.path.join(state, 'secrets.env')
+if os.path.exists(secrets_env):
+    with open(secrets_env, encoding='utf-8') as f:
+        for line in f.read().splitlines():
+            name, _, value = line.partition('=')
+            settings[name] = value
 variables = json.loads(host_vars)
 variables.update(release_version=version, release_sha256=sha256, release_tarball=bundle,
                  cadfleet_service_env_common=settings, cadfleet_private_address=address)
@@ -311,7 +362,7 @@ INSTANCE=$(retry imds instance-id) || later "no instance id from the metadata se
 ADDRESS=$(retry imds local-ipv4) || later "no private address from the metadata service"
 ensure_ssm_agent
 ${o.elasticIpAllocationId === undefined ? '' : 'claim_elastic_ip\n'}read_settings
-status=0
+${readsStreamSecret ? 'read_stream_secret\n' : ''}status=0
 VERSION=$(current_version) || status=$?
 case "$status" in
   0) ;;
@@ -321,7 +372,7 @@ esac
 fetch_release "$VERSION"
 write_inventory_and_vars
 configure
-rm -rf "$STATE/release" "$STATE/vars.json" "$STATE/tls.pem"
+rm -rf "$STATE/release" "$STATE/vars.json" "$STATE/tls.pem" "$STATE/secrets.env"
 log "done: release $VERSION, ${o.role} configured"
 date -u +%Y-%m-%dT%H:%M:%SZ >"$STATE/done"
 `;

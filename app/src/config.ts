@@ -199,6 +199,8 @@ const streamerSchema = serviceSchema
   })
   .extend({
     CADFLEET_STREAM_TOKEN_SECRET: streamSecret,
+    /** The key before the last rotation: tokens it signed are still accepted while the api hosts move to the new one. */
+    CADFLEET_STREAM_TOKEN_SECRET_PREVIOUS: streamSecret.optional(),
     /** WebSocket port (also /healthz, /readyz, /metrics). */
     CADFLEET_STREAM_PORT: int(0, 65535).default(8090),
     /** Sessions one streamer streams at once; more are refused (close 4429) and the api picks another node. */
@@ -310,6 +312,8 @@ export interface StreamerConfig {
   lbDeregisterTimeoutMs: number;
   stream: {
     tokenSecret: string;
+    /** Also accepted when checking tokens (the key before a rotation). */
+    previousTokenSecret?: string;
     sessionTtlMs: number;
     maxSessions: number;
     drainTimeoutMs: number;
@@ -486,6 +490,7 @@ export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
     lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
     stream: {
       tokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET,
+      previousTokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET_PREVIOUS,
       sessionTtlMs: e.CADFLEET_STREAM_SESSION_TTL_MS,
       maxSessions: e.CADFLEET_STREAM_MAX_SESSIONS,
       drainTimeoutMs: e.CADFLEET_DRAIN_TIMEOUT_MS,

@@ -36,6 +36,11 @@ export function awsWayScenarios(): void {
     // What they asked of "AWS": their settings (each host once), the LB its certificate.
     expect(report.served['ssm GetParameter /cadfleet/local/app.env']).toBe(appAndLb.length);
     expect(report.served['ssm GetParameter /cadfleet/local/lb/tls.pem']).toBe(1);
+    // The stream-token secret from "Secrets Manager", by api and streamer hosts only (current and
+    // previous, each once), not in the settings parameter: the session opened below proves they agree.
+    const readers = appAndLb.filter((h) => h.role === 'api' || h.role === 'streamer').length;
+    expect(report.served['secretsmanager GetSecretValue cadfleet/local/stream-token']).toBe(2 * readers);
+    expect(Object.keys(report.served).filter((k) => k.startsWith('secretsmanager') && !k.endsWith('GetSecretValue cadfleet/local/stream-token'))).toEqual([]);
     // How the test knows that no site playbook ran against them: no playbook of this machine ran
     // (its logs are untouched), cloud-init was on, and each host's own boot ran host.yml and marked it done.
     expect(ansibleRan()).toBe(before);

@@ -12,7 +12,7 @@ import { buildApp } from '../../stacks/app';
 import type { StackConfig } from '../../stacks/config';
 import { DEPLOY_SESSION_SECONDS, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
-import { DEPLOY_LOCK_KEY, HOST_ROLES, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName } from '../../stacks/contract';
+import { DEPLOY_LOCK_KEY, HOST_ROLES, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName, streamSecretName } from '../../stacks/contract';
 import { renderBootScript } from '../../stacks/user-data';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE, logGroupName } from '../../stacks/metrics';
 import {
@@ -502,12 +502,18 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       'ssm get-parameter': ['ssm:GetParameter'],
       'ec2 associate-address': ['ec2:AssociateAddress'],
       'autoscaling set-instance-health': ['autoscaling:SetInstanceHealth'],
+      'secretsmanager get-secret-value': ['secretsmanager:GetSecretValue'],
+      'secretsmanager put-secret-value': ['secretsmanager:PutSecretValue'],
     };
     const grants = (statements: PolicyStatement[], action: string): boolean =>
       statements.some((st) => st.effect === 'Allow' && st.actions.some((a) => new RegExp(`^${a.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(action)));
     const roles = Object.fromEntries(instanceRolePolicies().map((r) => [r.role, r.statements]));
     for (const role of HOST_ROLES) {
-      const script = renderBootScript({ role, environment: ENV, region: 'us-east-1', releasesBucket: 'b', configParameter: '/p', elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, tlsCertificateParameter: role === 'lb' ? '/t' : undefined });
+      const script = renderBootScript({ role, environment: ENV, region: 'us-east-1', releasesBucket: 'b', configParameter: '/p', elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, tlsCertificateParameter: role === 'lb' ? '/t' : undefined, streamTokenSecret: streamSecretName(ENV) });
+      // The stack hands api and streamer hosts the secret's name (their user-data carries the program).
+      const synthesizedUserData = Object.entries(synthesized.locals as Record<string, string>).find(([, text]) => text.includes(`boot of a ${role} host`))?.[1];
+      expect(synthesizedUserData, role).toBeDefined();
+      expect(synthesizedUserData!.includes(streamSecretName(ENV)), role).toBe(role === 'api' || role === 'streamer');
       const code = script.split('\n').filter((line) => !line.trimStart().startsWith('#'));
       const calls = new Set(code.flatMap((line) => [...line.matchAll(/(?:^|[\s(|&;])(?:aws (?:--endpoint-url "\$\w+" )?)?(s3|ssm|ec2|autoscaling|secretsmanager|iam|sts) ([a-z][a-z0-9-]+)/g)].map((m) => `${m[1]} ${m[2]}`)));
       expect(calls.size, role).toBeGreaterThanOrEqual(3);
@@ -515,8 +521,9 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
         expect(ACTIONS[call], `${role}'s boot program calls \`${call}\`: name its IAM action in this test`).toBeDefined();
         for (const action of ACTIONS[call]!) expect(grants(roles[role]!, action), `${role} may not ${action}, which its boot program's \`${call}\` needs`).toBe(true);
       }
+      const secretCalls = role === 'api' || role === 'streamer' ? ['secretsmanager get-secret-value', 'secretsmanager put-secret-value'] : [];
       if (role === 'lb') expect([...calls].sort()).toEqual(['autoscaling set-instance-health', 'ec2 associate-address', 's3 cp', 'ssm get-parameter']);
-      else expect([...calls].sort()).toEqual(['autoscaling set-instance-health', 's3 cp', 'ssm get-parameter']);
+      else expect([...calls].sort()).toEqual(['autoscaling set-instance-health', 's3 cp', ...secretCalls, 'ssm get-parameter']);
     }
   });
 
@@ -526,11 +533,14 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     const [db] = configured(plan, 'aws_db_instance');
     const dbSecret = refTo(db!.address, 'master_user_secret[0].secret_arn');
     const settingsArn = refTo(settingsParameter().address, 'arn');
+    const [streamSecret] = configured(plan, 'aws_secretsmanager_secret');
+    expect(streamSecret, 'the stream-token secret').toBeDefined();
+    const streamSecretArn = refTo(streamSecret!.address, 'arn');
     const licence = 'arn:${data.aws_partition.partition.partition}:ssm:${var.region}:${aws_vpc.network_vpc_';
     const allowed: Record<string, { s3: string[]; s3ReadOnly: boolean; secrets: string[]; parameters: RegExp[] }> = {
-      api: { s3: [models, releases], s3ReadOnly: false, secrets: [dbSecret], parameters: [] },
+      api: { s3: [models, releases], s3ReadOnly: false, secrets: [dbSecret, streamSecretArn], parameters: [] },
       worker: { s3: [models, releases], s3ReadOnly: false, secrets: [dbSecret], parameters: [/parameter\$\{var\.converter_license_parameter\}$/] },
-      streamer: { s3: [models, releases], s3ReadOnly: true, secrets: [dbSecret], parameters: [] },
+      streamer: { s3: [models, releases], s3ReadOnly: true, secrets: [dbSecret, streamSecretArn], parameters: [] },
       lb: { s3: [releases], s3ReadOnly: true, secrets: [], parameters: [/parameter\$\{var\.tls_certificate_parameter\}$/] },
     };
     const roles = instanceRolePolicies();
@@ -548,7 +558,12 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
           const onReleases = s.resources.some((r) => r.startsWith(refTo(releases, 'arn')));
           if (onReleases || rules.s3ReadOnly) for (const a of s.actions) expect(['s3:GetObject', 's3:ListBucket'], `${where} ${a}`).toContain(a);
         }
-        if (services.has('secretsmanager')) expect(s.resources, where).toEqual(rules.secrets);
+        if (services.has('secretsmanager')) {
+          expect(s.resources, where).toHaveLength(1);
+          expect(rules.secrets, where).toContain(s.resources[0]);
+          // Only the stream-token secret, which hosts give its first value, may be written.
+          if (s.actions.includes('secretsmanager:PutSecretValue')) expect(s.resources, where).toEqual([streamSecretArn]);
+        }
         if (s.actions.some((a) => a.startsWith('ssm:GetParameter'))) {
           for (const r of s.resources) expect(r === settingsArn || rules.parameters.some((p) => p.test(r) && r.startsWith(licence)), `${where} -> ${r}`).toBe(true);
         }
@@ -560,7 +575,7 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
         }
       }
       const secretStatements = statements.filter((s) => s.actions.some((a) => a.startsWith('secretsmanager:')));
-      expect(secretStatements.length, role).toBe(rules.secrets.length > 0 ? 1 : 0);
+      expect(secretStatements.flatMap((s) => s.resources).sort(), role).toEqual([...rules.secrets].sort());
     }
     // Everything a host may do is written here: no managed policy is attached to a host role
     // (only the deploy role has policies of its own, defined in this stack too).
@@ -727,7 +742,8 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       // In the releases bucket it deletes the deploy lock and nothing else (a release stays for rollbacks).
       const deletes = all.filter((s) => s.effect === 'Allow' && s.actions.includes('s3:DeleteObject')).flatMap((s) => s.resources);
       expect(deletes.filter((r) => r.startsWith(refTo(bucketAddress('releases'), 'arn')))).toEqual([`${refTo(bucketAddress('releases'), 'arn')}/${DEPLOY_LOCK_KEY}`]);
-      expect(all.some((s) => s.actions.some((a) => a.startsWith('secretsmanager:Get') || a === 'kms:Decrypt'))).toBe(false);
+      // It never reads a secret's value, nor writes one (the stream-token secret's value is the hosts').
+      expect(all.filter((s) => s.actions.some((a) => ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:BatchGetSecretValue', 'kms:Decrypt'].includes(a))).map((s) => s.sid)).toEqual([]);
       // Sessions and commands only to instances tagged with this environment.
       const toInstances = all.filter((s) => s.actions.some((a) => a === 'ssm:StartSession' || a === 'ssm:SendCommand') && s.resources.some((r) => r.includes(':instance/')));
       expect(toInstances).toHaveLength(2);

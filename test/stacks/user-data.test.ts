@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STREAM_SECRET_FIRST_VERSION } from '../../stacks/contract';
 import { renderBootScript, renderBootUnit, renderUserData, shellQuote, type UserDataOptions } from '../../stacks/user-data';
 
 let tmp: string;
@@ -30,6 +31,18 @@ case "$1 $2" in
     esac ;;
   "ec2 associate-address") echo '{"AssociationId": "eipassoc-1"}' ;;
   "autoscaling set-instance-health") ;;
+  # A secret as files in $SECRET_DIR: current, previous (absent: no such version).
+  "secretsmanager get-secret-value")
+    [ -z "$SECRET_DENY" ] || { echo "An error occurred (AccessDeniedException) when calling the GetSecretValue operation: not authorized" >&2; exit 254; }
+    stage=current; case "$*" in *"--version-stage AWSPREVIOUS"*) stage=previous ;; esac
+    [ -f "$SECRET_DIR/$stage" ] || { echo "An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation: Secrets Manager can't find the specified secret value for staging label: AWSCURRENT" >&2; exit 254; }
+    cat "$SECRET_DIR/$stage"; echo ;;
+  "secretsmanager put-secret-value")
+    file=$(printf '%s' "$*" | sed -E 's#.*--secret-string file://([^ ]+).*#\\1#')
+    cp "$file" "$SECRET_DIR/put-seen"
+    # Another host's value under the same request token got there first.
+    [ ! -f "$SECRET_DIR/current" ] || { echo "An error occurred (ResourceExistsException) when calling the PutSecretValue operation: You can't modify an existing version" >&2; exit 254; }
+    cp "$file" "$SECRET_DIR/current" ;;
   *) echo "aws stub: unexpected $*" >&2; exit 2 ;;
 esac
 `,
@@ -174,7 +187,7 @@ describe('renderUserData', () => {
       throw new Error('shellcheck is not installed: apt-get install shellcheck (scripts/setup.sh installs it)');
     }
     for (const role of ['lb', 'api', 'worker', 'streamer'] as const) {
-      const options = { role, environment: 'staging', region: 'us-east-1', releasesBucket: 'b', configParameter: '/p', installSsmAgent: true, elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, hostVars: { cadfleet_provider: 'aws' } };
+      const options = { role, environment: 'staging', region: 'us-east-1', releasesBucket: 'b', configParameter: '/p', installSsmAgent: true, elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, streamTokenSecret: 'cadfleet/staging/stream-token', hostVars: { cadfleet_provider: 'aws' } };
       for (const script of [renderUserData(options), renderBootScript(options)]) {
         execFileSync('bash', ['-n'], { input: script });
         execFileSync(shellcheck, ['--shell=bash', '--severity=style', '-'], { input: script });
@@ -272,6 +285,78 @@ describe('the boot program, run', () => {
     expect(result.code).toBe(75);
     expect(result.output).toContain('cannot read s3://cadfleet-staging-releases-x/releases/current: fatal error: An error occurred (403) when calling the HeadObject operation: Forbidden');
     expect(result.output).not.toContain('yet (cadfleet upgrade');
+  });
+
+  describe('the stream-token secret', () => {
+    const SECRET = 'cadfleet/staging/stream-token';
+    const secretDir = (values: { current?: string; previous?: string } = {}): string => {
+      const dir = fs.mkdtempSync(path.join(tmp, 'secret-'));
+      if (values.current) fs.writeFileSync(path.join(dir, 'current'), values.current);
+      if (values.previous) fs.writeFileSync(path.join(dir, 'previous'), values.previous);
+      return dir;
+    };
+    const state = (r: Boot): string => path.join(r.root, 'var/lib/cadfleet-boot');
+    const env = (r: Boot): Record<string, string> => r.vars!.cadfleet_service_env_common as Record<string, string>;
+
+    it('gives a secret with no value yet its first one, under the fixed request token, and hands it to host.yml without leaving it on disk', async () => {
+      const dir = secretDir();
+      const result = await boot({ role: 'api', streamTokenSecret: SECRET }, bucketWith('1.4.0'), undefined, { SECRET_DIR: dir });
+      expect(result.code, result.output).toBe(0);
+      const created = read(path.join(dir, 'current'));
+      expect(created).toMatch(/^[A-Za-z0-9_-]{64}$/);
+      expect(env(result).CADFLEET_STREAM_TOKEN_SECRET).toBe(created);
+      expect(env(result).CADFLEET_STREAM_TOKEN_SECRET_PREVIOUS).toBeUndefined();
+      const put = result.calls.find((c) => c.startsWith('aws secretsmanager put-secret-value'))!;
+      expect(put).toBe(`aws secretsmanager put-secret-value --secret-id ${SECRET} --client-request-token ${STREAM_SECRET_FIRST_VERSION} --secret-string file://${state(result)}/new-secret`);
+      // The value never is an argument, a log line or a file left behind.
+      for (const text of [...result.calls, result.output, read(path.join(result.root, 'var/log/cadfleet-bootstrap.log'))]) expect(text).not.toContain(created);
+      expect(fs.readdirSync(state(result)).sort()).toEqual(['done', 'inventory.json', 'pointer', 'pointer.err', 'settings.env']);
+      expect(result.output).toContain(`the stream-token secret ${SECRET} has no value yet: creating one`);
+    });
+
+    it('takes the value another host put first (its own refused), and the previous one after a rotation', async () => {
+      const dir = secretDir({ current: 'c'.repeat(40), previous: 'p'.repeat(40) });
+      const result = await boot({ role: 'streamer', streamTokenSecret: SECRET }, bucketWith('1.4.0'), undefined, { SECRET_DIR: dir });
+      expect(result.code, result.output).toBe(0);
+      expect(result.calls.some((c) => c.startsWith('aws secretsmanager put-secret-value'))).toBe(false);
+      expect(env(result)).toMatchObject({ CADFLEET_STREAM_TOKEN_SECRET: 'c'.repeat(40), CADFLEET_STREAM_TOKEN_SECRET_PREVIOUS: 'p'.repeat(40) });
+
+      // Two hosts at once: this one found none, but another's put (same token) won.
+      const raced = secretDir();
+      const racing = path.join(tmp, 'racing-bin');
+      fs.mkdirSync(racing, { recursive: true });
+      // The first read finds nothing; by the put, the other host's value is there.
+      fs.writeFileSync(path.join(racing, 'aws'), `#!/bin/bash
+if [ "$1 $2" = "secretsmanager put-secret-value" ]; then printf '%s' "${'o'.repeat(48)}" > "$SECRET_DIR/current"; fi
+exec ${path.join(stubs, 'aws')} "$@"
+`, { mode: 0o755 });
+      const second = await boot({ role: 'api', streamTokenSecret: SECRET }, bucketWith('1.4.0'), undefined, { SECRET_DIR: raced, PATH: `${racing}:${stubs}:${process.env.PATH}` });
+      expect(second.code, second.output).toBe(0);
+      expect(second.output).toContain('another host gave it a value first (An error occurred (ResourceExistsException)');
+      expect(env(second).CADFLEET_STREAM_TOKEN_SECRET).toBe('o'.repeat(48));
+    });
+
+    it('is read by api and streamer hosts only', async () => {
+      for (const role of ['worker', 'lb'] as const) {
+        const script = renderBootScript({ role, environment: 'staging', region: 'us-east-1', releasesBucket: 'b', streamTokenSecret: SECRET });
+        expect(script, role).not.toContain('secretsmanager');
+        expect(script, role).not.toContain(SECRET);
+      }
+      const result = await boot({ role: 'worker', streamTokenSecret: SECRET }, bucketWith('1.4.0'), undefined, { SECRET_DIR: secretDir({ current: 'c'.repeat(40) }) });
+      expect(result.code, result.output).toBe(0);
+      expect(env(result).CADFLEET_STREAM_TOKEN_SECRET).toBeUndefined();
+    });
+
+    it('keeps trying when it may not read the secret, saying so; and refuses a value too short to sign with', async () => {
+      const denied = await boot({ role: 'api', streamTokenSecret: SECRET }, bucketWith('1.4.0'), undefined, { SECRET_DIR: secretDir(), SECRET_DENY: '1' });
+      expect(denied.code).toBe(75);
+      expect(denied.output).toContain(`cannot read the stream-token secret ${SECRET}: An error occurred (AccessDeniedException)`);
+      expect(denied.calls.some((c) => c.startsWith('aws secretsmanager put-secret-value'))).toBe(false);
+      const short = await boot({ role: 'api', streamTokenSecret: SECRET }, bucketWith('1.4.0'), undefined, { SECRET_DIR: secretDir({ current: 'short' }) });
+      expect(short.code).toBe(1);
+      expect(short.output).toContain('error: the stream-token secret is shorter than 32 characters');
+      expect(short.calls.some((c) => c.startsWith('ansible-playbook'))).toBe(false);
+    });
   });
 
   it('keeps trying while its settings parameter does not exist', async () => {

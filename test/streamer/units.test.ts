@@ -39,6 +39,17 @@ describe('stream tokens', () => {
     for (const junk of ['', 'v1', 'v2.a.b', 'v1.a.b.c', `${token}x`]) expect(verifyStreamToken(SECRET, junk, at, 0).ok).toBe(false);
     expect(verifyStreamToken(SECRET, undefined, at, 0)).toMatchObject({ code: 'token_missing' });
   });
+
+  it('accepts a token signed with the key before a rotation while that key is still listed, and not after', () => {
+    const at = { sessionId: 's1', node: 'n1' };
+    const rotated = 'rotated-secret-rotated-secret-0123456789';
+    // The streamer after a rotation: the new key current, the old one previous.
+    expect(verifyStreamToken([rotated, SECRET], token, at, 0)).toEqual({ ok: true, claims });
+    expect(verifyStreamToken([rotated, SECRET], signStreamToken(rotated, claims), at, 0)).toEqual({ ok: true, claims });
+    // The old key retired: its tokens no longer open a stream.
+    expect(verifyStreamToken([rotated], token, at, 0)).toMatchObject({ code: 'token_invalid' });
+    expect(verifyStreamToken([], token, at, 0)).toMatchObject({ code: 'token_invalid' });
+  });
 });
 
 describe('choosing a streamer', () => {

@@ -14,6 +14,8 @@ import { verifyStreamToken } from './token';
 
 export interface ConnectionSettings {
   tokenSecret: string;
+  /** Accepted too: the key before a rotation of the stream-token secret. */
+  previousTokenSecret?: string;
   maxSessions: number;
   idleTimeoutMs: number;
   helloTimeoutMs: number;
@@ -88,7 +90,7 @@ export function serveConnection(hub: ConnectionHub, ws: WebSocket, request: Inco
   const started = performance.now();
   if (hub.draining()) return refuse(hub, ws, 'draining', CLOSE.resume, resumeText.draining, true);
   if (target.node !== hub.nodeId) return refuse(hub, ws, 'wrong_node', CLOSE.resume, `this is node ${hub.nodeId}, not ${target.node}; ask the api to resume the session`, true);
-  const check = verifyStreamToken(settings.tokenSecret, target.token, { sessionId: target.sessionId, node: hub.nodeId });
+  const check = verifyStreamToken([settings.tokenSecret, ...(settings.previousTokenSecret ? [settings.previousTokenSecret] : [])], target.token, { sessionId: target.sessionId, node: hub.nodeId });
   if (!check.ok) return refuse(hub, ws, check.code, CLOSE.unauthorized, check.message, check.code === 'token_expired' || check.code === 'token_mismatch');
   if (hub.active.size >= settings.maxSessions) {
     return refuse(hub, ws, 'session_limit', CLOSE.full, `this streaming node holds its limit of ${settings.maxSessions} sessions; ask the api to resume the session on another node`, true);

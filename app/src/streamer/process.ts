@@ -18,7 +18,7 @@ import { createSessionStore } from './sessions';
 import { createStreamer } from './streamer';
 
 /** Connection strings can carry passwords; nothing this process starts needs them. */
-const INHERITABLE_SECRETS = ['CADFLEET_REDIS_URL', 'CADFLEET_STREAM_TOKEN_SECRET', 'CADFLEET_DATABASE_URL'];
+const INHERITABLE_SECRETS = ['CADFLEET_REDIS_URL', 'CADFLEET_STREAM_TOKEN_SECRET', 'CADFLEET_STREAM_TOKEN_SECRET_PREVIOUS', 'CADFLEET_DATABASE_URL'];
 
 export interface RunningStreamer {
   port: number;
@@ -120,6 +120,7 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
     nodeId,
     settings: {
       tokenSecret: config.stream.tokenSecret,
+      previousTokenSecret: config.stream.previousTokenSecret,
       maxSessions: config.stream.maxSessions,
       idleTimeoutMs: config.stream.idleTimeoutMs,
       helloTimeoutMs: config.stream.helloTimeoutMs,

@@ -30,9 +30,12 @@ export type TokenCheck =
   | { ok: true; claims: StreamClaims }
   | { ok: false; code: 'token_missing' | 'token_invalid' | 'token_expired' | 'token_mismatch'; message: string };
 
-/** Verifies the signature first, then expiry, then that the token names this session and node. */
+/**
+ * Verifies the signature first (with any of the keys: the current one, and the one before a
+ * rotation), then expiry, then that the token names this session and node.
+ */
 export function verifyStreamToken(
-  secret: string,
+  secret: string | readonly string[],
   token: string | null | undefined,
   expected: { sessionId: string; node: string },
   now = Date.now(),
@@ -41,8 +44,11 @@ export function verifyStreamToken(
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, code: 'token_invalid', message: 'the token is malformed' };
   const given = Buffer.from(parts[2]!, 'base64url');
-  const wanted = mac(secret, `${parts[0]}.${parts[1]}`);
-  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) return { ok: false, code: 'token_invalid', message: 'the token signature is not valid' };
+  const signedWith = (key: string): boolean => {
+    const wanted = mac(key, `${parts[0]}.${parts[1]}`);
+    return given.length === wanted.length && timingSafeEqual(given, wanted);
+  };
+  if (!(typeof secret === 'string' ? [secret] : secret).some(signedWith)) return { ok: false, code: 'token_invalid', message: 'the token signature is not valid' };
   let claims: StreamClaims;
   try {
     claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as StreamClaims;

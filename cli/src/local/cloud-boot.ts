@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { configParameterName, type HostRole } from '../../../stacks/contract';
+import { STREAM_SECRET_ROLES, configParameterName, streamSecretName, type HostRole } from '../../../stacks/contract';
 import { BOOT_LOG, BOOT_STATE_DIR, BOOT_UNIT, renderUserData } from '../../../stacks/user-data';
 import { deploy, localFirewallSources, localReleaseStore, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment } from '../environment';
@@ -69,8 +69,11 @@ export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: str
     // With ACME, no certificate is given: the LB gets its own, as with domain_name on AWS.
     tlsCertificateParameter: role === 'lb' && !acme ? LOCAL_TLS_PARAMETER : undefined,
     databaseCa: false,
+    // As on AWS, api and streamer hosts read the stream-token secret from Secrets Manager (the stand-in).
+    streamTokenSecret: streamSecretName(LOCAL_ENVIRONMENT),
     s3Endpoint: outputs.buckets.endpoint,
     ssmEndpoint,
+    secretsManagerEndpoint: ssmEndpoint,
     hostVars: {
       cadfleet_provider: 'local',
       firewall_trusted_sources: localFirewallSources(data.address),
@@ -124,7 +127,11 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
   // The certificate cadfleet deploy gives the LB (the same name and subject), so both paths serve one.
   const lbCert = await ensureServerCert(ctx.runner, pki, lb.hostname, { dns: [lb.hostname, 'localhost'], ip: [lb.ip] });
   const read = (file: string): string => fs.readFileSync(file, 'utf8');
-  const settings = Object.entries(localServiceEnv(outputs, secrets)).map(([k, v]) => `${k}=${v}`).join('\n');
+  // The settings parameter holds what the stacks' one holds: no stream-token secret, which api and
+  // streamer hosts read from "Secrets Manager". Its value is the fleet's own, so that hosts deployed
+  // by cadfleet deploy and hosts booted this way check each other's tokens.
+  const { CADFLEET_STREAM_TOKEN_SECRET: _streamSecret, ...sharedSettings } = localServiceEnv(outputs, secrets);
+  const settings = Object.entries(sharedSettings).map(([k, v]) => `${k}=${v}`).join('\n');
   const standIn: StandIn = await withMetadataAddress(ctx.runner, fleet.bridge, () =>
     startStandIn({
       instances: new Map(fleet.hosts.map((h) => [h.ip, { instanceId: h.hostname, role: h.role }])),
@@ -134,6 +141,7 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
         [configParameterName(LOCAL_ENVIRONMENT), `${settings}\n`],
         [LOCAL_TLS_PARAMETER, `${read(lbCert.cert)}${read(pki.caCert)}${read(lbCert.key)}`],
       ]),
+      secrets: new Map([[streamSecretName(LOCAL_ENVIRONMENT), { roles: STREAM_SECRET_ROLES, current: secrets.streamTokenSecret }]]),
       region: REGION,
       metadataAddress: METADATA_ADDRESS,
       ssmAddress: fleet.gateway,

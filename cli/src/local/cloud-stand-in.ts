@@ -10,7 +10,10 @@ import type { AddressInfo } from 'node:net';
  * - the instance metadata service (IMDSv2 only: a session token first) at 169.254.169.254,
  *   which tells a host its private address and hands it its instance role's credentials;
  * - SSM Parameter Store's GetParameter, for the app's settings parameter, which answers only
- *   requests signed with those credentials.
+ *   requests signed with those credentials;
+ * - Secrets Manager's GetSecretValue and PutSecretValue (the stream-token secret), on the same
+ *   endpoint, for the roles the stacks' policies let read each secret. PutSecretValue keeps the
+ *   first value given under a request token and refuses another one, as Secrets Manager does.
  *
  * Each answer depends on who asks: the metadata service knows a host by its source address,
  * as EC2 does. It lives as long as the scale-out command; the app never calls it (its settings
@@ -23,6 +26,8 @@ export interface StandInOptions {
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** SSM parameters by name. */
   parameters: ReadonlyMap<string, string>;
+  /** Secrets Manager secrets by name: the roles that may use each, and its value (none: created without one). */
+  secrets?: ReadonlyMap<string, { roles: readonly string[]; current?: string; previous?: string }>;
   region: string;
   /** Where the metadata service listens (the fleet's bridge holds this address meanwhile). */
   metadataAddress: string;
@@ -72,6 +77,51 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
   const tokens = new Map<string, number>();
   const sessionToken = randomBytes(24).toString('base64');
   const roleName = (role: string): string => `cadfleet-local-${role}`;
+
+  // Secret values as Secrets Manager keeps them: AWSCURRENT and AWSPREVIOUS, and the request
+  // tokens of the versions put (a second put under a token with another value is refused).
+  const secrets = new Map([...(o.secrets ?? new Map())].map(([name, s]) => [name, { ...s, versions: new Map<string, string>() }]));
+  const secretsManager = (
+    operation: string,
+    input: Record<string, string | undefined>,
+    req: http.IncomingMessage,
+    reply: (status: number, value: unknown) => void,
+    fault: (status: number, type: string, message: string) => void,
+  ): void => {
+    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const role = o.instances.get(source)?.role;
+    const id = input.SecretId ?? '';
+    const secret = secrets.get(id);
+    const arn = `arn:aws:secretsmanager:${o.region}:000000000000:secret:${id}-AbCdEf`;
+    if (!secret) return fault(400, 'ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+    // What the stacks' policies grant: only the roles named for the secret.
+    if (!role || !secret.roles.includes(role)) {
+      count(`secretsmanager denied ${operation} ${id}`);
+      return fault(400, 'AccessDeniedException', `the ${role ?? 'unknown'} role is not authorized to perform secretsmanager:${operation} on ${arn}`);
+    }
+    count(`secretsmanager ${operation} ${id}`);
+    log(`secretsmanager: ${operation} ${id} by ${role}`);
+    if (operation === 'GetSecretValue') {
+      const stage = input.VersionStage ?? 'AWSCURRENT';
+      const value = stage === 'AWSCURRENT' ? secret.current : stage === 'AWSPREVIOUS' ? secret.previous : undefined;
+      if (value === undefined) return fault(400, 'ResourceNotFoundException', `Secrets Manager can't find the specified secret value for staging label: ${stage}`);
+      return reply(200, { ARN: arn, Name: id, SecretString: value, VersionStages: [stage], CreatedDate: Date.now() / 1000 });
+    }
+    if (operation === 'PutSecretValue') {
+      const token = input.ClientRequestToken ?? randomBytes(16).toString('hex');
+      const value = input.SecretString;
+      if (!value) return fault(400, 'InvalidParameterException', 'SecretString is required');
+      const earlier = secret.versions.get(token);
+      if (earlier !== undefined && earlier !== value) return fault(400, 'ResourceExistsException', "You can't modify an existing version, you can only create new versions.");
+      if (earlier === undefined) {
+        secret.versions.set(token, value);
+        secret.previous = secret.current;
+        secret.current = value;
+      }
+      return reply(200, { ARN: arn, Name: id, VersionId: token, VersionStages: ['AWSCURRENT'] });
+    }
+    return fault(400, 'InvalidAction', `secretsmanager.${operation}: the stand-in serves GetSecretValue and PutSecretValue only`);
+  };
 
   const metadata = http.createServer((req, res) => {
     const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -134,6 +184,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
         return fault(400, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
       }
       const target = String(req.headers['x-amz-target'] ?? '');
+      if (target.startsWith('secretsmanager.')) return secretsManager(target.slice('secretsmanager.'.length), JSON.parse(text) as Record<string, string | undefined>, req, reply, fault);
       if (target !== 'AmazonSSM.GetParameter') return fault(400, 'InvalidAction', `${target || 'no X-Amz-Target'}: the stand-in serves GetParameter only`);
       const { Name: name } = JSON.parse(text) as { Name?: string };
       const value = name === undefined ? undefined : o.parameters.get(name);

@@ -6,6 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandIn, type StandIn } from '../../../cli/src/local/cloud-stand-in';
 import { LOCAL_CLOUD_CONFIG, disableCloudInit, writeCloudInitSeed } from '../../../cli/src/local/cloud-init';
@@ -35,6 +36,10 @@ beforeAll(async () => {
     instances: new Map([['127.0.0.1', { instanceId: 'cft-worker-3', role: 'worker' }]]),
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     parameters: new Map([['/cadfleet/local/app.env', 'CADFLEET_REDIS_URL=rediss://:pw@10.0.0.11:6379\n']]),
+    secrets: new Map([
+      ['cadfleet/local/stream-token', { roles: ['worker'] }],
+      ['cadfleet/local/api-only', { roles: ['api'], current: 'c'.repeat(40) }],
+    ]),
     region: 'us-east-1',
     metadataAddress: '127.0.0.1',
     metadataPort: 0,
@@ -93,6 +98,47 @@ describe('the SSM stand-in', () => {
     const ssm = client({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
     await expect(ssm.send(new GetParameterCommand({ Name: '/cadfleet/local/app.env' }))).rejects.toMatchObject({ name: 'UnrecognizedClientException' });
     ssm.destroy();
+  });
+});
+
+describe('the Secrets Manager stand-in', () => {
+  async function secretsClient() {
+    const token = (await request('PUT', `${standIn.metadataUrl}/latest/api/token`, { 'X-aws-ec2-metadata-token-ttl-seconds': '60' })).body;
+    const c = JSON.parse((await request('GET', `${standIn.metadataUrl}/latest/meta-data/iam/security-credentials/cadfleet-local-worker`, { 'X-aws-ec2-metadata-token': token })).body) as Record<string, string>;
+    return new SecretsManagerClient({
+      region: 'us-east-1',
+      endpoint: standIn.ssmUrl,
+      credentials: { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.Token! },
+      maxAttempts: 1,
+      requestHandler: { httpsAgent: new https.Agent({ ca: fs.readFileSync(tls.caFile) }) },
+    });
+  }
+
+  it('creates a secret\'s first value once under a request token, refuses another value under it, and keeps the one before a rotation', async () => {
+    const sm = await secretsClient();
+    const id = 'cadfleet/local/stream-token';
+    await expect(sm.send(new GetSecretValueCommand({ SecretId: id }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    const first = 'f'.repeat(40);
+    await sm.send(new PutSecretValueCommand({ SecretId: id, ClientRequestToken: 'first-version-0000000000000000000001', SecretString: first }));
+    // The same token again: the same value is a no-op, another one is refused (a host that lost the race).
+    await sm.send(new PutSecretValueCommand({ SecretId: id, ClientRequestToken: 'first-version-0000000000000000000001', SecretString: first }));
+    await expect(sm.send(new PutSecretValueCommand({ SecretId: id, ClientRequestToken: 'first-version-0000000000000000000001', SecretString: 'x'.repeat(40) }))).rejects.toMatchObject({ name: 'ResourceExistsException' });
+    expect((await sm.send(new GetSecretValueCommand({ SecretId: id }))).SecretString).toBe(first);
+    await expect(sm.send(new GetSecretValueCommand({ SecretId: id, VersionStage: 'AWSPREVIOUS' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    // A rotation: a new version becomes current, the first one previous.
+    await sm.send(new PutSecretValueCommand({ SecretId: id, ClientRequestToken: 'rotation-00000000000000000000000002', SecretString: 'r'.repeat(40) }));
+    expect((await sm.send(new GetSecretValueCommand({ SecretId: id }))).SecretString).toBe('r'.repeat(40));
+    expect((await sm.send(new GetSecretValueCommand({ SecretId: id, VersionStage: 'AWSPREVIOUS' }))).SecretString).toBe(first);
+    sm.destroy();
+  });
+
+  it('answers only the roles a secret is granted to, and records who asked', async () => {
+    const sm = await secretsClient();
+    await expect(sm.send(new GetSecretValueCommand({ SecretId: 'cadfleet/local/api-only' }))).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    await expect(sm.send(new GetSecretValueCommand({ SecretId: 'cadfleet/local/nothing' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    sm.destroy();
+    expect(standIn.served.get('secretsmanager denied GetSecretValue cadfleet/local/api-only')).toBe(1);
+    expect(standIn.served.get('secretsmanager GetSecretValue cadfleet/local/api-only')).toBeUndefined();
   });
 });
 
