@@ -12,6 +12,8 @@ import {
   SSH_USER,
   TAG_ENVIRONMENT,
   TAG_ROLE,
+  DRAIN_HOOK,
+  DRAIN_SECONDS,
   configParameterName,
   hostImageParameterName,
   pinnedImageParameterName,
@@ -60,8 +62,6 @@ export const DEBIAN_AMI_OWNER = '136693071363';
  */
 export const DEFAULT_ROOT_DEVICE = '/dev/xvda';
 
-/** Seconds a terminating host may take to finish: a conversion (300 s default timeout) plus upload; a viewer session. */
-const DRAIN_SECONDS: Partial<Record<AppRole, number>> = { worker: 900, streamer: 600 };
 
 export class CadfleetStack extends TerraformStack {
   readonly variables: CadfleetVariables;
@@ -315,6 +315,9 @@ export class CadfleetStack extends TerraformStack {
           // The CloudWatch agent's dimension and log groups (cloudwatch_agent role): every host
           // the groups launch publishes what the scaling policies read, with no deploy.
           cadfleet_environment: env,
+          // What the host tells its group (ansible/roles/asg_lifecycle): its drain on scale-in, and a
+          // service whose /healthz keeps failing. The LB's group of one replaces it on EC2 checks.
+          ...(role === 'lb' ? {} : { asg_lifecycle_group: `${name}-${role}`, asg_lifecycle_hook: DRAIN_SECONDS[role] === undefined ? '' : DRAIN_HOOK }),
           // Every port but SSH (and the LB's HTTP/HTTPS) answers the VPC only, on top of the security groups.
           firewall_trusted_sources: [network.vpc.cidrBlock],
           common_unattended_upgrades: true,

@@ -81,3 +81,14 @@ export const STREAM_SECRET_ROLES: readonly HostRole[] = ['api', 'streamer'];
  * (one value wins, and every host reads it back).
  */
 export const STREAM_SECRET_FIRST_VERSION = 'cadfleet-stream-token-first-version-0001';
+
+/**
+ * Seconds a terminating host may take to finish (the termination hook's timeout): on a worker, the
+ * longest conversion (300 s default timeout) and 30 s more is what it waits for before it hands
+ * jobs back (TimeoutStopSec 360 s, ansible group_vars), well within 900 s; a streamer tells its
+ * viewers to resume elsewhere within 30 s. Each host completes the action itself once drained
+ * (ansible/roles/asg_lifecycle); the timeout only ends a host that never reports back.
+ */
+export const DRAIN_SECONDS: Partial<Record<AppRole, number>> = { worker: 900, streamer: 600 };
+/** The name of the termination lifecycle hook of the groups that drain (constructs/app-fleet.ts). */
+export const DRAIN_HOOK = 'drain';

@@ -92,7 +92,7 @@ export class AppFleet extends Construct {
         : {
             initialLifecycleHook: [
               {
-                name: 'drain',
+                name: 'drain', // DRAIN_HOOK of the stack: what hosts complete
                 lifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
                 heartbeatTimeout: props.drainTimeoutSeconds,
                 // A host that never reports back is terminated anyway after the timeout.

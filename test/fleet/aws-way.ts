@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { expect, it } from 'vitest';
-import type { AwsWayBoot, UpAwsWayReport } from '../../cli/src/local/cloud-boot';
+import { startLocalAws, type AwsWayBoot, type UpAwsWayReport } from '../../cli/src/local/cloud-boot';
+import { defaultContext, openFleet } from '../../cli/src/local/local-fleet';
+import type { ScaleInReport } from '../../cli/src/local/scale-out';
 import { systemRunner } from '../../cli/src/local/exec';
 import { ensureServerCert, pkiPaths } from '../../cli/src/local/pki';
 import { tempDir } from '../helpers/convert';
@@ -14,8 +16,8 @@ import { startPebble } from '../helpers/pebble';
 import { cax } from '../helpers/samples';
 import { decoderReady, openStream } from '../streamer/client';
 import { parseFleetSpec, planFleet } from '../../cli/src/local/fleet';
-import { NAME, cli, e2e, fleet, id, lbAddress, root, ssh } from './context';
-import { caPem, fullyRouted, request, resumeThroughLb, settle, slowStream, until, upload } from './reliability';
+import { NAME, cli, e2e, fleet, id, lbAddress, root, ssh, state } from './context';
+import { caPem, fullyRouted, psql, request, resumeThroughLb, settle, slowStream, until, upload } from './reliability';
 
 /** The fleet's hosts but the data host, as they are now (the scale-out scenario before leaves one worker). */
 const appAndLbNow = () => planFleet(parseFleetSpec(JSON.parse(fs.readFileSync(path.join(root, 'fleet.json'), 'utf8')))).hosts.filter((h) => h.role !== 'data');
@@ -167,4 +169,85 @@ export function awsWayScenarios(): void {
       await pebble.close();
     }
   }, 600_000);
+
+  it('drains on scale-in as on AWS: a worker held by its termination hook finishes the conversions it runs, then completes the lifecycle action; a streamer\'s viewer resumes elsewhere', async () => {
+    const registry = async (): Promise<Array<{ id: string; extra: Record<string, string> }>> =>
+      ((await request('GET', '/status?format=json')).json as unknown as { nodes?: Array<{ id: string; extra: Record<string, string> }> }).nodes ?? [];
+    // A second worker, booted the AWS way; the first one paused, so that the batch goes to it.
+    const out = await cli('local', 'scale-out', 'worker', '--json');
+    expect(out.code, out.stderr).toBe(0);
+    const added = (JSON.parse(out.stdout) as { host: { name: string; hostname: string } }).host;
+    expect(ssh('worker-1', 'sudo', 'systemctl', 'stop', 'cadfleet-worker').code).toBe(0);
+    let ids: string[] = [];
+    let drainedAt = 0;
+    let drained: ScaleInReport;
+    try {
+      const files = Array.from({ length: 6 }, (_, i) => ({ name: `drain-${i}.stp`, content: fs.readFileSync(cax(i % 2 ? 'as1-oc-214.stp' : 'dm1-oc-214.stp')) }));
+      const answers = await Promise.all(files.map((f) => upload(f.name, f.content)));
+      expect(answers.map((a) => a.status)).toEqual(files.map(() => 201));
+      ids = answers.map((a) => a.json.id!);
+      await until(`${added.hostname} converting`, async () => Number((await registry()).find((n) => n.id === added.hostname)?.extra.activeJobs ?? 0) > 0, 60);
+      ssh('worker-1', 'sudo', 'systemctl', 'start', 'cadfleet-worker');
+      drainedAt = Date.now();
+      const r = await cli('local', 'scale-in', 'worker', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      drained = JSON.parse(r.stdout) as ScaleInReport;
+    } finally {
+      ssh('worker-1', 'sudo', 'systemctl', 'start', 'cadfleet-worker');
+    }
+    console.log(`drain on scale-in: ${added.hostname} completed its lifecycle action ${drained.lifecycle?.seconds.toFixed(1)} s after the hook held it`);
+    expect(drained).toMatchObject({ host: added.name, lifecycle: { hook: 'drain', result: 'CONTINUE' } });
+    // Nothing lost: every model ready, converted once; what the drained worker had started, it
+    // finished itself (no attempt of it left behind for another worker to take over).
+    const states = await settle(ids, 240);
+    for (const m of ids) expect(states.get(m)?.state, m).toBe('ready');
+    const list = ids.map((m) => `'${m}'`).join(',');
+    const attempts = psql('cadfleet', ['-tAF', ' ', '-c', `SELECT worker_host, coalesce(outcome, 'none'), extract(epoch from finished_at) * 1000 FROM conversion_attempts WHERE model_id IN (${list})`]);
+    expect(attempts.code, attempts.err).toBe(0);
+    const rows = attempts.out.trim().split('\n').map((l) => l.split(' ')).map(([host, outcome, finished]) => ({ host: host!, outcome: outcome!, finished: Number(finished) }));
+    expect(rows.filter((a) => a.outcome === 'ready')).toHaveLength(ids.length);
+    const byDrained = rows.filter((a) => a.host === added.hostname);
+    expect(byDrained.filter((a) => a.outcome !== 'ready'), 'attempts the drained worker left unfinished').toEqual([]);
+    expect(byDrained.some((a) => a.finished > drainedAt), 'a conversion the drained worker finished after the hook held it').toBe(true);
+
+    // A streamer with a viewer on it: the viewer is told to resume, and does, on the other one.
+    const streamers = appAndLbNow().filter((h) => h.role === 'streamer');
+    const last = streamers.at(-1)!;
+    let opened: Awaited<ReturnType<typeof request>> | undefined;
+    await until(`a session on ${last.hostname}`, async () => {
+      opened = await request('POST', `/api/v1/models/${e2e.modelId}/sessions`, { body: '{}', headers: { 'content-type': 'application/json' } });
+      return opened.status === 201 && (opened.json as unknown as { node: string }).node === last.hostname;
+    }, 60);
+    const session = opened!.json as unknown as { sessionId: string; streamUrl: string };
+    const viewer = slowStream(session.streamUrl, [], 800);
+    await viewer.waitFor('two frames', () => viewer.frames.length >= 2, 30_000);
+    const s = await cli('local', 'scale-in', 'streamer', '--json');
+    expect(s.code, s.stderr).toBe(0);
+    expect(JSON.parse(s.stdout) as ScaleInReport).toMatchObject({ host: last.name, lifecycle: { hook: 'drain', result: 'CONTINUE' } });
+    await viewer.waitFor('the drained streamer closing the connection', () => viewer.close !== undefined, 60_000);
+    const rest = await resumeThroughLb(session.sessionId, viewer.completeParts());
+    expect(rest.manifest?.node).not.toBe(last.hostname);
+  }, 900_000);
+
+  it('reports a host whose service stopped answering unhealthy to its group, once, as the stand-in records', async () => {
+    const ctx = { ...defaultContext(systemRunner, () => undefined), stateDir: state };
+    const { fleet: now, paths } = openFleet(ctx, NAME);
+    const standIn = await startLocalAws(ctx, now, paths);
+    const frozen = 'api-2';
+    try {
+      // Frozen, not stopped: systemd sees a running unit, its /healthz answers nothing.
+      expect(ssh(frozen, 'sudo', 'systemctl', 'kill', '--signal=SIGSTOP', 'cadfleet-api').code).toBe(0);
+      const started = Date.now();
+      const call = await standIn.waitForCall((c) => c.action === 'SetInstanceHealth' && c.from === id(frozen), 120_000);
+      console.log(`unhealthy report: ${id(frozen)} after ${((Date.now() - started) / 1000).toFixed(1)} s of a frozen api (threshold 20 s locally, 600 s on AWS)`);
+      expect(call.params).toMatchObject({ InstanceId: id(frozen), HealthStatus: 'Unhealthy' });
+      await new Promise((r) => setTimeout(r, 12_000));
+      expect(standIn.autoscalingCalls.filter((c) => c.action === 'SetInstanceHealth').map((c) => c.from)).toEqual([id(frozen)]);
+    } finally {
+      ssh(frozen, 'sudo', 'systemctl', 'kill', '--signal=SIGCONT', 'cadfleet-api');
+      await standIn.close();
+    }
+    expect(ssh(frozen, 'sudo', 'journalctl', '-u', 'cadfleet-lifecycle', '--no-pager', '-o', 'cat').out).toContain(`reporting ${id(frozen)} unhealthy`);
+    await until('the LB routing to every api and streamer', fullyRouted, 60);
+  }, 300_000);
 }

@@ -453,12 +453,17 @@ describe('the local fleet', () => {
     const status = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ host: string; ok: boolean; release: string }> };
     expect(status.hosts.find((h) => h.host === id('worker-3'))).toMatchObject({ ok: true, release: current });
 
-    // And scales in again: the host drains, its disk and network go.
-    const scaleIn = await cli('local', 'scale-in', 'worker');
+    // And scales in again: held by its group's termination hook, the host drains and completes the
+    // lifecycle action (its watcher, from host.yml), then its disk and network go.
+    const scaleIn = await cli('local', 'scale-in', 'worker', '--json');
     expect(scaleIn.code, scaleIn.stderr).toBe(0);
+    expect(JSON.parse(scaleIn.stdout)).toMatchObject({ host: 'worker-3', lifecycle: { hook: 'drain', result: 'CONTINUE' } });
     expect(links()).not.toContain(`${NAME}vwk-3`);
     expect(fs.existsSync(path.join(root, 'hosts', 'worker-3'))).toBe(false);
-    expect((await cli('local', 'scale-in', 'worker')).code).toBe(0);
+    // A host deployed with site.yml has no group: it is stopped without a lifecycle action.
+    const pushed = await cli('local', 'scale-in', 'worker', '--json');
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(JSON.parse(pushed.stdout)).toMatchObject({ host: 'worker-2', lifecycle: null });
     const last = await cli('local', 'scale-in', 'worker');
     expect(last.code).toBe(1);
     expect(last.stderr).toMatch(/role worker has one host left/);

@@ -206,7 +206,7 @@ function secrets(): { postgresPassword: string; streamTokenSecret: string; redis
 }
 
 /** psql from this machine (the operator's), as the deploy test does: TLS checked against the fleet CA. */
-function psql(db: string, args: string[], input?: string): { code: number; out: string; err: string } {
+export function psql(db: string, args: string[], input?: string): { code: number; out: string; err: string } {
   const r = spawnSync('psql', [`host=${ipOf('data')} dbname=${db} user=cadfleet sslmode=verify-full sslrootcert=${path.join(root, 'pki/ca.crt')}`, '-v', 'ON_ERROR_STOP=1', ...args], {
     encoding: 'utf8',
     input,

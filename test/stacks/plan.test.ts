@@ -472,6 +472,20 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
         ]),
       );
     }
+    // The hosts' lifecycle watcher (ansible/roles/asg_lifecycle) is told its group and hook by the
+    // user-data's host variables: the names the plan gives the groups and their termination hooks.
+    const hookOf = Object.fromEntries(planned(plan, 'aws_autoscaling_group').map((g) => [String(g.values.name), ((g.values.initial_lifecycle_hook ?? []) as Array<{ name: string }>).map((h) => h.name)]));
+    for (const role of HOST_ROLES) {
+      const userData = Object.values(synthesized.locals as Record<string, string>).find((text) => text.includes(`boot of a ${role} host`))!;
+      const hostVars = JSON.parse(/readonly HOST_VARS='([^']*)'/.exec(userData)![1]!) as Record<string, string>;
+      if (role === 'lb') {
+        expect(hostVars.asg_lifecycle_group, role).toBeUndefined();
+        continue;
+      }
+      expect(hostVars.asg_lifecycle_group, role).toBe(`cadfleet-${ENV}-${role}`);
+      expect(groupNames, role).toContain(hostVars.asg_lifecycle_group);
+      expect(hostVars.asg_lifecycle_hook ? [hostVars.asg_lifecycle_hook] : [], role).toEqual(hookOf[hostVars.asg_lifecycle_group!]);
+    }
   });
 
   it('requires IMDSv2 and encrypted gp3 root volumes in every launch template, and tags hosts for the inventory', () => {

@@ -146,15 +146,17 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .command('scale-in')
     .description('Remove the last host of a role (it drains first), as an auto scaling group scales in.')
     .argument('<role>', `${SCALABLE_ROLES.join(', ')}`, roleArgument)
+    .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExample:\n  $ sudo cadfleet local scale-in worker')
-    .action((role: ScalableRole) =>
+    .action((role: ScalableRole, opts: { json?: boolean }) =>
       guarded(async () => {
         const ctx = makeContext();
         const { paths } = openFleet(ctx, localFleetName());
         const unlock = await acquireLock(path.join(paths.root, 'lock.json'), `scale-in ${role}`);
         try {
           const r = await scaleIn(ctx, localFleetName(), role);
-          log(`${r.host} removed (${r.stop})`);
+          if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+          else log(`${r.host} removed (${r.lifecycle ? `drained, lifecycle action ${r.lifecycle.result} after ${r.lifecycle.seconds.toFixed(1)} s; ` : ''}${r.stop})`);
         } finally {
           unlock();
         }

@@ -25,6 +25,16 @@ const REGION = 'us-east-1';
 /** Where the stand-in serves the LB's certificate chain and key, as `tls_certificate_parameter` names one on AWS. */
 export const LOCAL_TLS_PARAMETER = `/cadfleet/${LOCAL_ENVIRONMENT}/lb/tls.pem`;
 
+/**
+ * The port of the stand-in's AWS APIs (SSM, Secrets Manager, Auto Scaling) on the fleet's gateway:
+ * fixed, because hosts keep it (the lifecycle watcher calls Auto Scaling there long after boot).
+ */
+export const LOCAL_AWS_API_PORT = 4566;
+/** The name of a local role's "auto scaling group" (the stacks name theirs cadfleet-<env>-<role>). */
+export const localGroupName = (role: HostRole): string => `${LOCAL_ENVIRONMENT}-${role}`;
+/** Seconds a local host's /healthz may fail before it reports itself unhealthy (600 on AWS). */
+export const LOCAL_UNHEALTHY_AFTER = 20;
+
 /** A test ACME server for the LB (pebble): the rehearsal of `domain_name` without a certificate parameter. */
 export interface LocalAcme {
   domain: string;
@@ -79,6 +89,15 @@ export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: str
       firewall_trusted_sources: localFirewallSources(data.address),
       common_unattended_upgrades: false,
       nginx_lb_server_name: acme?.domain ?? outputs.lb.address,
+      // The lifecycle watcher (ansible/roles/asg_lifecycle), as the stacks set it, calling the stand-in.
+      ...(role === 'lb'
+        ? {}
+        : {
+            asg_lifecycle_group: localGroupName(role),
+            asg_lifecycle_hook: role === 'api' ? '' : 'drain',
+            asg_lifecycle_autoscaling_endpoint: ssmEndpoint,
+            asg_lifecycle_unhealthy_after: LOCAL_UNHEALTHY_AFTER,
+          }),
       ...(acme ? { nginx_lb_acme_domain: acme.domain, nginx_lb_acme_server: acme.server, nginx_lb_acme_server_ca: acme.serverCa ?? '' } : {}),
     },
     retryDelaySeconds: 2,
@@ -104,9 +123,7 @@ async function ssh(runner: Runner, target: ReturnType<typeof sshTarget>, command
 export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, hosts: HostSpec[], options: { timeoutMs?: number; acme?: LocalAcme } = {}): Promise<AwsWayBoot> {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const name = fleet.spec.name;
-  const secretsFile = path.join(paths.root, 'secrets.json');
-  if (!fs.existsSync(secretsFile)) throw new Error(`fleet ${name} was never deployed: run cadfleet deploy --env local first (hosts booted the AWS way install the release that a deploy published)`);
-  const secrets = localSecretsSchema.parse(JSON.parse(fs.readFileSync(secretsFile, 'utf8')));
+  if (!fs.existsSync(path.join(paths.root, 'secrets.json'))) throw new Error(`fleet ${name} was never deployed: run cadfleet deploy --env local first (hosts booted the AWS way install the release that a deploy published)`);
   const base = fs.readFileSync(path.join(paths.root, 'base-image'), 'utf8').trim();
   if (!fs.existsSync(path.join(base, 'usr/bin/cloud-init')) || !fs.existsSync(path.join(base, 'usr/bin/ansible-playbook'))) {
     throw new Error(`fleet ${name} runs on a base image without cloud-init or Ansible (${base}), made before the image recipe had them: destroy and bring up the fleet again to use the current image`);
@@ -122,32 +139,11 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
   if (!version) throw new Error(`no release pointer in s3://${outputs.buckets.releases} on the data host: run cadfleet deploy --env local first`);
 
   const pki = pkiPaths(paths.root);
-  const standInCert = await ensureServerCert(ctx.runner, pki, `${name}-aws-stand-in`, { dns: [], ip: [fleet.gateway] });
   const lb = fleet.hosts.find((h) => h.role === 'lb')!;
   // The certificate cadfleet deploy gives the LB (the same name and subject), so both paths serve one.
   const lbCert = await ensureServerCert(ctx.runner, pki, lb.hostname, { dns: [lb.hostname, 'localhost'], ip: [lb.ip] });
   const read = (file: string): string => fs.readFileSync(file, 'utf8');
-  // The settings parameter holds what the stacks' one holds: no stream-token secret, which api and
-  // streamer hosts read from "Secrets Manager". Its value is the fleet's own, so that hosts deployed
-  // by cadfleet deploy and hosts booted this way check each other's tokens.
-  const { CADFLEET_STREAM_TOKEN_SECRET: _streamSecret, ...sharedSettings } = localServiceEnv(outputs, secrets);
-  const settings = Object.entries(sharedSettings).map(([k, v]) => `${k}=${v}`).join('\n');
-  const standIn: StandIn = await withMetadataAddress(ctx.runner, fleet.bridge, () =>
-    startStandIn({
-      instances: new Map(fleet.hosts.map((h) => [h.ip, { instanceId: h.hostname, role: h.role }])),
-      // The instance role's credentials: what the data host's S3 server accepts.
-      credentials: S3RVER_KEYS,
-      parameters: new Map([
-        [configParameterName(LOCAL_ENVIRONMENT), `${settings}\n`],
-        [LOCAL_TLS_PARAMETER, `${read(lbCert.cert)}${read(pki.caCert)}${read(lbCert.key)}`],
-      ]),
-      secrets: new Map([[streamSecretName(LOCAL_ENVIRONMENT), { roles: STREAM_SECRET_ROLES, current: secrets.streamTokenSecret }]]),
-      region: REGION,
-      metadataAddress: METADATA_ADDRESS,
-      ssmAddress: fleet.gateway,
-      ssmTls: { cert: read(standInCert.cert), key: read(standInCert.key) },
-    }),
-  );
+  const standIn = await startLocalAws(ctx, fleet, paths, { [LOCAL_TLS_PARAMETER]: `${read(lbCert.cert)}${read(pki.caCert)}${read(lbCert.key)}` });
   try {
     const caCertificate = read(pki.caCert);
     for (const host of hosts) {
@@ -170,8 +166,50 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
     return { release: version, hosts: booted, served: Object.fromEntries(standIn.served) };
   } finally {
     await standIn.close();
-    await ctx.runner.run(['ip', 'addr', 'del', `${METADATA_ADDRESS}/32`, 'dev', fleet.bridge]);
   }
+}
+
+/**
+ * Starts what AWS answers a host of the fleet (cloud-stand-in.ts) on the fleet's network: the
+ * metadata service at 169.254.169.254 (the bridge holds the address meanwhile) and SSM, Secrets
+ * Manager and Auto Scaling on the gateway's LOCAL_AWS_API_PORT. Its parameters: the settings
+ * every host shares, as the stacks' parameter holds them (no stream-token secret), and `extra`
+ * ones. `close()` also takes the metadata address off the bridge.
+ */
+export async function startLocalAws(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, extra: Record<string, string> = {}): Promise<StandIn> {
+  const secretsFile = path.join(paths.root, 'secrets.json');
+  if (!fs.existsSync(secretsFile)) throw new Error(`fleet ${fleet.spec.name} was never deployed: run cadfleet deploy --env local first`);
+  const secrets = localSecretsSchema.parse(JSON.parse(fs.readFileSync(secretsFile, 'utf8')));
+  const outputs = localOutputs(LOCAL_ENVIRONMENT, fleet, paths);
+  const pki = pkiPaths(paths.root);
+  const standInCert = await ensureServerCert(ctx.runner, pki, `${fleet.spec.name}-aws-stand-in`, { dns: [], ip: [fleet.gateway] });
+  const read = (file: string): string => fs.readFileSync(file, 'utf8');
+  // The settings parameter holds what the stacks' one holds: no stream-token secret, which api and
+  // streamer hosts read from "Secrets Manager". Its value is the fleet's own, so that hosts deployed
+  // by cadfleet deploy and hosts booted this way check each other's tokens.
+  const { CADFLEET_STREAM_TOKEN_SECRET: _streamSecret, ...sharedSettings } = localServiceEnv(outputs, secrets);
+  const settings = Object.entries(sharedSettings).map(([k, v]) => `${k}=${v}`).join('\n');
+  const standIn = await withMetadataAddress(ctx.runner, fleet.bridge, () =>
+    startStandIn({
+      instances: new Map(fleet.hosts.map((h) => [h.ip, { instanceId: h.hostname, role: h.role }])),
+      // The instance role's credentials: what the data host's S3 server accepts.
+      credentials: S3RVER_KEYS,
+      parameters: new Map([[configParameterName(LOCAL_ENVIRONMENT), `${settings}\n`], ...Object.entries(extra)]),
+      secrets: new Map([[streamSecretName(LOCAL_ENVIRONMENT), { roles: STREAM_SECRET_ROLES, current: secrets.streamTokenSecret }]]),
+      region: REGION,
+      metadataAddress: METADATA_ADDRESS,
+      ssmAddress: fleet.gateway,
+      ssmPort: LOCAL_AWS_API_PORT,
+      ssmTls: { cert: read(standInCert.cert), key: read(standInCert.key) },
+    }),
+  );
+  return {
+    ...standIn,
+    close: async () => {
+      await standIn.close();
+      await ctx.runner.run(['ip', 'addr', 'del', `${METADATA_ADDRESS}/32`, 'dev', fleet.bridge]);
+    },
+  };
 }
 
 /** Puts the metadata address on the fleet's bridge while `start` runs (a leftover of a crashed run is reused). */
@@ -182,7 +220,9 @@ async function withMetadataAddress<T>(runner: Runner, bridge: string, start: () 
     return await start();
   } catch (err) {
     await runner.run(['ip', 'addr', 'del', `${METADATA_ADDRESS}/32`, 'dev', bridge]);
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(`port 80 of ${METADATA_ADDRESS} is taken on this machine (another boot the AWS way running?): try again when it is done`);
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new Error(`port 80 of ${METADATA_ADDRESS} or ${LOCAL_AWS_API_PORT} of ${bridge}'s gateway is taken on this machine (another boot the AWS way or scale-in running?): try again when it is done`);
+    }
     throw err;
   }
 }

@@ -13,7 +13,10 @@ import type { AddressInfo } from 'node:net';
  *   requests signed with those credentials;
  * - Secrets Manager's GetSecretValue and PutSecretValue (the stream-token secret), on the same
  *   endpoint, for the roles the stacks' policies let read each secret. PutSecretValue keeps the
- *   first value given under a request token and refuses another one, as Secrets Manager does.
+ *   first value given under a request token and refuses another one, as Secrets Manager does;
+ * - Auto Scaling's CompleteLifecycleAction and SetInstanceHealth (Query API), which it records,
+ *   and each host's IMDS `autoscaling/target-lifecycle-state`, which `setLifecycleState` moves
+ *   (a scale-in sets it to Terminated, as a group's termination hook does).
  *
  * Each answer depends on who asks: the metadata service knows a host by its source address,
  * as EC2 does. It lives as long as the scale-out command; the app never calls it (its settings
@@ -34,6 +37,8 @@ export interface StandInOptions {
   metadataPort?: number;
   /** Where the SSM endpoint listens (the fleet's gateway), with a certificate the hosts trust. */
   ssmAddress: string;
+  /** @default any free port */
+  ssmPort?: number;
   ssmTls: { cert: string; key: string };
   /** Each request, for the command's log (never a secret). */
   log?: (line: string) => void;
@@ -44,7 +49,22 @@ export interface StandIn {
   ssmUrl: string;
   /** Requests answered, by path or operation, for the report. */
   served: Map<string, number>;
+  /** What hosts told their "auto scaling group", in order. */
+  autoscalingCalls: AutoscalingCall[];
+  /** Moves a host's lifecycle state, which IMDS `autoscaling/target-lifecycle-state` answers (InService until moved). */
+  setLifecycleState(instanceId: string, state: 'InService' | 'Terminated'): void;
+  /** Resolves with the first call (made from now on or before) that matches, or rejects after timeoutMs. */
+  waitForCall(match: (call: AutoscalingCall) => boolean, timeoutMs: number): Promise<AutoscalingCall>;
   close(): Promise<void>;
+}
+
+export interface AutoscalingCall {
+  action: 'CompleteLifecycleAction' | 'SetInstanceHealth';
+  /** The instance whose address made the call. */
+  from: string;
+  /** The request's parameters (InstanceId, LifecycleHookName, AutoScalingGroupName, LifecycleActionResult, HealthStatus, ...). */
+  params: Record<string, string>;
+  at: number;
 }
 
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
@@ -77,6 +97,9 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
   const tokens = new Map<string, number>();
   const sessionToken = randomBytes(24).toString('base64');
   const roleName = (role: string): string => `cadfleet-local-${role}`;
+  const lifecycle = new Map<string, 'InService' | 'Terminated'>();
+  const autoscalingCalls: AutoscalingCall[] = [];
+  const waiters = new Set<{ match: (c: AutoscalingCall) => boolean; resolve: (c: AutoscalingCall) => void }>();
 
   // Secret values as Secrets Manager keeps them: AWSCURRENT and AWSPREVIOUS, and the request
   // tokens of the versions put (a second put under a token with another value is refused).
@@ -123,6 +146,33 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
     return fault(400, 'InvalidAction', `secretsmanager.${operation}: the stand-in serves GetSecretValue and PutSecretValue only`);
   };
 
+  // Auto Scaling's Query API: form parameters in, XML out.
+  const autoscaling = (params: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const xml = (status: number, text: string): void => {
+      res.writeHead(status, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    const ns = 'http://autoscaling.amazonaws.com/doc/2011-01-01/';
+    const error = (code: string, message: string): void =>
+      xml(400, `<ErrorResponse xmlns="${ns}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>stand-in</RequestId></ErrorResponse>`);
+    const action = params.get('Action') ?? '';
+    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const instance = o.instances.get(source);
+    if (action !== 'CompleteLifecycleAction' && action !== 'SetInstanceHealth') return error('InvalidAction', `${action || 'no Action'}: the stand-in serves CompleteLifecycleAction and SetInstanceHealth only`);
+    if (!instance) return error('AccessDenied', `no instance at ${source}`);
+    // The host policies let a host act on its own group's instances; the stand-in holds it to its own.
+    if (params.get('InstanceId') !== instance.instanceId) return error('AccessDenied', `${instance.instanceId} may not act on ${params.get('InstanceId') ?? 'no instance'}`);
+    if (action === 'CompleteLifecycleAction' && lifecycle.get(instance.instanceId) !== 'Terminated') {
+      return error('ValidationError', `No active Lifecycle Action found with instance ID ${instance.instanceId}`);
+    }
+    const call: AutoscalingCall = { action, from: instance.instanceId, params: Object.fromEntries([...params].filter(([k]) => k !== 'Action' && k !== 'Version')), at: Date.now() };
+    autoscalingCalls.push(call);
+    count(`autoscaling ${action}`);
+    log(`autoscaling: ${action} by ${instance.instanceId}`);
+    for (const w of waiters) if (w.match(call)) w.resolve(call);
+    return xml(200, `<${action}Response xmlns="${ns}"><${action}Result/><ResponseMetadata><RequestId>stand-in</RequestId></ResponseMetadata></${action}Response>`);
+  };
+
   const metadata = http.createServer((req, res) => {
     const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const instance = o.instances.get(source);
@@ -150,6 +200,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
     if (meta === 'instance-id') answer = instance.instanceId;
     else if (meta === 'local-ipv4') answer = source;
     else if (meta === 'placement/region') answer = o.region;
+    else if (meta === 'autoscaling/target-lifecycle-state') answer = lifecycle.get(instance.instanceId) ?? 'InService';
     else if (meta === creds) answer = roleName(instance.role);
     else if (meta === `${creds}${roleName(instance.role)}`) {
       const now = new Date();
@@ -184,6 +235,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
         return fault(400, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
       }
       const target = String(req.headers['x-amz-target'] ?? '');
+      if (!target && String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return autoscaling(new URLSearchParams(text), req, res);
       if (target.startsWith('secretsmanager.')) return secretsManager(target.slice('secretsmanager.'.length), JSON.parse(text) as Record<string, string | undefined>, req, reply, fault);
       if (target !== 'AmazonSSM.GetParameter') return fault(400, 'InvalidAction', `${target || 'no X-Amz-Target'}: the stand-in serves GetParameter only`);
       const { Name: name } = JSON.parse(text) as { Name?: string };
@@ -200,7 +252,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
   const metadataPort = await listen(metadata, o.metadataPort ?? 80, o.metadataAddress);
   let ssmPort: number;
   try {
-    ssmPort = await listen(ssm, 0, o.ssmAddress);
+    ssmPort = await listen(ssm, o.ssmPort ?? 0, o.ssmAddress);
   } catch (err) {
     metadata.close();
     throw err;
@@ -214,6 +266,27 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
     metadataUrl: `http://${o.metadataAddress}${metadataPort === 80 ? '' : `:${metadataPort}`}`,
     ssmUrl: `https://${o.ssmAddress}:${ssmPort}`,
     served,
+    autoscalingCalls,
+    setLifecycleState: (instanceId, state) => void lifecycle.set(instanceId, state),
+    waitForCall: (match, timeoutMs) => {
+      const earlier = autoscalingCalls.find(match);
+      if (earlier) return Promise.resolve(earlier);
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          match,
+          resolve: (c: AutoscalingCall) => {
+            clearTimeout(timer);
+            waiters.delete(waiter);
+            resolve(c);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no matching Auto Scaling call within ${Math.round(timeoutMs / 1000)} s (calls so far: ${autoscalingCalls.map((c) => `${c.action} by ${c.from}`).join(', ') || 'none'})`));
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
     close: async () => {
       await Promise.all([close(metadata), close(ssm)]);
     },

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { hostNetworkTeardown } from './commands';
-import { bootAwsWay, type BootedHost } from './cloud-boot';
+import { DRAIN_HOOK, DRAIN_SECONDS } from '../../../stacks/contract';
+import { hostNetworkTeardown, sshCommand } from './commands';
+import { bootAwsWay, startLocalAws, type BootedHost } from './cloud-boot';
 import { parseFleetSpec, planFleet } from './fleet';
-import { stopHost, writeKnownHosts } from './hosts';
+import { sshTarget, stopHost, writeKnownHosts } from './hosts';
 import { openFleet, type LocalContext } from './local-fleet';
 
 /** The roles an auto scaling group runs on AWS (and so the roles a local host can be added to). */
@@ -42,16 +43,53 @@ export async function scaleOut(ctx: LocalContext, name: string, role: ScalableRo
   return { host: added, release: boot.release, seconds, served: boot.served, bootLog };
 }
 
+export interface ScaleInReport {
+  host: string;
+  /** How the host's own system stopped. */
+  stop: string;
+  /**
+   * A host booted the AWS way (its lifecycle watcher runs) of a role that drains: what it told its
+   * group's termination hook, and how long after the hook held it. null: no hook, or no watcher.
+   */
+  lifecycle: { hook: string; result: string; seconds: number } | null;
+}
+
 /**
- * Removes the last host of a role, as an auto scaling group scales in: an orderly shutdown (the
- * role drains on SIGTERM), then its disk and network are deleted. A role keeps one host at least.
+ * Removes the last host of a role, as an auto scaling group scales in. A worker or streamer booted
+ * the AWS way is held by its group's termination hook first, as on AWS: the stand-in's IMDS says
+ * Terminated, the host's lifecycle watcher drains its service (a worker finishes its conversions,
+ * a streamer's viewers resume elsewhere) and completes the lifecycle action, which the stand-in
+ * records; after the hook's timeout the host goes anyway, as on AWS. Then an orderly shutdown
+ * (the role drains on SIGTERM), and its disk and network are deleted. A role keeps one host at least.
  */
-export async function scaleIn(ctx: LocalContext, name: string, role: ScalableRole): Promise<{ host: string; stop: string }> {
+export async function scaleIn(ctx: LocalContext, name: string, role: ScalableRole, options: { drainTimeoutMs?: number } = {}): Promise<ScaleInReport> {
   const { fleet, paths } = openFleet(ctx, name);
   if (!fs.existsSync(path.join(paths.root, 'fleet.json'))) throw new Error(`there is no local fleet ${name}`);
   const count = fleet.spec.counts[role];
   if (count <= 1) throw new Error(`role ${role} has one host left; a fleet keeps at least one of each role (cadfleet local destroy removes everything)`);
   const host = fleet.hosts.find((h) => h.role === role && h.index === count)!;
+  let lifecycle: ScaleInReport['lifecycle'] = null;
+  const drainSeconds = DRAIN_SECONDS[role];
+  const watched = drainSeconds !== undefined && (await ctx.runner.run(sshCommand(sshTarget(fleet, paths, host), ['systemctl is-active --quiet cadfleet-lifecycle']), { timeoutMs: 30_000 })).code === 0;
+  if (watched) {
+    const standIn = await startLocalAws(ctx, fleet, paths);
+    try {
+      ctx.log(`${host.hostname}: the termination hook ${DRAIN_HOOK} holds it; waiting for it to drain and complete the lifecycle action (at most ${drainSeconds} s, as on AWS)`);
+      const started = performance.now();
+      standIn.setLifecycleState(host.hostname, 'Terminated');
+      try {
+        const call = await standIn.waitForCall((c) => c.action === 'CompleteLifecycleAction' && c.from === host.hostname, options.drainTimeoutMs ?? drainSeconds * 1000);
+        lifecycle = { hook: call.params.LifecycleHookName ?? '', result: call.params.LifecycleActionResult ?? '', seconds: (performance.now() - started) / 1000 };
+        ctx.log(`${host.hostname} drained and completed ${lifecycle.hook} (${lifecycle.result}) after ${lifecycle.seconds.toFixed(1)} s`);
+      } catch (err) {
+        // The hook's default result: the host goes anyway.
+        lifecycle = { hook: DRAIN_HOOK, result: 'timeout', seconds: (performance.now() - started) / 1000 };
+        ctx.log(`warning: ${(err as Error).message}; removing ${host.hostname} anyway, as the hook's timeout does on AWS`);
+      }
+    } finally {
+      await standIn.close();
+    }
+  }
   const stop = await stopHost(fleet, paths, host);
   await ctx.runner.run(hostNetworkTeardown(host)[0]!);
   await ctx.runner.run(['ip', 'link', 'delete', host.veth]);
@@ -59,5 +97,5 @@ export async function scaleIn(ctx: LocalContext, name: string, role: ScalableRol
   const spec = parseFleetSpec({ ...fleet.spec, counts: { ...fleet.spec.counts, [role]: count - 1 } });
   fs.writeFileSync(path.join(paths.root, 'fleet.json'), `${JSON.stringify(spec, null, 2)}\n`);
   writeKnownHosts(planFleet(spec), paths);
-  return { host: host.name, stop };
+  return { host: host.name, stop, lifecycle };
 }
