@@ -173,10 +173,17 @@ export function awsWayScenarios(): void {
   it('drains on scale-in as on AWS: a worker held by its termination hook finishes the conversions it runs, then completes the lifecycle action; a streamer\'s viewer resumes elsewhere', async () => {
     const registry = async (): Promise<Array<{ id: string; extra: Record<string, string> }>> =>
       ((await request('GET', '/status?format=json')).json as unknown as { nodes?: Array<{ id: string; extra: Record<string, string> }> }).nodes ?? [];
-    // A second worker, booted the AWS way; the first one paused, so that the batch goes to it.
-    const out = await cli('local', 'scale-out', 'worker', '--json');
+    // A second worker, booted the AWS way as on a fresh account: its settings parameter appears
+    // only 3 minutes after the boot began; the host keeps trying and becomes ready by itself.
+    const out = await cli('local', 'scale-out', 'worker', '--settings-after', '180', '--json');
     expect(out.code, out.stderr).toBe(0);
-    const added = (JSON.parse(out.stdout) as { host: { name: string; hostname: string } }).host;
+    const scaled = JSON.parse(out.stdout) as { host: { name: string; hostname: string }; seconds: number; served: Record<string, number>; bootLog: string[] };
+    const added = scaled.host;
+    console.log(`settings 3 minutes late: ${added.hostname} ready ${scaled.seconds.toFixed(1)} s after its boot began`);
+    expect(scaled.seconds).toBeGreaterThan(180);
+    expect(scaled.served['ssm GetParameter /cadfleet/local/app.env (not there yet)']).toBeGreaterThan(3);
+    expect(scaled.served['ssm GetParameter /cadfleet/local/app.env']).toBe(1);
+    expect(scaled.bootLog.join('\n')).toContain('cannot read SSM parameter /cadfleet/local/app.env (not there yet, or not allowed); trying again in 5 s');
     expect(ssh('worker-1', 'sudo', 'systemctl', 'stop', 'cadfleet-worker').code).toBe(0);
     let ids: string[] = [];
     let drainedAt = 0;

@@ -125,14 +125,22 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .description('Add a host to a role as an auto scaling group does on AWS: it boots from the base image with the stacks\' user-data, which cloud-init runs; it installs the current release from the releases bucket\'s pointer and starts serving. No Ansible runs.')
     .argument('<role>', `${SCALABLE_ROLES.join(', ')}`, roleArgument)
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local scale-out worker\n  $ sudo cadfleet local scale-out streamer --json | jq .seconds')
-    .action((role: ScalableRole, opts: { json?: boolean }) =>
+    .addOption(
+      new Option('--settings-after <seconds>', 'rehearse a fresh account: the settings parameter exists only this long after the boot starts (the host keeps trying)')
+        .argParser((v) => {
+          const n = Number(v);
+          if (!Number.isInteger(n) || n < 0 || n > 1800) throw new InvalidArgumentError('must be a whole number of seconds from 0 to 1800');
+          return n;
+        }),
+    )
+    .addHelpText('after', '\nExamples:\n  $ sudo cadfleet local scale-out worker\n  $ sudo cadfleet local scale-out streamer --json | jq .seconds\n  $ sudo cadfleet local scale-out worker --settings-after 180')
+    .action((role: ScalableRole, opts: { json?: boolean; settingsAfter?: number }) =>
       guarded(async () => {
         const ctx = makeContext();
         const { paths } = openFleet(ctx, localFleetName());
         const unlock = await acquireLock(path.join(paths.root, 'lock.json'), `scale-out ${role}`);
         try {
-          const report = await scaleOut(ctx, localFleetName(), role);
+          const report = await scaleOut(ctx, localFleetName(), role, opts.settingsAfter === undefined ? {} : { settingsAfterMs: opts.settingsAfter * 1000, timeoutMs: opts.settingsAfter * 1000 + 300_000 });
           appendAudit(path.join(paths.root, 'audit.log'), { action: 'scale-out', version: report.release, previous: null, ok: true, seconds: report.seconds, detail: report.host.name });
           if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
           log(`${report.host.hostname} (${role}, ${report.host.ip}) serves release ${report.release}: booted through cloud-init and healthy in ${report.seconds.toFixed(1)} s, with no deploy`);

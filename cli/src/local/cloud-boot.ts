@@ -120,7 +120,13 @@ async function ssh(runner: Runner, target: ReturnType<typeof sshTarget>, command
  * that release's host.yml. No playbook runs from this machine. `fleet` is the fleet as it will
  * be (the hosts included); their layers must not exist yet.
  */
-export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, hosts: HostSpec[], options: { timeoutMs?: number; acme?: LocalAcme } = {}): Promise<AwsWayBoot> {
+export async function bootAwsWay(
+  ctx: LocalContext,
+  fleet: Fleet,
+  paths: FleetPaths,
+  hosts: HostSpec[],
+  options: { timeoutMs?: number; acme?: LocalAcme; /** The settings parameter exists only this long after the start (a fresh account). */ settingsAfterMs?: number } = {},
+): Promise<AwsWayBoot> {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const name = fleet.spec.name;
   if (!fs.existsSync(path.join(paths.root, 'secrets.json'))) throw new Error(`fleet ${name} was never deployed: run cadfleet deploy --env local first (hosts booted the AWS way install the release that a deploy published)`);
@@ -143,7 +149,7 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
   // The certificate cadfleet deploy gives the LB (the same name and subject), so both paths serve one.
   const lbCert = await ensureServerCert(ctx.runner, pki, lb.hostname, { dns: [lb.hostname, 'localhost'], ip: [lb.ip] });
   const read = (file: string): string => fs.readFileSync(file, 'utf8');
-  const standIn = await startLocalAws(ctx, fleet, paths, { [LOCAL_TLS_PARAMETER]: `${read(lbCert.cert)}${read(pki.caCert)}${read(lbCert.key)}` });
+  const standIn = await startLocalAws(ctx, fleet, paths, { [LOCAL_TLS_PARAMETER]: `${read(lbCert.cert)}${read(pki.caCert)}${read(lbCert.key)}` }, options.settingsAfterMs);
   try {
     const caCertificate = read(pki.caCert);
     for (const host of hosts) {
@@ -176,7 +182,7 @@ export async function bootAwsWay(ctx: LocalContext, fleet: Fleet, paths: FleetPa
  * every host shares, as the stacks' parameter holds them (no stream-token secret), and `extra`
  * ones. `close()` also takes the metadata address off the bridge.
  */
-export async function startLocalAws(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, extra: Record<string, string> = {}): Promise<StandIn> {
+export async function startLocalAws(ctx: LocalContext, fleet: Fleet, paths: FleetPaths, extra: Record<string, string> = {}, settingsAfterMs = 0): Promise<StandIn> {
   const secretsFile = path.join(paths.root, 'secrets.json');
   if (!fs.existsSync(secretsFile)) throw new Error(`fleet ${fleet.spec.name} was never deployed: run cadfleet deploy --env local first`);
   const secrets = localSecretsSchema.parse(JSON.parse(fs.readFileSync(secretsFile, 'utf8')));
@@ -195,6 +201,7 @@ export async function startLocalAws(ctx: LocalContext, fleet: Fleet, paths: Flee
       // The instance role's credentials: what the data host's S3 server accepts.
       credentials: S3RVER_KEYS,
       parameters: new Map([[configParameterName(LOCAL_ENVIRONMENT), `${settings}\n`], ...Object.entries(extra)]),
+      parametersAppearAt: settingsAfterMs > 0 ? new Map([[configParameterName(LOCAL_ENVIRONMENT), Date.now() + settingsAfterMs]]) : undefined,
       secrets: new Map([[streamSecretName(LOCAL_ENVIRONMENT), { roles: STREAM_SECRET_ROLES, current: secrets.streamTokenSecret }]]),
       region: REGION,
       metadataAddress: METADATA_ADDRESS,

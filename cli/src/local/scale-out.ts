@@ -27,7 +27,7 @@ export interface ScaleOutReport {
  * AWS (cloud-boot.ts): a fresh host from the base image, booted with the stacks' user-data. It
  * then registers and takes work like any other; nothing is run against it from this machine.
  */
-export async function scaleOut(ctx: LocalContext, name: string, role: ScalableRole, options: { timeoutMs?: number } = {}): Promise<ScaleOutReport> {
+export async function scaleOut(ctx: LocalContext, name: string, role: ScalableRole, options: { timeoutMs?: number; settingsAfterMs?: number } = {}): Promise<ScaleOutReport> {
   const { fleet: before, paths } = openFleet(ctx, name);
   if (!fs.existsSync(path.join(paths.root, 'fleet.json'))) throw new Error(`there is no local fleet ${name}: run cadfleet local up, then cadfleet deploy --env local`);
   const count = before.spec.counts[role];
