@@ -13,7 +13,10 @@ import { ansibleDir } from '../deploy/deploy';
  * said why) when the tool could not be started, 1 when a signal ended it.
  */
 async function runInherit(argv: Argv, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
-  const r = await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', env, cwd, reject: false });
+  // cleanup: false, as with a bare spawn: a Ctrl-C reaches terraform from the terminal, and
+  // execa's cleanup would add a SIGTERM as we exit, which terraform counts as a second interrupt
+  // ("Two interrupts received. Exiting immediately"): an apply cut short, its state not written.
+  const r = await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', env, cwd, reject: false, cleanup: false });
   if (r.exitCode !== undefined) return r.exitCode;
   if (r.signal) return 1;
   process.stderr.write(`${argv[0]}: ${r.originalMessage ?? r.shortMessage}\n`);

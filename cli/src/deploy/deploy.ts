@@ -155,6 +155,8 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
     // The lines are kept here, redacted; execa's own buffer would hold the secrets a second time.
     buffer: false,
     reject: false,
+    // A Ctrl-C reaches ansible-playbook from the terminal; execa's cleanup would send it a SIGTERM on top.
+    cleanup: false,
   });
   let output = '';
   // Redacted line by line: a secret is one line, and a line is never split the way chunks are.
