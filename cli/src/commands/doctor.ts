@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
+import { execaSync } from 'execa';
 
 export interface Check {
   name: string;
@@ -16,9 +16,10 @@ export interface Check {
 
 type Probe = (argv: string[]) => { ok: boolean; out: string };
 
+// Synchronous: the checks are a plain function of their probe, which tests replace.
 const probe: Probe = (argv) => {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
-  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+  const r = execaSync(argv[0]!, argv.slice(1), { reject: false, timeout: 10_000 });
+  return { ok: r.exitCode === 0, out: `${r.stdout}${r.stderr}`.trim() };
 };
 
 const version = (text: string): string => /\d+\.\d+(\.\d+)?/.exec(text)?.[0] ?? '';

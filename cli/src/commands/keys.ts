@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { Command } from 'commander';
+import { execa } from 'execa';
 import { loadEnvironment, sshTo, type Environment } from '../environment';
 import { shellQuote } from '../shell';
 
@@ -15,15 +15,13 @@ export function remoteServiceArgv(args: readonly string[]): string[] {
   return ['sudo', '-u', 'cadfleet', 'sh', '-c', shellQuote(script)];
 }
 
-function runOnApi(env: Environment, args: string[]): Promise<number> {
+async function runOnApi(env: Environment, args: string[]): Promise<number> {
   const api = env.hosts.find((h) => h.role === 'api');
   if (!api) throw new Error(`${env.name} has no api host`);
   const argv = sshTo(env, api, remoteServiceArgv(args));
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
-    child.once('error', () => resolve(255));
-    child.once('close', (code) => resolve(code ?? 1));
-  });
+  // 255, as ssh says it failed itself, also when ssh could not be started; 1 for a signal.
+  const r = await execa(argv[0]!, argv.slice(1), { stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', reject: false });
+  return r.exitCode ?? (r.signal ? 1 : 255);
 }
 
 export function keysCommand(): Command {

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
+import { execa } from 'execa';
 import { loadEnvironment, resolveHosts, sshTo, type Environment, type TargetHost } from '../environment';
 
 const fail = (message: string, code = 1): void => {
@@ -15,25 +15,20 @@ interface Streamed {
   stderr: string;
 }
 
-/** Runs ssh to a host, handing each output line to `onLine`; never throws for a host that is down. */
-function streamFrom(argv: readonly string[], onLine: (line: string, stream: 'out' | 'err') => void): Promise<Streamed> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    for (const [stream, name] of [[child.stdout, 'out'], [child.stderr, 'err']] as const) {
-      let rest = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        if (name === 'err') stderr += chunk;
-        const lines = (rest + chunk).split('\n');
-        rest = lines.pop() ?? '';
-        for (const line of lines) onLine(line, name);
-      });
-      stream.on('end', () => rest && onLine(rest, name));
+/** Runs ssh to a host, handing each output line to `onLine` as it comes (the last unterminated one too); never throws for a host that is down. */
+async function streamFrom(argv: readonly string[], onLine: (line: string, stream: 'out' | 'err') => void): Promise<Streamed> {
+  // Not buffered: `logs -f` runs for as long as the operator watches.
+  const child = execa(argv[0]!, argv.slice(1), { stdin: 'ignore', buffer: false, reject: false });
+  let stderr = '';
+  const read = async (from: 'stdout' | 'stderr', name: 'out' | 'err'): Promise<void> => {
+    for await (const line of child.iterable({ from })) {
+      if (name === 'err') stderr += `${line}\n`;
+      onLine(line, name);
     }
-    child.once('error', (err) => resolve({ code: SSH_FAILED, stderr: err.message }));
-    child.once('close', (code) => resolve({ code: code ?? SSH_FAILED, stderr }));
-  });
+  };
+  const [, , r] = await Promise.all([read('stdout', 'out'), read('stderr', 'err'), child]);
+  if (r.exitCode !== undefined) return { code: r.exitCode, stderr };
+  return { code: SSH_FAILED, stderr: r.signal ? stderr : (r.originalMessage ?? stderr) };
 }
 
 /** What to look at when a host does not answer: the fleet's own status locally, EC2 and Session Manager on AWS. */
@@ -74,11 +69,7 @@ export function sshCommandLine(): Command {
         const host = resolveHosts(env, selector)[0]!;
         const tty = command.length === 0 && process.stdin.isTTY;
         const argv = sshTo(env, host, command, { tty });
-        const code = await new Promise<number>((resolve) => {
-          const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
-          child.once('error', () => resolve(SSH_FAILED));
-          child.once('close', (c) => resolve(c ?? SSH_FAILED));
-        });
+        const code = (await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', reject: false })).exitCode ?? SSH_FAILED;
         if (code === SSH_FAILED) fail(`${host.name} (${host.address}) did not answer SSH; ${runningHint(env, host)}`, SSH_FAILED);
         else process.exitCode = code;
       }),

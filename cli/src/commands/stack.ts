@@ -1,21 +1,26 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
+import { execa } from 'execa';
 import { applyArgv, awsEnvironment, destroyArgv, initArgv, planArgv, synthArgv, type AwsEnvironment } from '../aws/terraform';
 import type { Argv } from '../local/commands';
 import { ansibleDir } from '../deploy/deploy';
 
-function runInherit(argv: Argv, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env: { ...process.env, ...env }, cwd });
-    child.once('error', (err) => {
-      process.stderr.write(`${argv[0]}: ${err.message}\n`);
-      resolve(127);
-    });
-    child.once('close', (code) => resolve(code ?? 1));
-  });
+/**
+ * Runs cdktf or terraform on this terminal: their progress, colours and prompts (destroy asks)
+ * are theirs, so the output is not piped through us. Resolves to the exit code; 127 (having
+ * said why) when the tool could not be started, 1 when a signal ended it.
+ */
+async function runInherit(argv: Argv, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  // cleanup: false, as with a bare spawn: a Ctrl-C reaches terraform from the terminal, and
+  // execa's cleanup would add a SIGTERM as we exit, which terraform counts as a second interrupt
+  // ("Two interrupts received. Exiting immediately"): an apply cut short, its state not written.
+  const r = await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', env, cwd, reject: false, cleanup: false });
+  if (r.exitCode !== undefined) return r.exitCode;
+  if (r.signal) return 1;
+  process.stderr.write(`${argv[0]}: ${r.originalMessage ?? r.shortMessage}\n`);
+  return 127;
 }
 
 /** Synthesizes the environment's stack and initializes it; returns false (having said why) on failure. */

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import type { Environment } from '../contract';
 import type { Runner } from '../local/exec';
 import { ensureCa, ensureServerCert, pkiPaths } from '../local/pki';
@@ -147,29 +147,27 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);
   const argv = ansiblePlaybookArgv({ playbook, inventory, varsFile, limit: opts.limit });
   const cwd = ansibleDir();
-  let output = '';
-  const code = await new Promise<number>((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd,
-      env: { ...process.env, ANSIBLE_CONFIG: path.join(cwd, 'ansible.cfg'), ANSIBLE_FORCE_COLOR: '0', ANSIBLE_NOCOLOR: '1', PYTHONUNBUFFERED: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let rest = '';
-    const take = (chunk: Buffer): void => {
-      const text = secrets ? redact(chunk.toString(), secrets) : chunk.toString();
-      output += text;
-      const lines = (rest + text).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) opts.onLine?.(line);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.once('error', (err) => {
-      output += `ansible-playbook could not be started: ${err.message}\n`;
-      resolve(127);
-    });
-    child.once('close', (c) => resolve(c ?? 1));
+  const child = execa(argv[0]!, argv.slice(1), {
+    cwd,
+    env: { ANSIBLE_CONFIG: path.join(cwd, 'ansible.cfg'), ANSIBLE_FORCE_COLOR: '0', ANSIBLE_NOCOLOR: '1', PYTHONUNBUFFERED: '1' },
+    stdin: 'ignore',
+    all: true,
+    // The lines are kept here, redacted; execa's own buffer would hold the secrets a second time.
+    buffer: false,
+    reject: false,
+    // A Ctrl-C reaches ansible-playbook from the terminal; execa's cleanup would send it a SIGTERM on top.
+    cleanup: false,
   });
+  let output = '';
+  // Redacted line by line: a secret is one line, and a line is never split the way chunks are.
+  for await (const raw of child.iterable({ from: 'all' })) {
+    const line = secrets ? redact(raw, secrets) : raw;
+    output += `${line}\n`;
+    opts.onLine?.(line);
+  }
+  const result = await child;
+  const code = result.exitCode ?? (result.signal ? 128 : 127);
+  if (code === 127 && result.exitCode === undefined) output += `ansible-playbook could not be started: ${result.originalMessage ?? result.shortMessage}\n`;
   fs.writeFileSync(log, output, { mode: 0o600 });
   const recap = playRecap(output);
   const failures = playFailures(output);

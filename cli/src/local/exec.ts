@@ -1,10 +1,12 @@
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import type { Argv } from './commands';
 
 export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Set when the command did not exit by itself: the runner killed it after `timeoutMs`. */
+  timedOut?: boolean;
 }
 
 /** Runs commands that builders produced; the only place the local fleet touches the system. */
@@ -17,34 +19,52 @@ export class CommandError extends Error {
     readonly argv: Argv,
     readonly result: RunResult,
   ) {
-    super(`${argv.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim().split('\n').slice(-3).join(' / ')}`);
+    const how = result.timedOut ? `timed out and killed, exit ${result.code}` : `exit ${result.code}`;
+    super(`${argv.join(' ')} failed (${how}): ${(result.stderr || result.stdout).trim().split('\n').slice(-3).join(' / ')}`);
     this.name = 'CommandError';
   }
 }
 
+/** What runResultOf reads of an execa result or error (run with `reject: false`). */
+export interface ExecaOutcome {
+  exitCode?: number;
+  signal?: string;
+  timedOut: boolean;
+  stdout?: unknown;
+  stderr?: unknown;
+  originalMessage?: string;
+  shortMessage?: string;
+}
+
+/**
+ * The exit code a Runner reports for what execa saw: the command's own code; 128 for one that a
+ * signal ended (a timeout's SIGKILL included); 127, as a shell says it, for one that could not be
+ * started at all (not installed, not executable), with the reason as its stderr.
+ */
+export function runResultOf(argv: Argv, r: ExecaOutcome): RunResult {
+  const stdout = typeof r.stdout === 'string' ? r.stdout : '';
+  const stderr = typeof r.stderr === 'string' ? r.stderr : '';
+  if (r.exitCode !== undefined) return { code: r.exitCode, stdout, stderr };
+  if (r.signal) return { code: 128, stdout, stderr, ...(r.timedOut ? { timedOut: true } : {}) };
+  return { code: 127, stdout, stderr: `${argv[0]}: ${r.originalMessage ?? r.shortMessage ?? 'could not be started'}` };
+}
+
 export const systemRunner: Runner = {
-  run(argv, options = {}) {
-    return new Promise((resolve) => {
-      const child = spawn(argv[0]!, argv.slice(1), { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
-      let stdout = '';
-      let stderr = '';
-      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined;
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        resolve({ code: 127, stdout, stderr: `${argv[0]}: ${err.message}` });
-      });
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-      });
-      if (child.stdin) {
-        // A command that exits before reading its input must not crash us with EPIPE.
-        child.stdin.on('error', () => undefined);
-        child.stdin.end(options.input);
-      }
+  async run(argv, options = {}) {
+    const r = await execa(argv[0]!, argv.slice(1), {
+      reject: false,
+      // A command that exits before reading its input must not fail the run (execa drops the EPIPE).
+      ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
+      // The environment given is the whole environment, as it was with spawn: no merging with ours.
+      env: options.env ?? process.env,
+      extendEnv: false,
+      timeout: options.timeoutMs,
+      killSignal: 'SIGKILL',
+      // Callers parse the output as the command wrote it.
+      stripFinalNewline: false,
+      encoding: 'utf8',
     });
+    return runResultOf(argv, r);
   },
 };
 

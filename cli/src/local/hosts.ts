@@ -2,6 +2,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+// Not execa: nspawn must write into its console log by file descriptor and outlive this
+// command. execa's types take descriptors 0 to 9 only, its `{ file }` target is a pipe through
+// this process (the host would lose its console when the CLI exits), and nothing here reads a
+// result: spawn, detach, unref is the whole job.
 import { spawn } from 'node:child_process';
 import { inCgroups, nspawnCommand, sshCommand, sshKeygenCommand, type SshTarget } from './commands';
 import { must, type Runner } from './exec';

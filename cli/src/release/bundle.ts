@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
+import { execaSync } from 'execa';
+import { $ } from 'zx/core';
 
 /**
  * The release bundle (DESIGN "Release bundle"): `cadfleet-<version>-linux-x64.tar.gz` holding
@@ -59,11 +60,12 @@ export function ensureNodeRuntime(cacheDir: string, spec = NODE_RUNTIME): string
   const binary = path.join(dir, 'package', 'bin', 'node');
   if (fs.existsSync(binary)) return binary;
   fs.mkdirSync(dir, { recursive: true });
-  const pack = spawnSync('npm', ['pack', spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' });
-  const file = pack.stdout?.trim().split('\n').pop();
-  if (pack.status !== 0 || !file) throw new Error(`could not fetch the Node runtime ${spec} from the npm registry: ${(pack.stderr ?? '').trim().split('\n').pop() ?? ''}`);
-  const untar = spawnSync('tar', ['-xzf', path.join(dir, file), '-C', dir, 'package/bin/node', 'package/LICENSE'], { encoding: 'utf8' });
-  if (untar.status !== 0 || !fs.existsSync(binary)) throw new Error(`could not unpack ${file}: ${untar.stderr.trim()}`);
+  // Synchronous on purpose: scripts/test-node24.ts asks for the runtime before it runs anything.
+  const pack = execaSync('npm', ['pack', spec, '--silent', '--pack-destination', dir], { reject: false });
+  const file = pack.stdout.trim().split('\n').pop();
+  if (pack.exitCode !== 0 || !file) throw new Error(`could not fetch the Node runtime ${spec} from the npm registry: ${(pack.stderr || pack.shortMessage || '').trim().split('\n').pop() ?? ''}`);
+  const untar = execaSync('tar', ['-xzf', path.join(dir, file), '-C', dir, 'package/bin/node', 'package/LICENSE'], { reject: false });
+  if (untar.exitCode !== 0 || !fs.existsSync(binary)) throw new Error(`could not unpack ${file}: ${(untar.stderr || untar.shortMessage || '').trim()}`);
   fs.rmSync(path.join(dir, file));
   return binary;
 }
@@ -226,8 +228,9 @@ export async function buildRelease(options: BuildOptions): Promise<Release> {
     log(`packing ${path.basename(tarball)}`);
     // Reproducible: names sorted, owners and times fixed, no gzip timestamp.
     const partial = `${tarball}.partial`;
-    const tar = spawnSync('sh', ['-c', 'tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$1" -cf - "$2" | gzip -n -6 > "$3"', 'tar', tmp, top, partial], { stdio: ['ignore', 'ignore', 'pipe'] });
-    if (tar.status !== 0) throw new Error(`packing the release failed: ${tar.stderr.toString().trim()}`);
+    // zx quotes each value and runs bash with pipefail: a tar that fails fails the step, not only a gzip that did not.
+    const tar = await $({ quiet: true, nothrow: true, stdio: ['ignore', 'ignore', 'pipe'] })`tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C ${tmp} -cf - ${top} | gzip -n -6 > ${partial}`;
+    if (tar.exitCode !== 0) throw new Error(`packing the release failed (exit ${tar.exitCode ?? tar.signal}): ${tar.stderr.trim()}`);
     fs.renameSync(partial, tarball);
     const sha256 = sha256File(tarball);
     fs.writeFileSync(sums, `${sha256}  ${path.basename(tarball)}\n`);

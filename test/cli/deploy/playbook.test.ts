@@ -1,0 +1,69 @@
+// runPlaybook against a stand-in ansible-playbook on PATH: what the deploy reads of a run (lines
+// as they come, stdout and stderr both, the log, the recap) and what it says when there is none.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ansibleDir, runPlaybook } from '../../../cli/src/deploy/deploy';
+import type { Environment } from '../../../cli/src/environment';
+import { systemRunner } from '../../../cli/src/local/exec';
+import type { Release } from '../../../cli/src/release/bundle';
+import { stagingOutputs } from '../../helpers/aws-outputs';
+import { tempDir } from '../../helpers/convert';
+
+const release: Release = { version: '0.1.0-test', tarball: '/nowhere.tar.gz', sums: '/nowhere.SHA256SUMS', sha256: 'ab'.repeat(32), bytes: 1, reused: true };
+
+describe('runPlaybook', () => {
+  const saved = { ...process.env };
+  let dir: string;
+  let env: Environment;
+  beforeEach(() => {
+    dir = tempDir('cadfleet-playbook-');
+    // The release's presigned URL is signed here, never sent.
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example' });
+    env = { name: 'staging', outputs: stagingOutputs('eu-west-1'), hosts: [], inventory: path.join(dir, 'aws_ec2.yml') };
+  });
+  afterEach(() => {
+    process.env = { ...saved };
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('hands over each line as it comes, stderr too, and reads the recap of what it wrote', async () => {
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(
+      path.join(bin, 'ansible-playbook'),
+      [
+        '#!/bin/sh',
+        'echo "TASK [Ensure the release is installed.] cwd=$(pwd) nocolor=$ANSIBLE_NOCOLOR args=$*"',
+        'sleep 0.1; echo "[WARNING]: a warning" >&2; sleep 0.1',
+        'echo \'fatal: [api-1]: FAILED! => {"msg": "no space left"}\'',
+        'echo "api-1                      : ok=3    changed=1    unreachable=0    failed=1    skipped=0"',
+        'printf "no newline at the end"',
+        'exit 2',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    process.env.PATH = `${bin}${path.delimiter}${process.env.PATH ?? ''}`;
+    const lines: string[] = [];
+    const r = await runPlaybook({ env, stateRoot: dir, runner: systemRunner, onLine: (l) => lines.push(l) }, release, 'playbooks/release-install.yml');
+    // Its argv is ansible.test.ts's subject; here: run in the Ansible folder, with its environment.
+    expect(lines[0]).toMatch(/^TASK \[Ensure the release is installed\.\] /);
+    expect(lines[0]).toContain(` cwd=${ansibleDir()} nocolor=1 args=`);
+    expect(lines[0]).toMatch(/ playbooks\/release-install\.yml$/);
+    expect(lines.slice(1)).toEqual(['[WARNING]: a warning', 'fatal: [api-1]: FAILED! => {"msg": "no space left"}', expect.stringMatching(/^api-1 +: ok=3/), 'no newline at the end']);
+    expect(r.ok).toBe(false);
+    expect(r.recap).toEqual([{ host: 'api-1', ok: 3, changed: 1, unreachable: 0, failed: 1 }]);
+    expect(r.changed).toBe(1);
+    expect(r.failures).toEqual([{ host: 'api-1', task: 'Ensure the release is installed.', message: 'no space left' }]);
+    expect(fs.readFileSync(r.log, 'utf8')).toBe(`${lines.join('\n')}\n`);
+    expect(fs.statSync(r.log).mode & 0o777).toBe(0o600);
+  });
+
+  it('says how to install Ansible when ansible-playbook is not there', async () => {
+    process.env.PATH = path.join(dir, 'empty');
+    const r = await runPlaybook({ env, stateRoot: dir, runner: systemRunner }, release, 'playbooks/site.yml');
+    expect(r.ok).toBe(false);
+    expect(r.failures).toEqual([{ host: 'this machine', task: 'start ansible-playbook', message: expect.stringMatching(/^ansible-playbook is not installed: apt-get install ansible/) }]);
+    expect(fs.readFileSync(r.log, 'utf8')).toMatch(/ansible-playbook could not be started: spawn ansible-playbook ENOENT/);
+  });
+});
