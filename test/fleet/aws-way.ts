@@ -126,50 +126,6 @@ export function awsWayScenarios(): void {
     await resumeThroughLb(session.sessionId, first.completeParts());
   }, 600_000);
 
-  it('gets the LB\'s certificate by ACME from a local pebble (HTTP-01 answered by its own nginx), serves it, and renews it', async () => {
-    const pki = pkiPaths(root);
-    const own = await ensureServerCert(systemRunner, pki, `${NAME}-pebble`, { dns: [], ip: [fleet.gateway] });
-    const pebble = await startPebble({ address: fleet.gateway, resolveTo: lbAddress(), cert: own.cert, key: own.key, ca: fs.readFileSync(pki.caCert, 'utf8'), dir: tempDir('cadfleet-pebble-') });
-    const domain = 'lb.cadfleet.test';
-    /** The certificate the LB serves for the name, checked against pebble's root (chain and name). */
-    const served = async (): Promise<{ serial: string; issuer: string }> => {
-      const issuerRoot = await pebble.root();
-      return new Promise((resolve, reject) => {
-        const socket = tls.connect({ host: lbAddress(), port: 443, servername: domain, ca: issuerRoot, timeout: 10_000 }, () => {
-          const cert = socket.getPeerCertificate();
-          socket.end();
-          resolve({ serial: cert.serialNumber, issuer: String(cert.issuer.CN ?? '') });
-        });
-        socket.once('error', reject);
-      });
-    };
-    try {
-      const r = await cli('local', 'replace', 'lb', '--acme-domain', domain, '--acme-server', pebble.directory, '--acme-server-ca', pki.caCert, '--json');
-      expect(r.code, r.stderr).toBe(0);
-      const first = await served();
-      expect(first.issuer).toMatch(/^Pebble Intermediate CA/);
-      expect(ssh('lb', 'test', '-e', '/etc/nginx/cadfleet/tls/self-signed').code).not.toBe(0);
-      expect(ssh('lb', 'systemctl', 'is-active', 'cadfleet-acme.timer').out).toBe('active');
-      const status = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ role: string; warnings: string[] }> };
-      expect(status.hosts.find((h) => h.role === 'lb')!.warnings).toEqual([]);
-
-      // Renewal: what the timer's service runs, told to renew now.
-      const renew = await cli('ssh', '--env', 'local', 'lb', '--', 'sudo', 'CADFLEET_ACME_RENEW_DAYS=100000', '/usr/local/lib/cadfleet/cadfleet-acme');
-      expect(renew.code, `${renew.stdout}${renew.stderr}`).toBe(0);
-      expect(ssh('lb', 'systemctl', 'show', '-p', 'ExecStart', 'cadfleet-acme.service').out).toContain('/usr/local/lib/cadfleet/cadfleet-acme');
-      let second = await served();
-      for (let i = 0; i < 20 && second.serial === first.serial; i++) {
-        await new Promise((res) => setTimeout(res, 500));
-        second = await served();
-      }
-      expect(second.serial).not.toBe(first.serial);
-      expect(second.issuer).toMatch(/^Pebble Intermediate CA/);
-      console.log(`ACME: ${domain} issued by pebble (serial ${first.serial}), renewed (serial ${second.serial}), served by the LB`);
-    } finally {
-      await pebble.close();
-    }
-  }, 600_000);
-
   it('drains on scale-in as on AWS: a worker held by its termination hook finishes the conversions it runs, then completes the lifecycle action; a streamer\'s viewer resumes elsewhere', async () => {
     const registry = async (): Promise<Array<{ id: string; extra: Record<string, string> }>> =>
       ((await request('GET', '/status?format=json')).json as unknown as { nodes?: Array<{ id: string; extra: Record<string, string> }> }).nodes ?? [];
@@ -257,4 +213,48 @@ export function awsWayScenarios(): void {
     expect(ssh(frozen, 'sudo', 'journalctl', '-u', 'cadfleet-lifecycle', '--no-pager', '-o', 'cat').out).toContain(`reporting ${id(frozen)} unhealthy`);
     await until('the LB routing to every api and streamer', fullyRouted, 60);
   }, 300_000);
+  it('gets the LB\'s certificate by ACME from a local pebble (HTTP-01 answered by its own nginx), serves it, and renews it', async () => {
+    const pki = pkiPaths(root);
+    const own = await ensureServerCert(systemRunner, pki, `${NAME}-pebble`, { dns: [], ip: [fleet.gateway] });
+    const pebble = await startPebble({ address: fleet.gateway, resolveTo: lbAddress(), cert: own.cert, key: own.key, ca: fs.readFileSync(pki.caCert, 'utf8'), dir: tempDir('cadfleet-pebble-') });
+    const domain = 'lb.cadfleet.test';
+    /** The certificate the LB serves for the name, checked against pebble's root (chain and name). */
+    const served = async (): Promise<{ serial: string; issuer: string }> => {
+      const issuerRoot = await pebble.root();
+      return new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: lbAddress(), port: 443, servername: domain, ca: issuerRoot, timeout: 10_000 }, () => {
+          const cert = socket.getPeerCertificate();
+          socket.end();
+          resolve({ serial: cert.serialNumber, issuer: String(cert.issuer.CN ?? '') });
+        });
+        socket.once('error', reject);
+      });
+    };
+    try {
+      const r = await cli('local', 'replace', 'lb', '--acme-domain', domain, '--acme-server', pebble.directory, '--acme-server-ca', pki.caCert, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const first = await served();
+      expect(first.issuer).toMatch(/^Pebble Intermediate CA/);
+      expect(ssh('lb', 'test', '-e', '/etc/nginx/cadfleet/tls/self-signed').code).not.toBe(0);
+      expect(ssh('lb', 'systemctl', 'is-active', 'cadfleet-acme.timer').out).toBe('active');
+      const status = JSON.parse((await cli('status', '--env', 'local', '--json')).stdout) as { hosts: Array<{ role: string; warnings: string[] }> };
+      expect(status.hosts.find((h) => h.role === 'lb')!.warnings).toEqual([]);
+
+      // Renewal: what the timer's service runs, told to renew now.
+      const renew = await cli('ssh', '--env', 'local', 'lb', '--', 'sudo', 'CADFLEET_ACME_RENEW_DAYS=100000', '/usr/local/lib/cadfleet/cadfleet-acme');
+      expect(renew.code, `${renew.stdout}${renew.stderr}`).toBe(0);
+      expect(ssh('lb', 'systemctl', 'show', '-p', 'ExecStart', 'cadfleet-acme.service').out).toContain('/usr/local/lib/cadfleet/cadfleet-acme');
+      let second = await served();
+      for (let i = 0; i < 20 && second.serial === first.serial; i++) {
+        await new Promise((res) => setTimeout(res, 500));
+        second = await served();
+      }
+      expect(second.serial).not.toBe(first.serial);
+      expect(second.issuer).toMatch(/^Pebble Intermediate CA/);
+      console.log(`ACME: ${domain} issued by pebble (serial ${first.serial}), renewed (serial ${second.serial}), served by the LB`);
+    } finally {
+      await pebble.close();
+    }
+  }, 600_000);
+
 }
