@@ -1,5 +1,6 @@
 // The cadfleet HTTP API as the viewer uses it: same origin (the LB, or the api in single-machine
 // mode), the key from session storage.
+import { retryAfterMs } from './retry';
 
 export interface ModelView {
   id: string;
@@ -24,9 +25,22 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Set on a 429 or 503: how long the service asked us to wait before sending it again. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
+}
+
+/** The error of a failed answer; a body that is not JSON (a proxy's page) still gives its status. */
+function answerError(status: number, statusText: string, text: string, retryAfter: string | null): ApiError {
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(status, String(json.code ?? 'error'), String(json.message ?? (statusText || `HTTP ${status}`)), retryAfterMs(status, retryAfter));
 }
 
 const KEY = 'cadfleet.apiKey';
@@ -44,9 +58,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  if (!res.ok) throw new ApiError(res.status, String(json.code ?? 'error'), String(json.message ?? res.statusText));
-  return json as T;
+  if (!res.ok) throw answerError(res.status, res.statusText, text, res.headers.get('retry-after'));
+  return (text ? JSON.parse(text) : {}) as T;
 }
 
 export const api = {
@@ -65,14 +78,8 @@ export const api = {
       xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
       xhr.onerror = () => reject(new ApiError(0, 'network', 'the upload failed: network error'));
       xhr.onload = () => {
-        let json: Record<string, unknown> = {};
-        try {
-          json = JSON.parse(xhr.responseText) as Record<string, unknown>;
-        } catch {
-          /* not JSON */
-        }
-        if (xhr.status === 201) resolve(json as unknown as ModelView);
-        else reject(new ApiError(xhr.status, String(json.code ?? 'error'), String(json.message ?? xhr.statusText)));
+        if (xhr.status === 201) resolve(JSON.parse(xhr.responseText) as ModelView);
+        else reject(answerError(xhr.status, xhr.statusText, xhr.responseText, xhr.getResponseHeader('retry-after')));
       };
       xhr.send(form);
     });

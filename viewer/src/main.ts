@@ -6,6 +6,7 @@
 // data-full-ms.
 import type { ManifestLike, ManifestMessage } from '../../app/src/streamer/protocol';
 import { ApiError, type ModelView as ModelInfo, api, apiKey } from './api';
+import { withRetryAfter } from './retry';
 import { ModelView } from './scene';
 import { ModelStream } from './stream';
 
@@ -114,6 +115,8 @@ async function refreshModels(): Promise<void> {
   }
 }
 
+const UPLOAD_ATTEMPTS = 5;
+
 $('upload-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const file = $<HTMLInputElement>('file').files?.[0];
@@ -121,17 +124,40 @@ $('upload-form').addEventListener('submit', (e) => {
   const progress = $<HTMLProgressElement>('upload-progress');
   const status = $('upload-status');
   progress.hidden = false;
-  progress.value = 0;
-  status.textContent = `uploading ${file.name} (${formatBytes(file.size)})`;
-  api
-    .upload(file, $<HTMLSelectElement>('quality').value, (f) => (progress.value = f))
+  const quality = $<HTMLSelectElement>('quality').value;
+  let countdown: number | undefined;
+  // A 429 (the LB's rate limit) or a 503 (a dependency down) says when to come back: wait that
+  // long, counting down, and send the file again, a few times at most.
+  withRetryAfter(
+    () => {
+      window.clearInterval(countdown);
+      progress.value = 0;
+      status.textContent = `uploading ${file.name} (${formatBytes(file.size)})`;
+      return api.upload(file, quality, (f) => (progress.value = f));
+    },
+    {
+      attempts: UPLOAD_ATTEMPTS,
+      maxWaitMs: 60_000,
+      onWait: (ms, err, attempt) => {
+        const until = Date.now() + ms;
+        const show = (): void => {
+          status.textContent = `${err.message}; sending it again in ${Math.max(0, Math.ceil((until - Date.now()) / 1000))} s (try ${attempt + 1} of ${UPLOAD_ATTEMPTS})`;
+        };
+        show();
+        countdown = window.setInterval(show, 1000);
+      },
+    },
+  )
     .then((model) => {
       status.textContent = `uploaded ${model.name}`;
       $<HTMLFormElement>('upload-form').reset();
       return refreshModels();
     })
     .catch((err: unknown) => (status.textContent = err instanceof Error ? err.message : String(err)))
-    .finally(() => (progress.hidden = true));
+    .finally(() => {
+      window.clearInterval(countdown);
+      progress.hidden = true;
+    });
 });
 
 // ---------------------------------------------------------------------------------------------

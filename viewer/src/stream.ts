@@ -17,6 +17,8 @@ export interface StreamHandlers {
 }
 
 const MAX_RESUMES = 8;
+/** A longer Retry-After is cut to this: a viewer that waits minutes looks broken. */
+const MAX_RETRY_AFTER_MS = 30_000;
 /**
  * A connection that brings nothing for this long while the viewer waits on the streamer is
  * dead: the streamer's host or the LB vanished without closing it (a crashed host sends no
@@ -60,7 +62,9 @@ export class ModelStream {
         this.sessionId = undefined;
         return this.connect();
       }
-      if (err instanceof ApiError && (err.status === 503 || err.status === 0) && this.resumes < MAX_RESUMES) return this.retry(`${err.message}`);
+      // A 429 (the LB's session rate) or 503 (no streamer free, a dependency down) says when to
+      // come back: that wait, not the backoff's.
+      if (err instanceof ApiError && (err.status === 429 || err.status === 503 || err.status === 0) && this.resumes < MAX_RESUMES) return this.retry(`${err.message}`, err.retryAfterMs);
       this.handlers.state('error', err instanceof Error ? err.message : String(err));
       return;
     }
@@ -132,11 +136,12 @@ export class ModelStream {
     };
   }
 
-  private async retry(why: string): Promise<void> {
+  private async retry(why: string, retryAfterMs?: number): Promise<void> {
     if (this.stopped) return;
     if (++this.resumes > MAX_RESUMES) return this.handlers.state('error', `gave up after ${MAX_RESUMES} attempts: ${why}`);
-    this.handlers.state('resuming', `${why}; resuming`);
-    await new Promise((r) => setTimeout(r, Math.min(4000, 250 * 2 ** (this.resumes - 1))));
+    const wait = retryAfterMs === undefined ? Math.min(4000, 250 * 2 ** (this.resumes - 1)) : Math.min(MAX_RETRY_AFTER_MS, retryAfterMs);
+    this.handlers.state('resuming', retryAfterMs === undefined ? `${why}; resuming` : `${why}; resuming in ${Math.ceil(wait / 1000)} s`);
+    await new Promise((r) => setTimeout(r, wait));
     await this.connect();
   }
 }
