@@ -12,8 +12,8 @@ import {
   SSH_USER,
   TAG_ENVIRONMENT,
   TAG_ROLE,
-  DRAIN_HOOK,
   DRAIN_SECONDS,
+  lifecycleHostVars,
   configParameterName,
   hostImageParameterName,
   pinnedImageParameterName,
@@ -317,7 +317,7 @@ export class CadfleetStack extends TerraformStack {
           cadfleet_environment: env,
           // What the host tells its group (ansible/roles/asg_lifecycle): its drain on scale-in, and a
           // service whose /healthz keeps failing. The LB's group of one replaces it on EC2 checks.
-          ...(role === 'lb' ? {} : { asg_lifecycle_group: `${name}-${role}`, asg_lifecycle_hook: DRAIN_SECONDS[role] === undefined ? '' : DRAIN_HOOK }),
+          ...lifecycleHostVars(role, `${name}-${role}`),
           // Every port but SSH (and the LB's HTTP/HTTPS) answers the VPC only, on top of the security groups.
           firewall_trusted_sources: [network.vpc.cidrBlock],
           common_unattended_upgrades: true,

@@ -92,3 +92,13 @@ export const STREAM_SECRET_FIRST_VERSION = 'cadfleet-stream-token-first-version-
 export const DRAIN_SECONDS: Partial<Record<AppRole, number>> = { worker: 900, streamer: 600 };
 /** The name of the termination lifecycle hook of the groups that drain (constructs/app-fleet.ts). */
 export const DRAIN_HOOK = 'drain';
+
+/**
+ * Host variables of the lifecycle watcher (ansible/roles/asg_lifecycle) for a host of `role` in
+ * the auto scaling group `group`: the group, and the termination hook it completes (none for a
+ * role that does not drain). The LB runs no watcher.
+ */
+export function lifecycleHostVars(role: HostRole, group: string): Record<string, string> {
+  if (role === 'lb') return {};
+  return { asg_lifecycle_group: group, asg_lifecycle_hook: DRAIN_SECONDS[role] === undefined ? '' : DRAIN_HOOK };
+}

@@ -6,6 +6,7 @@ import type { ITerraformDependable } from '../cdk';
 import { AutoscalingGroup, AutoscalingPolicy } from '../aws';
 import { Construct } from 'constructs';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../boot-timing';
+import { DRAIN_HOOK } from '../contract';
 import { METRICS_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../metrics';
 import { must, mustBeIntegerIn } from '../validate';
 import { HostLaunchTemplate, type HostLaunchTemplateProps } from './host-launch-template';
@@ -92,7 +93,7 @@ export class AppFleet extends Construct {
         : {
             initialLifecycleHook: [
               {
-                name: 'drain', // DRAIN_HOOK of the stack: what hosts complete
+                name: DRAIN_HOOK,
                 lifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
                 heartbeatTimeout: props.drainTimeoutSeconds,
                 // A host that never reports back is terminated anyway after the timeout.

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { STREAM_SECRET_ROLES, configParameterName, streamSecretName, type HostRole } from '../../../stacks/contract';
+import { STREAM_SECRET_ROLES, configParameterName, lifecycleHostVars, streamSecretName, type HostRole } from '../../../stacks/contract';
 import { BOOT_LOG, BOOT_STATE_DIR, BOOT_UNIT, renderUserData } from '../../../stacks/user-data';
 import { deploy, localFirewallSources, localReleaseStore, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment } from '../environment';
@@ -90,14 +90,8 @@ export function localUserData(role: HostRole, outputs: Outputs, ssmEndpoint: str
       common_unattended_upgrades: false,
       nginx_lb_server_name: acme?.domain ?? outputs.lb.address,
       // The lifecycle watcher (ansible/roles/asg_lifecycle), as the stacks set it, calling the stand-in.
-      ...(role === 'lb'
-        ? {}
-        : {
-            asg_lifecycle_group: localGroupName(role),
-            asg_lifecycle_hook: role === 'api' ? '' : 'drain',
-            asg_lifecycle_autoscaling_endpoint: ssmEndpoint,
-            asg_lifecycle_unhealthy_after: LOCAL_UNHEALTHY_AFTER,
-          }),
+      ...lifecycleHostVars(role, localGroupName(role)),
+      ...(role === 'lb' ? {} : { asg_lifecycle_autoscaling_endpoint: ssmEndpoint, asg_lifecycle_unhealthy_after: LOCAL_UNHEALTHY_AFTER }),
       ...(acme ? { nginx_lb_acme_domain: acme.domain, nginx_lb_acme_server: acme.server, nginx_lb_acme_server_ca: acme.serverCa ?? '' } : {}),
     },
     retryDelaySeconds: 2,

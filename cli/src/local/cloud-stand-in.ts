@@ -100,6 +100,11 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
   const sessionToken = randomBytes(24).toString('base64');
   const roleName = (role: string): string => `cadfleet-local-${role}`;
   const lifecycle = new Map<string, 'InService' | 'Terminated'>();
+  /** Who asks: EC2 knows an instance by its source address. */
+  const asker = (req: http.IncomingMessage): { source: string; instance: { instanceId: string; role: string } | undefined } => {
+    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    return { source, instance: o.instances.get(source) };
+  };
   const autoscalingCalls: AutoscalingCall[] = [];
   const waiters = new Set<{ match: (c: AutoscalingCall) => boolean; resolve: (c: AutoscalingCall) => void }>();
 
@@ -113,8 +118,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
     reply: (status: number, value: unknown) => void,
     fault: (status: number, type: string, message: string) => void,
   ): void => {
-    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const role = o.instances.get(source)?.role;
+    const role = asker(req).instance?.role;
     const id = input.SecretId ?? '';
     const secret = secrets.get(id);
     const arn = `arn:aws:secretsmanager:${o.region}:000000000000:secret:${id}-AbCdEf`;
@@ -158,8 +162,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
     const error = (code: string, message: string): void =>
       xml(400, `<ErrorResponse xmlns="${ns}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>stand-in</RequestId></ErrorResponse>`);
     const action = params.get('Action') ?? '';
-    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const instance = o.instances.get(source);
+    const { source, instance } = asker(req);
     if (action !== 'CompleteLifecycleAction' && action !== 'SetInstanceHealth') return error('InvalidAction', `${action || 'no Action'}: the stand-in serves CompleteLifecycleAction and SetInstanceHealth only`);
     if (!instance) return error('AccessDenied', `no instance at ${source}`);
     // The host policies let a host act on its own group's instances; the stand-in holds it to its own.
@@ -176,8 +179,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
   };
 
   const metadata = http.createServer((req, res) => {
-    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const instance = o.instances.get(source);
+    const { source, instance } = asker(req);
     const reply = (status: number, text: string, type = 'text/plain'): void => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
       res.end(text);
