@@ -61,7 +61,7 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
     if (err instanceof HttpError) {
       if (err.statusCode >= 500) request.log.warn({ code: err.code }, err.message);
-      return reply.code(err.statusCode).headers(err.headers).send(errorBody(err.statusCode, err.code, err.message));
+      return reply.code(err.statusCode).headers(err.headers).send({ ...errorBody(err.statusCode, err.code, err.message), ...err.details });
     }
     // The client went away in the middle of its request (the LB cut a body that stalled, a tab
     // closed): nobody reads this answer. 499 (nginx's "client closed request") keeps it out of

@@ -117,6 +117,11 @@ const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   /** Extensions accepted for upload. @default every format cadfleet-convert reads */
   CADFLEET_ACCEPTED_EXTENSIONS: z.string().regex(/^[a-z0-9]+(,[a-z0-9]+)*$/, { error: 'must be comma-separated lowercase extensions' }).optional(),
 
+  /** Entries a .zip upload may hold (files and folders). */
+  CADFLEET_ARCHIVE_MAX_ENTRIES: int(1, 1_000_000).default(10_000),
+  /** What a .zip upload may expand to on a worker's disk, all files together. */
+  CADFLEET_ARCHIVE_MAX_EXPANDED_MB: int(1, 1_000_000).default(4096),
+
   CADFLEET_WORKER_CONCURRENCY: int(1, 64).default(1),
   /** pool: warm converter processes; process: one converter process per job. */
   CADFLEET_CONVERTER_MODE: z.enum(['pool', 'process']).default('pool'),
@@ -267,6 +272,7 @@ export interface Config {
   s3: { endpoint?: string; publicEndpoint?: string; forcePathStyle: boolean; region: string; uploadsBucket: string; modelsBucket: string };
   http: { host: string; port: number; metricsPort?: number };
   uploads: { maxBytes: number; maxPresignedBytes: number; presignExpiresSeconds: number; acceptedExtensions?: string[] };
+  archives: { maxEntries: number; maxExpandedBytes: number };
   worker: {
     concurrency: number;
     converterMode: 'pool' | 'process';
@@ -431,6 +437,7 @@ export function loadConfig(env: Env = process.env): Config {
       presignExpiresSeconds: e.CADFLEET_PRESIGN_EXPIRES_SECONDS,
       acceptedExtensions: e.CADFLEET_ACCEPTED_EXTENSIONS?.split(','),
     },
+    archives: { maxEntries: e.CADFLEET_ARCHIVE_MAX_ENTRIES, maxExpandedBytes: e.CADFLEET_ARCHIVE_MAX_EXPANDED_MB * 1024 * 1024 },
     worker: {
       concurrency: e.CADFLEET_WORKER_CONCURRENCY,
       converterMode: e.CADFLEET_CONVERTER_MODE,

@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
+import { ArchiveError, chooseRoot, extractZip } from './archive';
+import { sha256Tap } from './content-hash';
 import type { Config } from './config';
 import type { Converter } from './converter/types';
 import type { Logger } from './logger';
@@ -16,9 +18,23 @@ import type { ModelRepository, WorkerIdentity } from './models';
 import { CONVERSION_QUEUE, type ConversionJobData, type ConversionJobResult, type ConversionQueue, bullPrefix } from './queue';
 import type { Redis } from './redis';
 import { CONTENT_TYPES, MODEL_FILES, type Storage, objectKeys } from './storage';
+import { converterVersion } from './version';
 
 /** Converter failures that another try cannot fix: the input is the problem. */
-export const PERMANENT_CODES = new Set(['unsupported', 'empty', 'too-large', 'corrupt', 'unsafe-reference', 'timeout', 'memory']);
+export const PERMANENT_CODES = new Set([
+  'unsupported',
+  'empty',
+  'too-large',
+  'corrupt',
+  'unsafe-reference',
+  'timeout',
+  'memory',
+  'archive-invalid',
+  'archive-too-large',
+  'archive-no-model',
+  'archive-root-ambiguous',
+  'archive-root-not-found',
+]);
 
 export interface WorkerDeps {
   config: Config;
@@ -41,6 +57,7 @@ export function inputFileName(name: string, format: string): string {
 
 export function createConversionProcessor(deps: WorkerDeps): (job: Job<ConversionJobData, ConversionJobResult>) => Promise<ConversionJobResult> {
   const { config, models, storage, converter, metrics, identity } = deps;
+  const version = converterVersion(config.worker.converterCommand);
   const done = (outcome: ConversionJobResult['outcome']): ConversionJobResult => ({ outcome, workerNode: identity.node, workerHost: identity.host });
 
   return async (job) => {
@@ -71,14 +88,52 @@ export function createConversionProcessor(deps: WorkerDeps): (job: Job<Conversio
         outcome = 'failed';
         throw new UnrecoverableError(error);
       }
-      const inputPath = path.join(dir, 'in', inputFileName(model.name, model.format));
-      await fsp.mkdir(path.dirname(inputPath));
-      await pipeline(input.body, fs.createWriteStream(inputPath));
+      // The download is hashed as it is written: presigned uploads get their content hash here.
+      const tap = sha256Tap();
+      const downloaded = model.archive ? path.join(dir, `upload.${model.archive}`) : path.join(dir, 'in', inputFileName(model.name, model.format));
+      await fsp.mkdir(path.join(dir, 'in'));
+      await pipeline(input.body, tap, fs.createWriteStream(downloaded));
+      const sha256 = tap.hex();
+      if (!model.contentSha256) await models.setContentHash(modelId, sha256).catch((err: unknown) => log.warn({ err }, 'could not record the content hash'));
+      if (model.reuse && !model.reusedFrom) {
+        const source = await models.findReusable({
+          project: model.project,
+          contentSha256: sha256,
+          format: model.format,
+          archiveRoot: model.archiveRoot,
+          quality: model.quality,
+          converterVersion: version,
+        });
+        if (source && source.id !== modelId && (await models.finishReused(modelId, attemptId, source.id))) {
+          outcome = 'reused';
+          log.info({ source: source.id }, 'same bytes already converted: reused its outputs, no conversion');
+          return done('reused');
+        }
+      }
+
+      let inputPath = downloaded;
+      let baseDir: string | undefined;
+      if (model.archive) {
+        // Extracted with the api's checks made again: the worker trusts no earlier look.
+        baseDir = path.join(dir, 'in');
+        try {
+          const listing = await extractZip(downloaded, baseDir, config.archives);
+          inputPath = path.join(baseDir, ...chooseRoot(listing, model.archiveRoot ?? undefined).split('/'));
+        } catch (err) {
+          if (!(err instanceof ArchiveError)) throw err;
+          await models.finishFailed(modelId, attemptId, { error: err.message, code: err.code });
+          outcome = 'failed';
+          log.info({ code: err.code, error: err.message }, 'archive refused');
+          throw new UnrecoverableError(err.message);
+        } finally {
+          await fsp.rm(downloaded, { force: true });
+        }
+      }
       await progress(15);
 
       const outputDir = path.join(dir, 'out');
       const result = await converter.convert(
-        { input: inputPath, outputDir, quality: model.quality as 'coarse' | 'normal' | 'fine' },
+        { input: inputPath, outputDir, quality: model.quality as 'coarse' | 'normal' | 'fine', ...(baseDir ? { baseDir } : {}) },
         { timeoutMs: config.worker.timeoutMs, maxMemoryMb: config.worker.maxMemoryMb },
       );
       if (!result.ok) {
@@ -103,7 +158,7 @@ export function createConversionProcessor(deps: WorkerDeps): (job: Job<Conversio
       );
       await progress(95);
 
-      if (!(await models.finishReady(modelId, attemptId, { stats: result.stats, outputPrefix: prefix }, identity))) {
+      if (!(await models.finishReady(modelId, attemptId, { stats: result.stats, outputPrefix: prefix, converterVersion: version }, identity))) {
         // Deleted while we converted: remove what we stored. If another run finished it (a job
         // that was taken over while this worker was still alive), its outputs are these same files.
         if (!(await models.get(modelId, {}))) await storage.deletePrefix(storage.modelsBucket, prefix).catch(() => undefined);

@@ -7,6 +7,7 @@ export interface Metrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route'>;
   uploads: Counter<'kind'>;
+  reused: Counter;
   conversions: Counter<'outcome'>;
   conversionSeconds: Histogram<'outcome'>;
   /** Registers a gauge computed at scrape time. */
@@ -29,6 +30,7 @@ export function createMetrics(labels: { role: string; node: string }): Metrics {
       registers: [registry],
     }),
     uploads: new Counter({ name: 'cadfleet_uploads_total', help: 'Accepted uploads', labelNames: ['kind'], registers: [registry] }),
+    reused: new Counter({ name: 'cadfleet_models_reused_total', help: 'Uploads made ready from an earlier conversion of the same bytes, without a job', registers: [registry] }),
     conversions: new Counter({ name: 'cadfleet_conversions_total', help: 'Finished conversion attempts by outcome', labelNames: ['outcome'], registers: [registry] }),
     conversionSeconds: new Histogram({
       name: 'cadfleet_conversion_duration_seconds',

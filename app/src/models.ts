@@ -30,6 +30,13 @@ export interface Model {
   startedAt: Date | null;
   finishedAt: Date | null;
   updatedAt: Date;
+  /** 'zip' when the upload is an archive; `format` is then its root file's. */
+  archive: string | null;
+  archiveRoot: string | null;
+  contentSha256: string | null;
+  converterVersion: string | null;
+  reusedFrom: string | null;
+  reuse: boolean;
 }
 
 /** Who asks: a project's key sees its project; an admin key (project undefined) sees all. */
@@ -64,6 +71,12 @@ interface Row {
   started_at: Date | null;
   finished_at: Date | null;
   updated_at: Date;
+  archive: string | null;
+  archive_root: string | null;
+  content_sha256: string | null;
+  converter_version: string | null;
+  reused_from: string | null;
+  reuse: boolean;
 }
 
 const fromRow = (r: Row): Model => ({
@@ -87,6 +100,12 @@ const fromRow = (r: Row): Model => ({
   startedAt: r.started_at,
   finishedAt: r.finished_at,
   updatedAt: r.updated_at,
+  archive: r.archive,
+  archiveRoot: r.archive_root,
+  contentSha256: r.content_sha256,
+  converterVersion: r.converter_version,
+  reusedFrom: r.reused_from,
+  reuse: r.reuse,
 });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -102,10 +121,38 @@ export interface NewModel {
   inputKey: string;
   inputBytes: number;
   createdByKey?: string;
+  archive?: string;
+  archiveRoot?: string;
+  contentSha256?: string;
+  /** @default true */
+  reuse?: boolean;
+}
+
+/** What makes two conversions the same: the bytes, the file opened, the options and the converter. */
+export interface ReuseKey {
+  project: string;
+  contentSha256: string;
+  format: string;
+  archiveRoot: string | null;
+  quality: string;
+  converterVersion: string;
 }
 
 export interface ModelRepository {
   create(m: NewModel): Promise<Model>;
+  /** A ready model of the same project converted from the same bytes with the same options, if any. */
+  findReusable(key: ReuseKey): Promise<Model | undefined>;
+  /**
+   * Creates `m` ready at once, pointing at `source`'s stored outputs. Undefined when the source is
+   * no longer ready (deleted meanwhile): the caller converts instead. The source row is locked
+   * for the insert, so a delete of the source either comes first or sees this model.
+   */
+  createReused(m: NewModel, sourceId: string): Promise<Model | undefined>;
+  /** A worker ends a conversion by pointing at another model's outputs (same bytes, found after the download). */
+  finishReused(id: string, attemptId: string, sourceId: string): Promise<boolean>;
+  setContentHash(id: string, sha256: string): Promise<void>;
+  /** Models (any project) whose outputs live under `prefix`. */
+  countUsingOutputs(prefix: string): Promise<number>;
   get(id: string, scope: Scope): Promise<Model | undefined>;
   list(scope: Scope, options?: { limit?: number; state?: ModelState }): Promise<Model[]>;
   remove(id: string, scope: Scope): Promise<Model | undefined>;
@@ -117,7 +164,7 @@ export interface ModelRepository {
   startConversion(id: string, jobId: string, attempt: number, worker: WorkerIdentity): Promise<{ model: Model; attemptId: string } | undefined>;
   setProgress(id: string, progress: number): Promise<void>;
   /** Records success; false when the model was deleted meanwhile or another run already finished it. */
-  finishReady(id: string, attemptId: string, result: { stats: ConversionStats; outputPrefix: string }, worker: WorkerIdentity): Promise<boolean>;
+  finishReady(id: string, attemptId: string, result: { stats: ConversionStats; outputPrefix: string; converterVersion: string }, worker: WorkerIdentity): Promise<boolean>;
   finishFailed(id: string, attemptId: string | undefined, failure: { error: string; code: string }): Promise<boolean>;
   /** Ends an attempt that will be retried. */
   finishAttempt(attemptId: string, outcome: 'retry' | 'skipped', error?: string): Promise<void>;
@@ -132,7 +179,7 @@ export interface AttemptRecord {
   workerPid: number;
   startedAt: Date;
   finishedAt: Date | null;
-  outcome: 'ready' | 'failed' | 'retry' | 'skipped' | 'lost' | null;
+  outcome: 'ready' | 'failed' | 'retry' | 'skipped' | 'lost' | 'reused' | null;
   error: string | null;
   converterSeconds: number | null;
 }
@@ -141,11 +188,58 @@ export function createModelRepository(db: Db): ModelRepository {
   return {
     async create(m) {
       const { rows } = await db.query<Row>(
-        `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, created_by_key)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8) RETURNING *`,
-        [m.id, m.project, m.name, m.format, m.quality, m.inputKey, m.inputBytes, m.createdByKey ?? null],
+        `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, created_by_key, archive, archive_root, content_sha256, reuse)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
+        [m.id, m.project, m.name, m.format, m.quality, m.inputKey, m.inputBytes, m.createdByKey ?? null, m.archive ?? null, m.archiveRoot ?? null, m.contentSha256 ?? null, m.reuse ?? true],
       );
       return fromRow(rows[0]!);
+    },
+    async findReusable(key) {
+      const { rows } = await db.query<Row>(
+        `SELECT * FROM models WHERE project = $1 AND content_sha256 = $2 AND state = 'ready' AND format = $3
+           AND archive_root IS NOT DISTINCT FROM $4 AND quality = $5 AND converter_version = $6 AND output_prefix IS NOT NULL
+         ORDER BY finished_at LIMIT 1`,
+        [key.project, key.contentSha256, key.format, key.archiveRoot, key.quality, key.converterVersion],
+      );
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+    async createReused(m, sourceId) {
+      return db.tx(async (client) => {
+        const source = await client.query<Row>(`SELECT * FROM models WHERE id = $1 AND project = $2 AND state = 'ready' FOR SHARE`, [sourceId, m.project]);
+        const s = source.rows[0];
+        if (!s?.output_prefix) return undefined;
+        const { rows } = await client.query<Row>(
+          `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, created_by_key, archive, archive_root,
+             content_sha256, reuse, output_prefix, stats, converter_version, reused_from, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, 'ready', 100, $6, $7, $8, $9, $10, $11, true, $12, $13, $14, $15, now(), now()) RETURNING *`,
+          [m.id, m.project, m.name, m.format, m.quality, m.inputKey, m.inputBytes, m.createdByKey ?? null, m.archive ?? null, m.archiveRoot ?? null,
+            m.contentSha256 ?? null, s.output_prefix, JSON.stringify(s.stats), s.converter_version, s.id],
+        );
+        return fromRow(rows[0]!);
+      });
+    },
+    async finishReused(id, attemptId, sourceId) {
+      return db.tx(async (client) => {
+        const source = await client.query<Row>(`SELECT * FROM models WHERE id = $1 AND state = 'ready' FOR SHARE`, [sourceId]);
+        const s = source.rows[0];
+        const { rowCount } = s?.output_prefix
+          ? await client.query(
+              `UPDATE models SET state = 'ready', progress = 100, stats = $2, output_prefix = $3, converter_version = $4, reused_from = $5,
+                 finished_at = now(), updated_at = now()
+               WHERE id = $1 AND state = 'converting'`,
+              [id, JSON.stringify(s.stats), s.output_prefix, s.converter_version, s.id],
+            )
+          : { rowCount: 0 };
+        await client.query(`UPDATE conversion_attempts SET finished_at = now(), outcome = $2 WHERE id = $1`, [attemptId, rowCount ? 'reused' : 'skipped']);
+        return (rowCount ?? 0) > 0;
+      });
+    },
+    async setContentHash(id, sha256) {
+      await db.query(`UPDATE models SET content_sha256 = $2 WHERE id = $1 AND content_sha256 IS NULL`, [id, sha256]);
+    },
+    async countUsingOutputs(prefix) {
+      const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM models WHERE output_prefix = $1', [prefix]);
+      return Number(rows[0]!.n);
     },
     async get(id, scope) {
       if (!isModelId(id)) return undefined;
@@ -208,9 +302,9 @@ export function createModelRepository(db: Db): ModelRepository {
       return db.tx(async (client) => {
         const { rowCount } = await client.query(
           `UPDATE models SET state = 'ready', progress = 100, stats = $2, output_prefix = $3, worker_host = $4, worker_node = $5,
-             finished_at = now(), updated_at = now()
+             converter_version = $6, finished_at = now(), updated_at = now()
            WHERE id = $1 AND state = 'converting'`,
-          [id, JSON.stringify(result.stats), result.outputPrefix, worker.host, worker.node],
+          [id, JSON.stringify(result.stats), result.outputPrefix, worker.host, worker.node, result.converterVersion],
         );
         if (!rowCount) {
           await client.query(`UPDATE conversion_attempts SET finished_at = now(), outcome = 'skipped' WHERE id = $1`, [attemptId]);

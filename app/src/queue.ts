@@ -17,7 +17,7 @@ export interface ConversionJobData {
 }
 
 export interface ConversionJobResult {
-  outcome: 'ready' | 'skipped';
+  outcome: 'ready' | 'skipped' | 'reused';
   workerNode: string;
   workerHost: string;
 }

@@ -1,6 +1,6 @@
 // Files in S3 through the AWS SDK v3 only. Locally the endpoint is an S3-compatible server
 // (s3rver); the code path is the one production uses.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -46,6 +46,8 @@ export interface Storage {
   putStream(bucket: string, key: string, body: Readable, contentType?: string): Promise<void>;
   putFile(bucket: string, key: string, body: Buffer | Uint8Array, contentType?: string): Promise<void>;
   get(bucket: string, key: string): Promise<StoredObject | undefined>;
+  /** Bytes [start, end) of an object (an archive's central directory, read without the rest). */
+  getRange(bucket: string, key: string, start: number, end: number): Promise<Readable>;
   head(bucket: string, key: string): Promise<{ size: number } | undefined>;
   deletePrefix(bucket: string, prefix: string): Promise<number>;
   deleteKeys(bucket: string, keys: string[]): Promise<void>;
@@ -93,6 +95,11 @@ export function createStorage(config: Config['s3']): Storage {
         if (isNotFound(err)) return undefined;
         throw err;
       }
+    },
+    async getRange(bucket, key, start, end) {
+      if (end <= start) return Readable.from([]);
+      const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }));
+      return out.Body as Readable;
     },
     async head(bucket, key) {
       try {

@@ -15,6 +15,9 @@ export interface PendingUpload {
   createdAt: Date;
   expiresAt: Date;
   completedAt: Date | null;
+  archive: string | null;
+  archiveRoot: string | null;
+  reuse: boolean;
 }
 
 interface Row {
@@ -29,6 +32,9 @@ interface Row {
   created_at: Date;
   expires_at: Date;
   completed_at: Date | null;
+  archive: string | null;
+  archive_root: string | null;
+  reuse: boolean;
 }
 
 const fromRow = (r: Row): PendingUpload => ({
@@ -43,6 +49,9 @@ const fromRow = (r: Row): PendingUpload => ({
   createdAt: r.created_at,
   expiresAt: r.expires_at,
   completedAt: r.completed_at,
+  archive: r.archive,
+  archiveRoot: r.archive_root,
+  reuse: r.reuse,
 });
 
 export interface UploadRepository {
@@ -55,9 +64,9 @@ export function createUploadRepository(db: Db): UploadRepository {
   return {
     async create(u) {
       const { rows } = await db.query<Row>(
-        `INSERT INTO uploads (id, project, name, format, quality, size, object_key, created_by_key, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
-        [u.id, u.project, u.name, u.format, u.quality, u.size, u.objectKey, u.createdByKey, u.expiresAt],
+        `INSERT INTO uploads (id, project, name, format, quality, size, object_key, created_by_key, expires_at, archive, archive_root, reuse)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
+        [u.id, u.project, u.name, u.format, u.quality, u.size, u.objectKey, u.createdByKey, u.expiresAt, u.archive, u.archiveRoot, u.reuse],
       );
       return fromRow(rows[0]!);
     },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,3 +20,12 @@ function releaseVersion(): string | undefined {
 
 /** The release version every node reports in the registry and on /status. */
 export const VERSION: string = process.env.CADFLEET_VERSION_OVERRIDE ?? releaseVersion() ?? pkg.version;
+
+/**
+ * What converted a model, for reuse by content: outputs are shared only between models that the
+ * same converter made. The release's version, plus a digest of an operator's command template
+ * when one replaces cadfleet-convert.
+ */
+export function converterVersion(command: string | undefined): string {
+  return command ? `${VERSION}+cmd.${createHash('sha256').update(command).digest('hex').slice(0, 12)}` : VERSION;
+}

@@ -29,6 +29,7 @@ function program(): Command {
     .version(pkg.version)
     .option('-i, --input <file>', 'the CAD file: .stp .step .igs .iges .brep .stl .obj .ply .gltf .glb .fbx .3ds .dae .off .ifc')
     .option('-o, --output-dir <dir>', 'where model.glb, manifest.json and result.json go (created if missing)')
+    .option('--base-dir <dir>', 'the folder referenced files (MTL, .bin, textures) may be read from, the input inside it (default: the input\'s folder)')
     .addOption(new Option('-q, --quality <preset>', 'tessellation of B-rep formats (STEP, IGES, BREP)').choices(QUALITIES).default('normal'))
     .addOption(new Option('--timeout <seconds>', 'stop a conversion that runs longer').env('CADFLEET_CONVERT_TIMEOUT').argParser(positive('--timeout')).default(DEFAULT_LIMITS.timeoutMs / 1000))
     .addOption(new Option('--max-memory <mib>', 'stop a conversion whose resident memory grows past this').env('CADFLEET_CONVERT_MAX_MEMORY_MB').argParser(positive('--max-memory')).default(DEFAULT_LIMITS.maxMemoryMb))
@@ -44,13 +45,15 @@ result.json is written on every run that names --output-dir: {"ok", "error"?, "c
 
 Examples:
   $ cadfleet-convert --input bracket.step --output-dir out/bracket
-  $ cadfleet-convert -i plant.ifc -o out/plant --quality coarse --timeout 120 --max-memory 4096`,
+  $ cadfleet-convert -i plant.ifc -o out/plant --quality coarse --timeout 120 --max-memory 4096
+  $ cadfleet-convert -i unzipped/models/spider.obj --base-dir unzipped -o out/spider`,
     );
 }
 
 interface CliOptions {
   input?: string;
   outputDir?: string;
+  baseDir?: string;
   quality: Quality;
   timeout: number;
   maxMemory: number;
@@ -89,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
   let result: ConvertResult;
   try {
     result = await converter.convert(
-      { input: opts.input, outputDir: opts.outputDir, quality: opts.quality },
+      { input: opts.input, outputDir: opts.outputDir, quality: opts.quality, ...(opts.baseDir ? { baseDir: opts.baseDir } : {}) },
       { timeoutMs: opts.timeout * 1000, maxMemoryMb: opts.maxMemory },
     );
   } catch (err) {

@@ -53,7 +53,13 @@ export async function convertFile(job: ConvertJob, options: ConvertOptions): Pro
     }
     const content = new Uint8Array(await fs.readFile(job.input));
     const effective = sniffFormat(format, content);
-    const { doc, units } = await importModel({ name, format: effective, content, dir: path.dirname(path.resolve(job.input)) }, quality);
+    const dir = path.dirname(path.resolve(job.input));
+    const baseDir = job.baseDir ? path.resolve(job.baseDir) : dir;
+    const rel = path.relative(baseDir, dir);
+    if (rel.startsWith('..') || path.isAbsolute(rel)) {
+      throw new ConvertError('unsafe-reference', `the input ${JSON.stringify(job.input)} is not inside --base-dir ${JSON.stringify(job.baseDir)}`);
+    }
+    const { doc, units } = await importModel({ name, format: effective, content, dir, baseDir }, quality);
     doc.setLogger(new Logger(Logger.Verbosity.WARN));
     await cleanUp(doc);
     const draft = draftParts(doc);

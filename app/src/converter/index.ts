@@ -305,7 +305,7 @@ export function createConverter(options: ConverterOptions = {}): ManagedConverte
     templateArgv(template, {}); // refuse an empty template at start, not at the first job
     return {
       convert: (job, over) =>
-        runProcess(templateArgv(template, { input: job.input, outputDir: job.outputDir, quality: job.quality ?? 'normal' }), job, { ...limits, ...over }, options),
+        runProcess(templateArgv(template, { input: job.input, outputDir: job.outputDir, quality: job.quality ?? 'normal', baseDir: job.baseDir ?? path.dirname(job.input) }), job, { ...limits, ...over }, options),
       warmUp: async () => undefined,
       stats: NO_POOL,
       close: async () => undefined,
@@ -316,7 +316,7 @@ export function createConverter(options: ConverterOptions = {}): ManagedConverte
     return {
       convert: (job, over) => {
         const l = { ...limits, ...over };
-        const argv = [process.execPath, bin, '--input', job.input, '--output-dir', job.outputDir, '--quality', job.quality ?? 'normal', '--timeout', String(l.timeoutMs / 1000), '--max-memory', String(l.maxMemoryMb)];
+        const argv = [process.execPath, bin, '--input', job.input, '--output-dir', job.outputDir, '--quality', job.quality ?? 'normal', ...(job.baseDir ? ['--base-dir', job.baseDir] : []), '--timeout', String(l.timeoutMs / 1000), '--max-memory', String(l.maxMemoryMb)];
         return runProcess(argv, job, l, options);
       },
       warmUp: async () => undefined,

@@ -37,6 +37,12 @@ export interface ConvertJob {
   input: string;
   outputDir: string;
   quality?: Quality;
+  /**
+   * The folder that files the model references (MTL, .bin, textures) may come from: an
+   * extracted archive's root, so `../textures/a.png` from a model in a subfolder resolves.
+   * @default the input's own folder
+   */
+  baseDir?: string;
 }
 
 export interface ConvertLimits {

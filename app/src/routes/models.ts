@@ -4,8 +4,10 @@ import { PassThrough, pipeline } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
-import { acceptedFormat, checkQuality, checkUploadName } from '../file-names';
+import { sha256Tap } from '../content-hash';
+import { checkQuality, checkUploadName } from '../file-names';
 import { HttpError, isDependencyError } from '../http-errors';
+import { admitOrReuse, checkReuse, checkRoot, classifyUpload, formField, inspectArchive } from '../intake';
 import { MODEL_STATES, type Model, type ModelState } from '../models';
 import { CONTENT_TYPES, type ModelFile, objectKeys } from '../storage';
 import type { SessionService } from '../streamer/session-service';
@@ -32,6 +34,14 @@ export interface ModelView {
   /** The worker host that converted it. */
   workerHost?: string;
   files?: Record<string, string>;
+  /** 'zip' for an archive upload; `format` is its root file's. */
+  archive?: string;
+  /** The file inside the archive that was converted. */
+  root?: string;
+  /** SHA-256 (hex) of the uploaded bytes. */
+  sha256?: string;
+  /** The model whose conversion this one reuses (same bytes, root and options); no conversion ran for it. */
+  reusedFrom?: string;
 }
 
 export function modelView(m: Model): ModelView {
@@ -51,6 +61,9 @@ export function modelView(m: Model): ModelView {
     ...(m.startedAt ? { startedAt: m.startedAt.toISOString() } : {}),
     ...(m.finishedAt ? { finishedAt: m.finishedAt.toISOString() } : {}),
     ...(m.workerHost ? { workerHost: m.workerHost } : {}),
+    ...(m.archive ? { archive: m.archive, root: m.archiveRoot ?? undefined } : {}),
+    ...(m.contentSha256 ? { sha256: m.contentSha256 } : {}),
+    ...(m.reusedFrom ? { reusedFrom: m.reusedFrom } : {}),
     ...(m.state === 'ready' ? { files: Object.fromEntries(DOWNLOADABLE.map((f) => [f, `/api/v1/models/${m.id}/files/${f}`])) } : {}),
   };
 }
@@ -59,27 +72,6 @@ const notFound = (id: string): HttpError => new HttpError(404, 'model_not_found'
 
 /** Multipart overhead allowed on top of the file size before Content-Length alone earns a 413. */
 const MULTIPART_SLACK = 64 * 1024;
-
-/**
- * Creates the model row and its job. If the job cannot be queued the row goes (and the stored
- * file, unless the client uploaded it itself): the client gets a 503 and tries again, and
- * nothing half-made stays behind.
- */
-export async function admitModel(
-  ctx: ApiContext,
-  model: Parameters<ApiContext['models']['create']>[0],
-  options: { keepInputOnFailure?: boolean } = {},
-): Promise<Model> {
-  const created = await ctx.models.create(model);
-  try {
-    await ctx.queue.enqueue(created);
-  } catch (err) {
-    await ctx.models.remove(created.id, {}).catch(() => undefined);
-    if (!options.keepInputOnFailure) await ctx.storage.deleteKeys(ctx.storage.uploadsBucket, [created.inputKey]).catch(() => undefined);
-    throw err;
-  }
-  return created;
-}
 
 /** `streaming` is undefined when CADFLEET_STREAM_TOKEN_SECRET is not set: sessions answer 503. */
 export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate, streaming?: SessionService): void {
@@ -101,28 +93,34 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
       part.file.resume();
       throw new HttpError(400, 'no_file', `the file came in a field named ${JSON.stringify(part.fieldname)}; use "file"`);
     }
+    // Fields that come before the file in the form (or in the query string): quality, root, reuse.
     let name: string;
-    let format: string;
+    let kind: ReturnType<typeof classifyUpload>;
     let quality: string;
+    let root: string | undefined;
+    let reuse: boolean;
     try {
       name = checkUploadName(part.filename);
-      format = acceptedFormat(name, accepted);
-      const field = part.fields.quality;
-      const fieldValue = field && !Array.isArray(field) && field.type === 'field' ? field.value : undefined;
-      quality = checkQuality(fieldValue ?? (request.query as Record<string, unknown>).quality);
+      kind = classifyUpload(name, accepted);
+      quality = checkQuality(formField(part.fields, request.query, 'quality'));
+      root = checkRoot(formField(part.fields, request.query, 'root'));
+      reuse = checkReuse(formField(part.fields, request.query, 'reuse'));
+      if (root !== undefined && !kind.archive) throw new HttpError(400, 'root_without_archive', 'root names a file inside an archive; this upload is a single file');
     } catch (err) {
       part.file.resume();
       throw err;
     }
 
     const id = randomUUID();
-    const key = objectKeys.input(principal.project, id, format);
+    const key = objectKeys.input(principal.project, id, kind.format);
     let bytes = 0;
     const counted = new PassThrough();
     counted.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    // Hashed as it is stored: reuse by content costs no second read.
+    const tap = sha256Tap();
     // pipeline, not pipe: the parser may already have destroyed the file stream with an error
     // (a body cut short) before this line runs, and only pipeline reports that.
-    pipeline(part.file, counted, () => undefined);
+    pipeline(part.file, tap, counted, () => undefined);
     const discard = () => ctx.storage.deleteKeys(ctx.storage.uploadsBucket, [key]).catch(() => undefined);
     const tooLarge = () =>
       new HttpError(413, 'file_too_large', `the file is larger than the limit of ${maxBytes} bytes (use POST /api/v1/uploads for large files)`);
@@ -145,15 +143,29 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
       throw new HttpError(400, 'empty_file', `the file ${JSON.stringify(name)} is empty (0 bytes)`);
     }
     // PostgreSQL may go down between the gate and the insert (a restart during an upload): the
-    // stored file must not stay behind without its row.
-    const model = await admitModel(ctx, { id, project: principal.project, name, format, quality, inputKey: key, inputBytes: bytes, createdByKey: principal.keyId }).catch(
-      async (err: unknown) => {
-        await discard();
-        throw err;
-      },
-    );
+    // stored file must not stay behind without its row. A refused archive goes too.
+    const model = await (async () => {
+      const archive = kind.archive ? await inspectArchive(ctx, key, bytes, root) : undefined;
+      return admitOrReuse(ctx, {
+        id,
+        project: principal.project,
+        name,
+        format: archive?.format ?? kind.format,
+        quality,
+        inputKey: key,
+        inputBytes: bytes,
+        createdByKey: principal.keyId,
+        archive: kind.archive,
+        archiveRoot: archive?.root,
+        contentSha256: tap.hex(),
+        reuse,
+      });
+    })().catch(async (err: unknown) => {
+      await discard();
+      throw err;
+    });
     ctx.metrics.uploads.inc({ kind: 'multipart' });
-    request.log.info({ model: id, project: principal.project, bytes, format }, 'upload accepted');
+    request.log.info({ model: id, project: principal.project, bytes, format: model.format, archive: model.archive, reusedFrom: model.reusedFrom }, 'upload accepted');
     return reply.code(201).header('location', `/api/v1/models/${id}`).send(modelView(model));
   });
 
@@ -208,10 +220,14 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     // The row is gone first, so the model disappears at once; a worker still converting it
     // finds no row at the end and removes its own outputs. Leftover objects on an S3 failure
     // are orphans, never a model that lost its files.
+    // Outputs that another model reuses (same bytes) stay until the last model using them goes.
     await ctx.queue.discard(model.id).catch(() => undefined);
+    const prefixes = [...new Set([objectKeys.outputPrefix(model.project, model.id), ...(model.outputPrefix ? [model.outputPrefix] : [])])];
     await Promise.all([
       ctx.storage.deleteKeys(ctx.storage.uploadsBucket, [model.inputKey]),
-      ctx.storage.deletePrefix(ctx.storage.modelsBucket, objectKeys.outputPrefix(model.project, model.id)),
+      ...prefixes.map(async (prefix) => {
+        if ((await ctx.models.countUsingOutputs(prefix)) === 0) await ctx.storage.deletePrefix(ctx.storage.modelsBucket, prefix);
+      }),
     ]).catch((err: unknown) => request.log.warn({ err, model: model.id }, 'could not delete the stored files of a deleted model'));
     return reply.code(204).send();
   });

@@ -1,22 +1,31 @@
 // Presigned uploads for files too large for a multipart request through the api:
-//   POST /api/v1/uploads {name, size, quality?}  -> 201 {id, uploadUrl, method: "PUT", headers, expiresAt, completeUrl}
+//   POST /api/v1/uploads {name, size, quality?, root?, reuse?}  -> 201 {id, uploadUrl, method: "PUT", headers, expiresAt, completeUrl}
 //   PUT <uploadUrl> with the file as body        (straight to S3)
-//   POST /api/v1/uploads/:id/complete            -> 201 {id, state: "queued", ...} (the model; same id)
+//   POST /api/v1/uploads/:id/complete {root?}    -> 201 {id, state: "queued", ...} (the model; same id)
+// An archive's root can also be named (or corrected after a 400 that lists the candidates) at
+// completion: the stored archive stays until a completion succeeds or the upload expires.
+// The api never reads these bytes, so their content hash is taken by the worker as it downloads
+// them (and a ready model with the same bytes is reused there, without a conversion).
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
-import { acceptedFormat, checkQuality, checkUploadName } from '../file-names';
+import { checkQuality, checkUploadName } from '../file-names';
 import { HttpError } from '../http-errors';
+import { admitModel, checkReuse, checkRoot, classifyUpload, inspectArchive } from '../intake';
 import { objectKeys } from '../storage';
-import { admitModel, modelView } from './models';
+import { modelView } from './models';
 
 const createBody = z.object({
   name: z.string(),
   size: z.number().int().nonnegative(),
   quality: z.string().optional(),
+  root: z.string().optional(),
+  reuse: z.boolean().optional(),
 });
+
+const completeBody = z.object({ root: z.string().optional() }).optional().nullable();
 
 export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
   const { maxPresignedBytes, presignExpiresSeconds, acceptedExtensions } = ctx.config.uploads;
@@ -25,11 +34,15 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     const principal = await authenticate(request);
     const parsed = createBody.safeParse(request.body);
     if (!parsed.success) {
-      throw new HttpError(400, 'invalid_body', 'send JSON {"name": "part.step", "size": <bytes>, "quality"?: "coarse"|"normal"|"fine"}');
+      throw new HttpError(400, 'invalid_body', 'send JSON {"name": "part.step", "size": <bytes>, "quality"?: "coarse"|"normal"|"fine", "root"?: "<file in a .zip>", "reuse"?: false}');
     }
     const name = checkUploadName(parsed.data.name);
-    const format = acceptedFormat(name, acceptedExtensions);
+    const kind = classifyUpload(name, acceptedExtensions);
+    const format = kind.format;
     const quality = checkQuality(parsed.data.quality);
+    const root = checkRoot(parsed.data.root);
+    const reuse = checkReuse(parsed.data.reuse);
+    if (root !== undefined && !kind.archive) throw new HttpError(400, 'root_without_archive', 'root names a file inside an archive; this upload is a single file');
     const size = parsed.data.size;
     if (size === 0) throw new HttpError(400, 'empty_file', `the file ${JSON.stringify(name)} is empty (0 bytes)`);
     if (size > maxPresignedBytes) throw new HttpError(413, 'file_too_large', `the file is ${size} bytes; the limit is ${maxPresignedBytes} bytes`);
@@ -37,7 +50,7 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     const objectKey = objectKeys.input(principal.project, id, format);
     const expiresAt = new Date(Date.now() + presignExpiresSeconds * 1000);
     const uploadUrl = await ctx.storage.presignPut(ctx.storage.uploadsBucket, objectKey, size, presignExpiresSeconds);
-    await ctx.uploads.create({ id, project: principal.project, name, format, quality, size, objectKey, createdByKey: principal.keyId, expiresAt });
+    await ctx.uploads.create({ id, project: principal.project, name, format, quality, size, objectKey, createdByKey: principal.keyId, expiresAt, archive: kind.archive ?? null, archiveRoot: root ?? null, reuse });
     return reply.code(201).send({
       id,
       uploadUrl,
@@ -51,6 +64,8 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
   app.post<{ Params: { id: string } }>('/api/v1/uploads/:id/complete', async (request, reply) => {
     const principal = await authenticate(request);
     const scope = scopeOf(principal);
+    const body = completeBody.safeParse(request.body);
+    if (!body.success) throw new HttpError(400, 'invalid_body', 'send no body, or JSON {"root": "<file in the archive>"}');
     const upload = await ctx.uploads.get(request.params.id, scope);
     if (!upload) throw new HttpError(404, 'upload_not_found', `no upload ${JSON.stringify(request.params.id)} in this project`);
     if (upload.completedAt) {
@@ -76,6 +91,11 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
       await discard();
       throw new HttpError(400, 'size_mismatch', `the upload announced ${upload.size} bytes but ${stored.size} arrived; start a new upload`);
     }
+    // An archive's root is chosen before the completion is taken: a 400 here leaves the upload
+    // as it is, for a completion that names the root.
+    const requestedRoot = checkRoot(body.data?.root) ?? upload.archiveRoot ?? undefined;
+    if (requestedRoot !== undefined && !upload.archive) throw new HttpError(400, 'root_without_archive', 'root names a file inside an archive; this upload is a single file');
+    const archive = upload.archive ? await inspectArchive(ctx, upload.objectKey, stored.size, requestedRoot) : undefined;
     // Only one completion wins; a concurrent one answers with the model the winner creates.
     if (!(await ctx.uploads.markCompleted(upload.id))) {
       const model = await ctx.models.get(upload.id, scope);
@@ -86,11 +106,14 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
       id: upload.id,
       project: upload.project,
       name: upload.name,
-      format: upload.format,
+      format: archive?.format ?? upload.format,
       quality: upload.quality,
       inputKey: upload.objectKey,
       inputBytes: stored.size,
       createdByKey: principal.keyId,
+      archive: upload.archive ?? undefined,
+      archiveRoot: archive?.root,
+      reuse: upload.reuse,
     }, { keepInputOnFailure: true }).catch(async (err: unknown) => {
       await ctx.db.query('UPDATE uploads SET completed_at = NULL WHERE id = $1', [upload.id]).catch(() => undefined);
       throw err;

@@ -35,7 +35,7 @@ export function loadAssimp(): Promise<AssimpModule> {
   return modulePromise;
 }
 
-/** Files an OBJ or glTF names beside itself: material libraries, external buffers (textures are not carried). */
+/** Files an OBJ or glTF names beside itself: material libraries, external buffers (textures are read after assimp, see embedImages). */
 export function referencedFiles(input: ImportInput): string[] {
   const text = Buffer.from(input.content.buffer, input.content.byteOffset, input.content.byteLength).toString('utf8');
   if (input.format === 'obj') {
@@ -56,25 +56,27 @@ export function referencedFiles(input: ImportInput): string[] {
   return [];
 }
 
+const inside = (base: string, target: string): boolean => {
+  const rel = path.relative(base, target);
+  return rel !== '..' && !rel.startsWith('../') && !path.isAbsolute(rel);
+};
+
 /**
- * Resolves a reference only inside the input's own folder. A model that points at
+ * Resolves a reference relative to the model's folder `dir`, and only inside `baseDir` (the
+ * model's own folder, or the root of the archive it came in). A model that points at
  * `../../etc/passwd` or an absolute path is refused, not silently read.
  */
-export function resolveReference(dir: string, reference: string): string {
+export function resolveReference(dir: string, reference: string, baseDir: string = dir): string {
   // Models written on Windows name their textures with backslashes (`.\\tex.jpg`).
   const normalized = reference.replace(/\\/g, '/');
   const resolved = path.resolve(dir, normalized);
-  const inside = (base: string, target: string): boolean => {
-    const rel = path.relative(base, target);
-    return rel !== '..' && !rel.startsWith('../') && !path.isAbsolute(rel);
-  };
-  const lexicallyInside = !path.isAbsolute(normalized) && !/^[a-z]:/i.test(normalized) && inside(dir, resolved);
+  const lexicallyInside = !path.isAbsolute(normalized) && !/^[a-z]:/i.test(normalized) && inside(baseDir, resolved);
   // A symlink beside the model may point anywhere: judge where it really leads.
-  const reallyInside = lexicallyInside && (!fs.existsSync(resolved) || inside(fs.realpathSync(dir), fs.realpathSync(resolved)));
+  const reallyInside = lexicallyInside && (!fs.existsSync(resolved) || inside(fs.realpathSync(baseDir), fs.realpathSync(resolved)));
   if (!reallyInside) {
     throw new ConvertError(
       'unsafe-reference',
-      `the model references ${JSON.stringify(reference)}, which is outside its own folder; only files beside the model can be referenced`,
+      `the model references ${JSON.stringify(reference)}, which is outside ${baseDir === dir ? 'its own folder; only files beside the model' : 'the uploaded archive; only files in the archive'} can be referenced`,
     );
   }
   return resolved;
@@ -86,7 +88,7 @@ export async function importAssimp(input: ImportInput): Promise<Imported> {
   files.AddFile(input.name, input.content);
   if (input.dir) {
     for (const reference of referencedFiles(input)) {
-      const file = resolveReference(input.dir, reference);
+      const file = resolveReference(input.dir, reference, input.baseDir);
       // A missing material library is not fatal: assimp falls back to a default material.
       if (fs.existsSync(file) && fs.statSync(file).isFile()) files.AddFile(reference, fs.readFileSync(file));
     }
@@ -103,7 +105,7 @@ export async function importAssimp(input: ImportInput): Promise<Imported> {
   try {
     // assimp declares FB_ngon_encoding, which nothing downstream needs: keep the log quiet.
     const io = new NodeIO().setLogger(new Logger(Logger.Verbosity.ERROR)).registerExtensions(ALL_EXTENSIONS);
-    doc = await io.readJSON(withoutExternalImages(splitGlb(glb)));
+    doc = await io.readJSON(embedImages(splitGlb(glb), input.dir, input.baseDir));
   } catch (err) {
     throw new ConvertError('corrupt', `the ${input.format.toUpperCase()} file produced unreadable geometry: ${(err as Error).message}`);
   }
@@ -131,14 +133,39 @@ export function splitGlb(glb: Uint8Array): JSONDocument {
 // A 1x1 white PNG: stands in for a texture file the upload did not include.
 const BLANK_PNG = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg==';
 
+const IMAGE_TYPES: Readonly<Record<string, string>> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', ktx2: 'image/ktx2' };
+
 /**
- * assimp keeps textures as references to files beside the model. An upload is one file, and
- * reading other paths is what a hostile model would want: textures that are not embedded are
- * dropped from the materials (their colours stay) and the images blanked, for prune() to remove.
+ * assimp keeps textures as references to files beside the model. Those that the upload carries
+ * (an archive with the model's textures), inside the allowed folder and of a type glTF can hold,
+ * are embedded in the GLB. The others (a single-file upload, a path outside the archive, a .tga)
+ * are dropped from the materials (their colours stay) and the images blanked, for prune() to remove.
  */
+export function embedImages(doc: JSONDocument, dir: string | undefined, baseDir: string | undefined = dir): JSONDocument {
+  const images = doc.json.images ?? [];
+  images.forEach((image, i) => {
+    if (!dir || !image.uri || image.uri.startsWith('data:')) return;
+    const type = IMAGE_TYPES[path.extname(image.uri).slice(1).toLowerCase()];
+    if (!type) return;
+    let file: string;
+    try {
+      file = resolveReference(dir, decodeURIComponent(image.uri), baseDir);
+    } catch {
+      return; // outside the folder: blanked below, the model still converts
+    }
+    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return;
+    const key = `cadfleet-image-${i}.${path.extname(file).slice(1).toLowerCase()}`;
+    doc.resources[key] = new Uint8Array(fs.readFileSync(file));
+    image.uri = key;
+    image.mimeType = type;
+  });
+  return withoutExternalImages(doc);
+}
+
+/** Blanks every image still referenced by path and unhooks its textures from the materials. */
 export function withoutExternalImages(doc: JSONDocument): JSONDocument {
   const images = doc.json.images ?? [];
-  const external = new Set(images.flatMap((image, i) => (image.uri && !image.uri.startsWith('data:') ? [i] : [])));
+  const external = new Set(images.flatMap((image, i) => (image.uri && !image.uri.startsWith('data:') && !(image.uri in doc.resources) ? [i] : [])));
   if (external.size === 0) return doc;
   const badTextures = new Set((doc.json.textures ?? []).flatMap((t, i) => (t.source !== undefined && external.has(t.source) ? [i] : [])));
   const strip = (value: unknown): void => {

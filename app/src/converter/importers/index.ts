@@ -10,8 +10,10 @@ export interface ImportInput {
   name: string;
   format: Format;
   content: Uint8Array;
-  /** The folder the input lives in: the only place referenced files (MTL, .bin) are read from. */
+  /** The folder the input lives in: references (MTL, .bin, textures) are relative to it. */
   dir?: string;
+  /** The only folder referenced files may be read from (the input's own folder, or an extracted archive's root). @default dir */
+  baseDir?: string;
 }
 
 export type Units = 'millimeter' | 'meter' | 'unknown';
