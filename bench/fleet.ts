@@ -245,7 +245,8 @@ function multipart(file: string): { body: Buffer; type: string } {
 export async function upload(fleet: FleetInfo, agents: Agents, file: string): Promise<string> {
   const { body, type } = multipart(file);
   for (let attempt = 0; ; attempt++) {
-    const r = await call(`https://${fleet.lb}/api/v1/models`, {
+    // reuse=false: the benchmarks measure conversions, not the reuse of an earlier one.
+    const r = await call(`https://${fleet.lb}/api/v1/models?reuse=false`, {
       method: 'POST',
       headers: { authorization: `Bearer ${fleet.key}`, 'content-type': type, 'content-length': String(body.length) },
       body,

@@ -199,7 +199,7 @@ describe('the local fleet', () => {
       env: { ...process.env, PGPASSWORD: secrets.postgresPassword },
     });
     expect(column.stdout.trim(), column.stderr).toBe('upgrade_test_note');
-    const v2Upload = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${stlSample('box_2x3x4.stl')}`]);
+    const v2Upload = lb('POST', '/api/v1/models?reuse=false', e2e.key, ['-F', `file=@${stlSample('box_2x3x4.stl')}`]);
     expect(v2Upload.status, v2Upload.body).toBe(201);
     const v2Job = spawnSync('redis-cli', ['-h', data.ip, '--tls', '--cacert', ca, 'hget', `cadfleet:bull:conversions:${(JSON.parse(v2Upload.body) as { id: string }).id}`, 'data'], {
       encoding: 'utf8',
@@ -438,7 +438,7 @@ describe('the local fleet', () => {
     // It takes work: with the two deployed workers stopped, a new upload is converted on worker-3.
     for (const w of ['worker-1', 'worker-2']) expect(ssh(w, 'sudo', 'systemctl', 'stop', 'cadfleet-worker').code).toBe(0);
     try {
-      const upload = lb('POST', '/api/v1/models', e2e.key, ['-F', `file=@${cax('as1-oc-214.stp')}`]);
+      const upload = lb('POST', '/api/v1/models?reuse=false', e2e.key, ['-F', `file=@${cax('as1-oc-214.stp')}`]);
       expect(upload.status, upload.body).toBe(201);
       const modelId = (JSON.parse(upload.body) as { id: string }).id;
       let model: { state: string; workerHost?: string } = { state: 'queued' };

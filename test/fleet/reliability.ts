@@ -89,9 +89,11 @@ function multipart(name: string | Buffer, content: Buffer, extraPartHeaders = ''
   return { body: Buffer.concat([head, content, Buffer.from(`\r\n--${boundary}--\r\n`)]), type: `multipart/form-data; boundary=${boundary}` };
 }
 
-export const upload = (name: string | Buffer, content: Buffer, options: { key?: string | null; query?: string; extraPartHeaders?: string } = {}): Promise<Answer> => {
+/** An upload through the LB; converted afresh (reuse=false) unless `reuse`: the scenarios count conversions. */
+export const upload = (name: string | Buffer, content: Buffer, options: { key?: string | null; query?: string; extraPartHeaders?: string; reuse?: boolean } = {}): Promise<Answer> => {
   const { body, type } = multipart(name, content, options.extraPartHeaders);
-  return request('POST', `/api/v1/models${options.query ?? ''}`, { key: options.key, body, headers: { 'content-type': type } });
+  const query = options.reuse ? (options.query ?? '') : `${options.query ? `${options.query}&` : '?'}reuse=false`;
+  return request('POST', `/api/v1/models${query}`, { key: options.key, body, headers: { 'content-type': type } });
 };
 
 interface ModelJson {
@@ -914,6 +916,7 @@ export function reliabilityScenarios(): void {
     // Rate limits at the LB (per client address): uploads 5/s (burst 20), sessions 10/s (burst 40).
     // `wave` at once: uploads go six at a time, under the 8 in progress per address, so that the
     // request rate is what is limited.
+    // Every 429 is the LB's own, in the api's JSON error shape, with Retry-After.
     const burst = async (n: number, send: () => Promise<Answer>, wave = n): Promise<Record<string, number>> => {
       const answers: Answer[] = [];
       const started = Date.now();
@@ -921,6 +924,11 @@ export function reliabilityScenarios(): void {
       expect(Date.now() - started, 'the burst took so long that the limiter refilled').toBeLessThan(4000);
       const counts: Record<string, number> = {};
       for (const x of answers) counts[x.status] = (counts[x.status] ?? 0) + 1;
+      for (const x of answers.filter((a) => a.status === 429)) {
+        expect(x.headers['content-type'], x.body.toString('utf8')).toBe('application/json');
+        expect(x.json).toMatchObject({ statusCode: 429, error: 'Too Many Requests', code: 'rate_limited' });
+        expect(Number(x.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      }
       return counts;
     };
     await sleep(5000);
@@ -931,12 +939,79 @@ export function reliabilityScenarios(): void {
     expect(uploads['429']).toBeGreaterThanOrEqual(10);
     expect(Object.keys(sessions).sort()).toEqual(['201', '429']);
     expect(sessions['429']).toBeGreaterThanOrEqual(20);
-    report.access.push({ check: '40 uploads within a few seconds from one address (six at a time)', refused: `${uploads['429']} answered 429, ${uploads['201']} accepted (5/s, burst 20)` });
+    report.access.push({ check: '40 uploads within a few seconds from one address (six at a time)', refused: `${uploads['429']} answered 429 (JSON rate_limited, Retry-After), ${uploads['201']} accepted (5/s, burst 20)` });
     report.access.push({ check: '80 session hand-outs at once from one address', refused: `${sessions['429']} answered 429, ${sessions['201']} handed out (10/s, burst 40)` });
     // The limiter refills before the next scenario's traffic.
     await sleep(8000);
     report.passed.add('access');
   }, 420_000);
+
+  it("answers the LB's own refusals in the api's JSON shape: an upload announced over the size limit, and no api to answer", async () => {
+    // Announced over client_max_body_size (200m): refused from the headers, before any body.
+    const announced = await new Promise<Answer>((resolve) => {
+      const started = performance.now();
+      const req = https.request(
+        {
+          host: lbAddress(),
+          port: 443,
+          path: '/api/v1/models',
+          method: 'POST',
+          ca: caPem(),
+          agent: false,
+          timeout: 30_000,
+          headers: { authorization: `Bearer ${e2e.key}`, 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(300 * 1024 * 1024) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (d: Buffer) => chunks.push(d));
+          res.on('end', () => {
+            const body = Buffer.concat(chunks);
+            let json: Answer['json'] = {};
+            try {
+              json = JSON.parse(body.toString('utf8')) as Answer['json'];
+            } catch {
+              // not JSON: the assertion below shows it
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json, ms: performance.now() - started });
+            req.destroy();
+          });
+        },
+      );
+      req.on('error', (err) => resolve({ status: 0, headers: {}, body: Buffer.from(err.message), json: {}, ms: performance.now() - started }));
+      req.flushHeaders();
+    });
+    expect(announced.status, announced.body.toString('utf8')).toBe(413);
+    expect(announced.headers['content-type']).toBe('application/json');
+    expect(announced.json).toMatchObject({ statusCode: 413, code: 'file_too_large' });
+    expect(String(announced.json.message)).toContain('/api/v1/uploads');
+
+    // Both apis stopped: the LB answers for them, JSON, until they are back.
+    const stopped = Date.now();
+    // --no-block: the last api waits up to CADFLEET_LB_DEREGISTER_TIMEOUT_MS (15 s) for routing
+    // without it, which never comes (the LB keeps its deployed list when no api is live).
+    for (const h of ['api-1', 'api-2']) expect(ssh(h, 'sudo', 'systemctl', 'stop', '--no-block', 'cadfleet-api').code).toBe(0);
+    let down: Answer | undefined;
+    try {
+      await until('the LB answering for the stopped apis', async () => {
+        const r = await request('GET', '/api/v1/models?limit=1');
+        if (r.status === 502 || r.status === 503) down = r;
+        return down !== undefined;
+      }, 60);
+      expect(down!.headers['content-type'], down!.body.toString('utf8')).toBe('application/json');
+      expect(down!.json).toMatchObject({ statusCode: down!.status, code: down!.status === 502 ? 'api_unreachable' : 'service_unavailable' });
+      if (down!.status === 503) expect(Number(down!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    } finally {
+      for (const h of ['api-1', 'api-2']) expect(ssh(h, 'sudo', 'systemctl', 'start', 'cadfleet-api').code).toBe(0);
+    }
+    let ok = 0;
+    await until('the apis answering through the LB again', async () => {
+      ok = (await request('GET', '/api/v1/models?limit=1')).status === 200 ? ok + 1 : 0;
+      return ok >= 3;
+    }, 60);
+    console.log(`LB refusals: 413 ${announced.json.code} in ${announced.ms.toFixed(0)} ms; with no api: ${down!.status} ${String(down!.json.code)}; apis back after ${seconds(Date.now() - stopped)}`);
+    report.access.push({ check: 'an upload announced at 300 MB (over the LB\'s 200m)', refused: `413 file_too_large, JSON, before any body (${announced.ms.toFixed(0)} ms)` });
+    report.access.push({ check: 'both apis stopped behind the LB', refused: `${down!.status} ${String(down!.json.code)}, JSON in the api's error shape; served again when they started` });
+  }, 180_000);
 
   it('sustains a minute of load through the LB (reads, uploads, session hand-outs and streaming) without a failed request', async () => {
     const work = tempDir('cadfleet-rel-');

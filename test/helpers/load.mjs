@@ -38,7 +38,8 @@ async function one(i) {
     if (kind === 'upload') {
       const form = new FormData();
       form.append('file', new Blob([upload]), 'load.stl');
-      r = await fetch(`${LB_URL}/api/v1/models`, { method: 'POST', headers, body: form });
+      // reuse=false: every upload is a conversion, as the load means it to be.
+      r = await fetch(`${LB_URL}/api/v1/models?reuse=false`, { method: 'POST', headers, body: form });
     } else if (kind === 'session') {
       r = await fetch(`${LB_URL}/api/v1/models/${MODEL_ID}/sessions`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
     } else {

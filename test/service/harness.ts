@@ -194,7 +194,8 @@ export async function startHarness(name: string, options: { tls?: boolean; env?:
 export interface ApiClient {
   request(method: string, pathname: string, init?: { body?: RequestInit['body']; headers?: Record<string, string>; key?: string | null }): Promise<Response>;
   json<T = Record<string, unknown>>(method: string, pathname: string, init?: { body?: RequestInit['body']; headers?: Record<string, string>; key?: string | null }): Promise<{ status: number; body: T; headers: Headers }>;
-  upload(file: string, options?: { name?: string; key?: string | null; quality?: string }): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** Converted afresh (reuse=false) unless `reuse`: the tests count conversions. */
+  upload(file: string, options?: { name?: string; key?: string | null; quality?: string; reuse?: boolean }): Promise<{ status: number; body: Record<string, unknown> }>;
   waitForState(id: string, states: string[], options?: { timeoutMs?: number; onState?: (state: string, body: Record<string, unknown>) => void }): Promise<Record<string, unknown>>;
 }
 
@@ -219,7 +220,7 @@ export function apiClient(baseUrl: string, defaultKey: string): ApiClient {
       const form = new FormData();
       if (options.quality) form.append('quality', options.quality);
       form.append('file', new Blob([fs.readFileSync(file)]), options.name ?? path.basename(file));
-      const res = await json('POST', '/api/v1/models', { body: form, key: options.key });
+      const res = await json('POST', options.reuse ? '/api/v1/models' : '/api/v1/models?reuse=false', { body: form, key: options.key });
       return { status: res.status, body: res.body };
     },
     async waitForState(id, states, options = {}) {

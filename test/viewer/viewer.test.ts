@@ -190,4 +190,24 @@ describe('viewer', () => {
     expect(pageErrors).toEqual([]);
     expect(cspViolations).toEqual([]);
   });
+
+  it('sends several files as one .zip, asks which model to open when there are two, and converts the chosen one', async () => {
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    const spider = ['spider.obj', 'spider.mtl', 'SpiderTex.jpg', 'drkwood2.jpg', 'engineflare1.jpg', 'wal67ar_small.jpg', 'wal69ar_small.jpg'].map((f) => `/usr/share/assimp/models/OBJ/${f}`);
+    const box = ['BoxTextured.gltf', 'BoxTextured0.bin', 'CesiumLogoFlat.png'].map((f) => `/usr/share/assimp/models/glTF2/BoxTextured-glTF/${f}`);
+    await page.setInputFiles('#file', [...spider, ...box]);
+    expect(await page.locator('#upload-status').textContent()).toBe('10 files, sent as one .zip');
+    await page.click('#upload-form button[type=submit]');
+    // The api answers 400 with the candidates: the page offers them.
+    await page.locator('#root:not([hidden])').waitFor({ timeout: 30_000 });
+    expect(await page.locator('#root option').allTextContents()).toEqual(['spider.obj', 'BoxTextured.gltf']);
+    await page.selectOption('#root', 'BoxTextured.gltf');
+    await page.click('#upload-form button[type=submit]');
+    const row = page.locator('#models li[data-state=ready]', { hasText: 'spider.zip' });
+    await row.waitFor({ timeout: 90_000 });
+    expect(await row.locator('.name').getAttribute('title')).toContain('opened at BoxTextured.gltf');
+    expect(await page.locator('#root').isHidden()).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
 });

@@ -9,6 +9,9 @@ export interface ModelView {
   progress: number;
   error?: string;
   size: number;
+  archive?: string;
+  root?: string;
+  reusedFrom?: string;
   stats?: { triangles: number; parts: number; seconds: number };
   createdAt: string;
 }
@@ -27,6 +30,8 @@ export class ApiError extends Error {
     message: string,
     /** Set on a 429 or 503: how long the service asked us to wait before sending it again. */
     readonly retryAfterMs?: number,
+    /** The files an archive could be opened at (a 400 archive_root_ambiguous). */
+    readonly candidates: string[] = [],
   ) {
     super(message);
   }
@@ -40,7 +45,8 @@ function answerError(status: number, statusText: string, text: string, retryAfte
   } catch {
     /* not JSON */
   }
-  return new ApiError(status, String(json.code ?? 'error'), String(json.message ?? (statusText || `HTTP ${status}`)), retryAfterMs(status, retryAfter));
+  const candidates = Array.isArray(json.candidates) ? json.candidates.map(String) : [];
+  return new ApiError(status, String(json.code ?? 'error'), String(json.message ?? (statusText || `HTTP ${status}`)), retryAfterMs(status, retryAfter), candidates);
 }
 
 const KEY = 'cadfleet.apiKey';
@@ -67,10 +73,12 @@ export const api = {
   openSession: (modelId: string, resume?: string) => call<OpenedSession>('POST', `/api/v1/models/${encodeURIComponent(modelId)}/sessions`, resume ? { resume } : {}),
 
   /** Multipart upload with progress (fetch cannot report upload progress). */
-  upload(file: File, quality: string, onProgress: (fraction: number) => void): Promise<ModelView> {
+  upload(file: File, quality: string, onProgress: (fraction: number) => void, root?: string): Promise<ModelView> {
     return new Promise((resolve, reject) => {
       const form = new FormData();
+      // Fields before the file: the api reads them before it streams the file to storage.
       form.append('quality', quality);
+      if (root) form.append('root', root);
       form.append('file', file, file.name);
       const xhr = new XMLHttpRequest();
       xhr.open('POST', '/api/v1/models');

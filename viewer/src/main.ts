@@ -6,6 +6,7 @@
 // data-full-ms.
 import type { ManifestLike, ManifestMessage } from '../../app/src/streamer/protocol';
 import { ApiError, type ModelView as ModelInfo, api, apiKey } from './api';
+import { type PickedFile, droppedFiles, pickedFiles, uploadable } from './files';
 import { withRetryAfter } from './retry';
 import { ModelView } from './scene';
 import { ModelStream } from './stream';
@@ -76,7 +77,7 @@ function renderModels(): void {
       const name = document.createElement('span');
       name.className = 'name';
       name.textContent = m.name;
-      name.title = `${m.name} (${formatBytes(m.size)})`;
+      name.title = `${m.name}${m.root ? `, opened at ${m.root}` : ''} (${formatBytes(m.size)})${m.reusedFrom ? ', reused an earlier conversion of the same file' : ''}`;
       const state = document.createElement('span');
       state.className = `state ${m.state}`;
       state.textContent = m.state === 'ready' ? (m.stats ? `${m.stats.triangles.toLocaleString()} triangles` : 'ready') : m.state === 'failed' ? 'failed' : `${m.state} ${m.progress}%`;
@@ -117,10 +118,37 @@ async function refreshModels(): Promise<void> {
 
 const UPLOAD_ATTEMPTS = 5;
 
+// What the next Upload sends: the files picked (input, folder input or a drop) and, after the api
+// asked which file of an archive to open, the one chosen.
+let picked: PickedFile[] = [];
+const rootSelect = $<HTMLSelectElement>('root');
+
+function pick(files: PickedFile[]): void {
+  picked = files;
+  rootSelect.hidden = true;
+  rootSelect.replaceChildren();
+  $('upload-status').textContent = files.length > 1 ? `${files.length} files, sent as one .zip` : files[0] ? files[0].file.name : '';
+}
+
+$<HTMLInputElement>('file').addEventListener('change', (e) => pick(pickedFiles((e.target as HTMLInputElement).files!)));
+$<HTMLInputElement>('folder').addEventListener('change', (e) => pick(pickedFiles((e.target as HTMLInputElement).files!)));
+const dropZone = $('upload-form');
+dropZone.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  dropZone.classList.add('dragging');
+});
+dropZone.addEventListener('dragleave', () => dropZone.classList.remove('dragging'));
+dropZone.addEventListener('drop', (e) => {
+  e.preventDefault();
+  dropZone.classList.remove('dragging');
+  if (e.dataTransfer) void droppedFiles(e.dataTransfer.items).then(pick);
+});
+
 $('upload-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  const file = $<HTMLInputElement>('file').files?.[0];
-  if (!file) return;
+  if (picked.length === 0) return;
+  const files = picked;
+  const root = rootSelect.hidden ? undefined : rootSelect.value;
   const progress = $<HTMLProgressElement>('upload-progress');
   const status = $('upload-status');
   progress.hidden = false;
@@ -128,32 +156,45 @@ $('upload-form').addEventListener('submit', (e) => {
   let countdown: number | undefined;
   // A 429 (the LB's rate limit) or a 503 (a dependency down) says when to come back: wait that
   // long, counting down, and send the file again, a few times at most.
-  withRetryAfter(
-    () => {
-      window.clearInterval(countdown);
-      progress.value = 0;
-      status.textContent = `uploading ${file.name} (${formatBytes(file.size)})`;
-      return api.upload(file, quality, (f) => (progress.value = f));
-    },
-    {
-      attempts: UPLOAD_ATTEMPTS,
-      maxWaitMs: 60_000,
-      onWait: (ms, err, attempt) => {
-        const until = Date.now() + ms;
-        const show = (): void => {
-          status.textContent = `${err.message}; sending it again in ${Math.max(0, Math.ceil((until - Date.now()) / 1000))} s (try ${attempt + 1} of ${UPLOAD_ATTEMPTS})`;
-        };
-        show();
-        countdown = window.setInterval(show, 1000);
-      },
-    },
-  )
+  void uploadable(files)
+    .then((file) =>
+      withRetryAfter(
+        () => {
+          window.clearInterval(countdown);
+          progress.value = 0;
+          status.textContent = `uploading ${file.name} (${formatBytes(file.size)})`;
+          return api.upload(file, quality, (f) => (progress.value = f), root);
+        },
+        {
+          attempts: UPLOAD_ATTEMPTS,
+          maxWaitMs: 60_000,
+          onWait: (ms, err, attempt) => {
+            const until = Date.now() + ms;
+            const show = (): void => {
+              status.textContent = `${err.message}; sending it again in ${Math.max(0, Math.ceil((until - Date.now()) / 1000))} s (try ${attempt + 1} of ${UPLOAD_ATTEMPTS})`;
+            };
+            show();
+            countdown = window.setInterval(show, 1000);
+          },
+        },
+      ),
+    )
     .then((model) => {
-      status.textContent = `uploaded ${model.name}`;
       $<HTMLFormElement>('upload-form').reset();
+      pick([]);
+      status.textContent = model.reusedFrom ? `uploaded ${model.name}: the same file was converted before, ready at once` : `uploaded ${model.name}`;
       return refreshModels();
     })
-    .catch((err: unknown) => (status.textContent = err instanceof Error ? err.message : String(err)))
+    .catch((err: unknown) => {
+      if (err instanceof ApiError && err.candidates.length > 0) {
+        // The archive holds several models: let the user choose, then Upload again.
+        rootSelect.replaceChildren(...err.candidates.map((c) => Object.assign(document.createElement('option'), { value: c, textContent: c })));
+        rootSelect.hidden = false;
+        status.textContent = 'the archive holds several models: choose the one to open and press Upload again';
+        return;
+      }
+      status.textContent = err instanceof Error ? err.message : String(err);
+    })
     .finally(() => {
       window.clearInterval(countdown);
       progress.hidden = true;
