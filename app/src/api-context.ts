@@ -26,4 +26,6 @@ export interface ApiContext {
   registry: Registry;
   health: Health;
   metrics: Metrics;
+  /** True once the api is shutting down: long-lived answers (the event stream) end. */
+  closing(): boolean;
 }

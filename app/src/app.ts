@@ -8,6 +8,8 @@ import { HttpError, errorBody, isDependencyError } from './http-errors';
 import { modelRoutes } from './routes/models';
 import { opsRoutes } from './routes/ops';
 import { uploadRoutes } from './routes/uploads';
+import { webhookRoutes } from './routes/webhooks';
+import { createWebhookStore } from './webhooks/store';
 import type { SessionService } from './streamer/session-service';
 import { viewerRoutes } from './viewer-static';
 
@@ -101,6 +103,7 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
   opsRoutes(app, ctx, authenticate);
   modelRoutes(app, ctx, authenticate, options.streaming);
   uploadRoutes(app, ctx, authenticate);
+  webhookRoutes(app, ctx, authenticate, createWebhookStore(ctx.db));
   // Single-machine mode: the viewer from the api (in a fleet nginx serves it on the LB).
   if (ctx.config.viewerDir) await viewerRoutes(app, ctx.config.viewerDir);
 }

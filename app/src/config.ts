@@ -122,6 +122,25 @@ const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   /** What a .zip upload may expand to on a worker's disk, all files together. */
   CADFLEET_ARCHIVE_MAX_EXPANDED_MB: int(1, 1_000_000).default(4096),
 
+  /** Webhooks: tries per delivery, the first retry's delay (doubling), the time an endpoint has to answer. */
+  CADFLEET_WEBHOOK_ATTEMPTS: int(1, 100).default(12),
+  CADFLEET_WEBHOOK_BACKOFF_MS: int(10).default(10_000),
+  CADFLEET_WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  CADFLEET_WEBHOOK_CONCURRENCY: int(1, 256).default(8),
+  /** How often a worker turns new model events into webhook deliveries. */
+  CADFLEET_WEBHOOK_DISPATCH_MS: int(10, 60_000).default(500),
+  /** Comma-separated CIDRs webhooks may call although they are private (a receiver in the VPC). */
+  CADFLEET_WEBHOOK_ALLOW_NETWORKS: z
+    .string()
+    .regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?(,[0-9a-fA-F:.]+(\/\d{1,3})?)*$/, { error: 'must be comma-separated CIDRs such as 10.0.0.0/16' })
+    .optional(),
+  /** Plain http:// webhook URLs (https only by default). */
+  CADFLEET_WEBHOOK_ALLOW_HTTP: bool.default(false),
+  /** Model events (the event stream's replay, webhook deliveries' log) are kept this long. */
+  CADFLEET_EVENTS_RETENTION_HOURS: int(1).default(168),
+  /** How often the api's event stream looks for new events. */
+  CADFLEET_EVENTS_POLL_MS: int(10, 60_000).default(500),
+
   CADFLEET_WORKER_CONCURRENCY: int(1, 64).default(1),
   /** pool: warm converter processes; process: one converter process per job. */
   CADFLEET_CONVERTER_MODE: z.enum(['pool', 'process']).default('pool'),
@@ -273,6 +292,16 @@ export interface Config {
   http: { host: string; port: number; metricsPort?: number };
   uploads: { maxBytes: number; maxPresignedBytes: number; presignExpiresSeconds: number; acceptedExtensions?: string[] };
   archives: { maxEntries: number; maxExpandedBytes: number };
+  webhooks: {
+    attempts: number;
+    backoffMs: number;
+    timeoutMs: number;
+    concurrency: number;
+    dispatchIntervalMs: number;
+    retentionHours: number;
+    policy: { allowNetworks: string[]; allowHttp: boolean };
+  };
+  events: { pollMs: number };
   worker: {
     concurrency: number;
     converterMode: 'pool' | 'process';
@@ -438,6 +467,16 @@ export function loadConfig(env: Env = process.env): Config {
       acceptedExtensions: e.CADFLEET_ACCEPTED_EXTENSIONS?.split(','),
     },
     archives: { maxEntries: e.CADFLEET_ARCHIVE_MAX_ENTRIES, maxExpandedBytes: e.CADFLEET_ARCHIVE_MAX_EXPANDED_MB * 1024 * 1024 },
+    webhooks: {
+      attempts: e.CADFLEET_WEBHOOK_ATTEMPTS,
+      backoffMs: e.CADFLEET_WEBHOOK_BACKOFF_MS,
+      timeoutMs: e.CADFLEET_WEBHOOK_TIMEOUT_MS,
+      concurrency: e.CADFLEET_WEBHOOK_CONCURRENCY,
+      dispatchIntervalMs: e.CADFLEET_WEBHOOK_DISPATCH_MS,
+      retentionHours: e.CADFLEET_EVENTS_RETENTION_HOURS,
+      policy: { allowNetworks: e.CADFLEET_WEBHOOK_ALLOW_NETWORKS?.split(',') ?? [], allowHttp: e.CADFLEET_WEBHOOK_ALLOW_HTTP },
+    },
+    events: { pollMs: e.CADFLEET_EVENTS_POLL_MS },
     worker: {
       concurrency: e.CADFLEET_WORKER_CONCURRENCY,
       converterMode: e.CADFLEET_CONVERTER_MODE,

@@ -108,6 +108,18 @@ const fromRow = (r: Row): Model => ({
   reuse: r.reuse,
 });
 
+/** A model from the row as JSON (to_jsonb in the event trigger): timestamps come as strings. */
+export function modelFromJson(json: Record<string, unknown>): Model {
+  const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(String(v)));
+  return fromRow({
+    ...(json as unknown as Row),
+    created_at: date(json.created_at)!,
+    started_at: date(json.started_at),
+    finished_at: date(json.finished_at),
+    updated_at: date(json.updated_at)!,
+  });
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids that are not UUIDs cannot exist; checking first keeps them away from a uuid cast error. */
 export const isModelId = (id: string): boolean => UUID.test(id);

@@ -42,7 +42,9 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
   const services = await createServices(config, log, 'api', nodeId);
   const queueConnection = services.connectRedis('request', `cadfleet-api-queue-${nodeId}`);
   const queue = createConversionQueue(queueConnection, config);
+  let closing = false;
   const ctx: ApiContext = {
+    closing: () => closing,
     config,
     log,
     version: VERSION,
@@ -97,6 +99,8 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
     await registration.drain().catch(() => undefined);
     const self = hostPort(advertised);
     await waitUntilUnrouted(services.redis, config.redis.prefix, (routing) => !!self && routing.api.has(self), config.lbDeregisterTimeoutMs, log);
+    // Event streams end (their clients reconnect elsewhere with Last-Event-ID), or close would wait for them.
+    closing = true;
     await server.close();
     await registration.leave().catch(() => undefined);
     await queue.close().catch(() => undefined);

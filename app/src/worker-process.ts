@@ -12,6 +12,8 @@ import { createConversionQueue } from './queue';
 import { createServices } from './services';
 import { onShutdown } from './shutdown';
 import { VERSION } from './version';
+import { startWebhookDelivery } from './webhooks/deliver';
+import { createWebhookStore } from './webhooks/store';
 
 /** /healthz and /metrics of a worker, for the private network only (like the api's /metrics). */
 async function startMetricsServer(config: Config, nodeId: string, metrics: Metrics): Promise<{ close(): Promise<void> }> {
@@ -67,6 +69,11 @@ export async function startWorker(config: Config, log: Logger): Promise<{ stop()
     connection,
     queue,
   });
+  // Webhooks go out from the worker hosts: they are on the queue's side of the fleet, and an api
+  // host never calls an address a client named.
+  const webhookConnection = services.connectRedis('worker', `cadfleet-webhooks-${nodeId}`);
+  const webhookQueueConnection = services.connectRedis('worker', `cadfleet-webhooks-queue-${nodeId}`);
+  const webhooks = startWebhookDelivery({ config, log, store: createWebhookStore(services.db), connection: webhookConnection, queueConnection: webhookQueueConnection });
   services.health.start(config.dependencyCheckMs);
 
   const metricsServer = config.http.metricsPort === undefined ? undefined : await startMetricsServer(config, nodeId, services.metrics);
@@ -88,6 +95,9 @@ export async function startWorker(config: Config, log: Logger): Promise<{ stop()
     async stop() {
       await registration.drain().catch(() => undefined);
       await conversions.close(config.shutdownTimeoutMs);
+      await webhooks.close().catch(() => undefined);
+      webhookQueueConnection.disconnect();
+      webhookConnection.disconnect();
       await converter.close();
       await metricsServer?.close();
       await registration.leave().catch(() => undefined);

@@ -20,6 +20,7 @@ import { converterScaling } from '../../bench/converter-scaling';
 import { signStreamToken, type StreamClaims } from '../../app/src/streamer/token';
 import { VIEWER_CSP } from '../../app/src/viewer-static';
 import { tempDir } from '../helpers/convert';
+import { makeZip } from '../helpers/zip';
 import { cax, stlSample } from '../helpers/samples';
 import { openStream } from '../streamer/client';
 import { NAME, cli, e2e, fleet, id, ipOf, killHost, lbAddress, root, ssh } from './context';
@@ -665,6 +666,11 @@ export function reliabilityScenarios(): void {
     await accept('a name that only looks encoded ("..%2F..%2Fetc%2Fpasswd.stl": a label, never decoded)', upload('..%2F..%2Fetc%2Fpasswd.stl', box), (m) =>
       expect(m).toMatchObject({ state: 'ready', name: '..%2F..%2Fetc%2Fpasswd.stl' }),
     );
+    // Archives: a deflate bomb whose header lies is seen only by the worker as it extracts.
+    await accept('a .zip deflate bomb whose header lies (256 MiB of zeros declared as 1 KB)', upload('liar.zip', makeZip([{ name: 'bomb.stl', zeros: 256 * 1024 * 1024, declaredSize: 1024 }])), (m) => {
+      expect(m).toMatchObject({ state: 'failed', errorCode: 'archive-invalid' });
+      expect(m.error).toMatch(/more bytes than its header declares/);
+    });
     const junkHeader = `X-Junk: ${'j'.repeat(20 * 1024 * 1024)}\r\n`;
     await accept('a 20 MB header line in the multipart part (the parser keeps 80 KiB of part headers, drops the rest)', upload('junk.stl', box, { extraPartHeaders: junkHeader }), (m) =>
       expect(m.state).toBe('ready'),
@@ -678,6 +684,10 @@ export function reliabilityScenarios(): void {
     await refuse('wrong content type: the file as application/octet-stream', request('POST', '/api/v1/models', { body: box, headers: { 'content-type': 'application/octet-stream' } }), 415, 'unsupported_media_type');
     await refuse('wrong content type: text/plain', request('POST', '/api/v1/models', { body: 'solid x\nendsolid x\n', headers: { 'content-type': 'text/plain' } }), 415, 'not_multipart');
     await refuse('unsupported extension (.exe)', upload('setup.exe', box), 415, 'unsupported_type');
+    await refuse('a .zip whose entry climbs out (zip-slip "../../etc/cron.d/x.stl")', upload('slip.zip', makeZip([{ name: '../../etc/cron.d/x.stl', data: box }])), 400, 'archive_invalid');
+    await refuse('a .zip holding a symlink to /etc/shadow', upload('link.zip', makeZip([{ name: 'part.stl', data: '/etc/shadow', symlink: true }])), 400, 'archive_invalid');
+    await refuse('a .zip that declares 6 GiB expanded (two entries of 3 GiB)', upload('big.zip', makeZip([{ name: 'a.stl', data: box, declaredSize: 3 * 1024 ** 3 }, { name: 'b.stl', data: box, declaredSize: 3 * 1024 ** 3 }])), 413, 'archive_too_large');
+    await refuse('a .zip holding another .zip', upload('nested.zip', makeZip([{ name: 'part.stl', data: box }, { name: 'more.zip', data: 'PK' }])), 400, 'archive_invalid');
     await refuse('a 100 KB HTTP header', request('GET', '/api/v1/models', { headers: { 'x-junk': 'j'.repeat(100_000) } }), 400, '(nginx: Request Header Or Cookie Too Large)');
     await refuse('a multipart boundary of 100 KB', request('POST', '/api/v1/models', { body: `--${'B'.repeat(100_000)}\r\n`, headers: { 'content-type': `multipart/form-data; boundary=${'B'.repeat(100_000)}` } }), 400, '(nginx: Request Header Or Cookie Too Large)');
     for (const r of refused) {

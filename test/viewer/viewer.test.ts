@@ -146,11 +146,20 @@ describe('viewer', () => {
     await page.click('#key-form button[type=submit]');
     await page.locator('#upload-form').waitFor();
 
+    // The list follows the project's event stream: no polling while the model converts.
+    await page.waitForFunction(() => document.body.dataset.eventStream === 'open', undefined, { timeout: 30_000 });
+    const listings: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/v1/models' && r.method() === 'GET') listings.push(r.url());
+    });
     await page.setInputFiles('#file', SAMPLES.assembly);
     await page.click('#upload-form button[type=submit]');
     const row = page.locator('#models li', { hasText: 'as1-oc-214.stp' });
     await row.waitFor();
     await page.locator('#models li[data-state=ready]', { hasText: 'as1-oc-214.stp' }).waitFor({ timeout: 90_000 });
+    // One listing after the upload's answer, none while it converted; the states came as events.
+    expect(listings.length).toBeLessThanOrEqual(1);
+    expect(Number(await page.evaluate(() => document.body.dataset.events))).toBeGreaterThanOrEqual(3);
 
     // Nothing opened yet: the canvas is background only (the check below can tell).
     const empty = await readCanvas();

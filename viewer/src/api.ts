@@ -14,6 +14,7 @@ export interface ModelView {
   reusedFrom?: string;
   stats?: { triangles: number; parts: number; seconds: number };
   createdAt: string;
+  updatedAt: string;
 }
 
 export interface OpenedSession {
@@ -93,6 +94,57 @@ export const api = {
     });
   },
 };
+
+export interface ModelEvent {
+  id: number;
+  type: 'model.queued' | 'model.converting' | 'model.ready' | 'model.failed' | 'model.deleted';
+  model: ModelView;
+}
+
+/**
+ * The project's model events (GET /api/v1/events, Server-Sent Events) read through fetch, since
+ * EventSource cannot send the Authorization header. Reconnects after a drop with Last-Event-ID,
+ * so nothing is missed; `onOpen` says when it (re)connected. Ends when `signal` aborts.
+ */
+export async function followEvents(onEvent: (e: ModelEvent) => void, signal: AbortSignal, onOpen: () => void = () => undefined): Promise<void> {
+  let last: string | undefined;
+  let delay = 1000;
+  while (!signal.aborted) {
+    try {
+      const res = await fetch('/api/v1/events', {
+        headers: { authorization: `Bearer ${apiKey.get() ?? ''}`, accept: 'text/event-stream', ...(last ? { 'last-event-id': last } : {}) },
+        signal,
+      });
+      if (!res.ok || !res.body) throw answerError(res.status, res.statusText, await res.text(), res.headers.get('retry-after'));
+      onOpen();
+      delay = 1000;
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        let cut: number;
+        while ((cut = text.indexOf('\n\n')) >= 0) {
+          const block = text.slice(0, cut);
+          text = text.slice(cut + 2);
+          const field = (name: string): string | undefined => block.split('\n').find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+          const id = field('id');
+          const data = field('data');
+          if (!id || !data) continue;
+          last = id;
+          const body = JSON.parse(data) as { type: ModelEvent['type']; data: { model: ModelView } };
+          onEvent({ id: Number(id), type: body.type, model: body.data.model });
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof ApiError && err.status === 401) throw err;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 30_000);
+  }
+}
 
 /** A stream URL as the api gave it: a path on this origin (the LB) or an absolute ws(s):// URL. */
 export function webSocketUrl(streamUrl: string): string {

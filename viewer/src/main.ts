@@ -5,7 +5,7 @@
 // complete, error), data-parts (whole parts received), data-node, data-first-geometry-ms and
 // data-full-ms.
 import type { ManifestLike, ManifestMessage } from '../../app/src/streamer/protocol';
-import { ApiError, type ModelView as ModelInfo, api, apiKey } from './api';
+import { ApiError, type ModelView as ModelInfo, api, apiKey, followEvents } from './api';
 import { type PickedFile, droppedFiles, pickedFiles, uploadable } from './files';
 import { withRetryAfter } from './retry';
 import { ModelView } from './scene';
@@ -37,6 +37,7 @@ async function start(): Promise<void> {
   if (!apiKey.get()) return showKeyForm();
   try {
     await refreshModels();
+    followModels();
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       apiKey.clear();
@@ -104,16 +105,49 @@ function renderModels(): void {
   );
 }
 
+/**
+ * The list once, then kept current by the project's event stream (no polling): each event carries
+ * the model as the API shows it. A reconnect after a drop lists again, then follows from where it was.
+ */
 async function refreshModels(): Promise<void> {
   window.clearTimeout(refreshTimer);
-  try {
-    models = await api.listModels();
-    renderModels();
-  } finally {
-    // Fast while something converts, slow otherwise.
-    const busy = models.some((m) => m.state === 'queued' || m.state === 'converting');
-    refreshTimer = window.setTimeout(() => void refreshModels().catch(() => undefined), busy ? 1000 : 5000);
-  }
+  const listed = await api.listModels();
+  // An event may have brought a newer state while the list was on its way: keep the newer one.
+  const known = new Map(models.map((m) => [m.id, m]));
+  models = listed.map((m) => {
+    const k = known.get(m.id);
+    return k && k.updatedAt > m.updatedAt ? k : m;
+  });
+  renderModels();
+}
+
+let following: AbortController | undefined;
+function followModels(): void {
+  following?.abort();
+  following = new AbortController();
+  void followEvents(
+    (event) => {
+      const at = models.findIndex((m) => m.id === event.model.id);
+      if (event.type === 'model.deleted') {
+        if (at >= 0) models.splice(at, 1);
+      } else if (at >= 0) {
+        // Events may overtake each other only across reconnects; never step back.
+        const known = models[at]!;
+        if (!(known.state === 'ready' && event.model.state !== 'ready')) models[at] = event.model;
+      } else models.unshift(event.model);
+      document.body.dataset.events = String(Number(document.body.dataset.events ?? 0) + 1);
+      renderModels();
+    },
+    following.signal,
+    () => {
+      // (Re)connected: list once more, so that what happened before the stream is shown too.
+      document.body.dataset.eventStream = 'open';
+      void refreshModels().catch(() => undefined);
+    },
+  ).catch(() => {
+    // The key stopped working: fall back to a slow poll until the page is reloaded.
+    refreshTimer = window.setTimeout(() => void refreshModels().catch(() => undefined), 5000);
+  });
 }
 
 const UPLOAD_ATTEMPTS = 5;
