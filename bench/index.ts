@@ -1,6 +1,7 @@
 import { benchApi } from './api';
 import { benchConvert } from './convert';
 import { QUICK, requireFleetAccess } from './fleet';
+import { benchLbLocal } from './lb-local';
 import { benchOperate } from './operate';
 import { benchPipeline } from './pipeline';
 import { benchStream } from './stream';
@@ -12,6 +13,8 @@ const BENCHMARKS: Record<string, () => Promise<Section>> = {
   convert: benchConvert,
   pipeline: benchPipeline,
   stream: benchStream,
+  // The LB's nginx.conf as a private nginx on 127.0.0.1, no fleet (the fleet's LB: `api`).
+  'lb-local': benchLbLocal,
   // These run on the local fleet `cf` (root): they bring it up and deploy it when needed.
   api: benchApi,
   throughput: benchThroughput,

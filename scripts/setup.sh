@@ -29,7 +29,7 @@ PACKAGES=(
   zsh               # test/cli runs the zsh completion script
   chromium          # the viewer test (playwright-core drives it headless)
   pebble            # Let's Encrypt's test ACME server: the LB's certificate by ACME, in the fleet suite
-  nginx             # test/ansible/nginx-lb-errors runs the LB's nginx.conf as a private nginx
+  nginx             # test/ansible/nginx-lb-errors and nginx-lb-reload, and bench lb-local, run the LB's nginx.conf as a private nginx
 )
 
 SUDO=()

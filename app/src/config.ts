@@ -177,9 +177,16 @@ const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   /** Seconds a client is told to wait (Retry-After) while a dependency is down. */
   CADFLEET_RETRY_AFTER_SECONDS: int(1).default(5),
   /** Grace for in-flight requests and the running job on SIGTERM. */
-  CADFLEET_SHUTDOWN_TIMEOUT_MS: int(0).default(30_000),
+  /** The whole graceful stop; an api's covers the LB's deregistration (15 s) and the linger (12 s). */
+  CADFLEET_SHUTDOWN_TIMEOUT_MS: int(0).default(45_000),
   /** api on SIGTERM: how long to keep serving while waiting for the LB to drop this node (its sync publishes what it routes). */
   CADFLEET_LB_DEREGISTER_TIMEOUT_MS: int(0).default(15_000),
+  /**
+   * api on SIGTERM, once the LB's published routing has left it out: how long to go on serving.
+   * nginx workers of the generation before the reload may still route with the old list, on a
+   * client connection kept alive, for up to nginx_lb_keepalive_time (10 s); longer than that.
+   */
+  CADFLEET_LB_LINGER_MS: int(0).default(12_000),
 
   /** HMAC key of stream tokens, shared by the api and every streamer (at least 32 characters). Unset on the api: sessions answer 503. */
   CADFLEET_STREAM_TOKEN_SECRET: streamSecret.optional(),
@@ -327,6 +334,7 @@ export interface Config {
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
   lbDeregisterTimeoutMs: number;
+  lbLingerMs: number;
   stream: { tokenSecret?: string; tokenTtlMs: number; sessionTtlMs: number; urlMode: 'path' | 'direct' };
   viewerDir?: string;
 }
@@ -501,6 +509,7 @@ export function loadConfig(env: Env = process.env): Config {
     retryAfterSeconds: e.CADFLEET_RETRY_AFTER_SECONDS,
     shutdownTimeoutMs: e.CADFLEET_SHUTDOWN_TIMEOUT_MS,
     lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
+    lbLingerMs: e.CADFLEET_LB_LINGER_MS,
     stream: {
       tokenSecret: e.CADFLEET_STREAM_TOKEN_SECRET,
       tokenTtlMs: e.CADFLEET_STREAM_TOKEN_TTL_MS,

@@ -55,7 +55,8 @@ export type NodeState = 'active' | 'draining';
 
 /**
  * Waits until the LB's published routing no longer includes this node (`routed` says whether
- * it does); returns at once when no LB publishes (single machine), or after `timeoutMs`.
+ * it does); returns at once when no LB publishes (single machine), or after `timeoutMs`. Says
+ * which: 'unpublished' means there is no LB to wait for.
  */
 export async function waitUntilUnrouted(
   redis: Pick<Redis, 'get'>,
@@ -63,14 +64,15 @@ export async function waitUntilUnrouted(
   routed: (routing: { api: Set<string>; streamers: Map<string, string> }) => boolean,
   timeoutMs: number,
   log: { warn: (obj: object, msg: string) => void },
-): Promise<void> {
+): Promise<'unpublished' | 'unrouted' | 'timeout'> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const routing = await readLbRouting(redis, prefix).catch(() => undefined);
-    if (!routing || !routed(routing)) return;
+    if (!routing) return 'unpublished';
+    if (!routed(routing)) return 'unrouted';
     if (Date.now() > deadline) {
       log.warn({ timeoutMs }, 'the LB still routes to this node after the deregistration timeout; closing anyway');
-      return;
+      return 'timeout';
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -98,7 +98,14 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
     // retries a POST that reached a server). Then close: in-flight requests finish.
     await registration.drain().catch(() => undefined);
     const self = hostPort(advertised);
-    await waitUntilUnrouted(services.redis, config.redis.prefix, (routing) => !!self && routing.api.has(self), config.lbDeregisterTimeoutMs, log);
+    const routed = await waitUntilUnrouted(services.redis, config.redis.prefix, (routing) => !!self && routing.api.has(self), config.lbDeregisterTimeoutMs, log);
+    // The LB's new workers no longer route here, but its old ones (from before the reload) may,
+    // on client connections kept alive, for up to its keepalive_time: serve them too, since a
+    // request that reaches a closing api is answered 503 and nginx does not pass a 503 on.
+    if (routed !== 'unpublished' && config.lbLingerMs > 0) {
+      log.info({ lingerMs: config.lbLingerMs }, 'left the LB routing; serving requests of its older workers a while longer');
+      await new Promise((r) => setTimeout(r, config.lbLingerMs));
+    }
     // Event streams end (their clients reconnect elsewhere with Last-Event-ID), or close would wait for them.
     closing = true;
     await server.close();

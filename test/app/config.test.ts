@@ -107,3 +107,16 @@ describe('cadfleet-lb-sync Redis settings', () => {
     expect(stderr).toContain('cadfleet-lb-sync: invalid configuration:\n  CADFLEET_REDIS_URL must be a rediss:// URL with CADFLEET_REDIS_AUTH=iam');
   });
 });
+
+describe('the api and the LB agree on how long a drained api serves on', () => {
+  it("lingers longer than the LB's keepalive_time, and its stop has room for the deregistration and the linger", async () => {
+    const { parse } = await import('yaml');
+    const fs = await import('node:fs');
+    const defaults = parse(fs.readFileSync(path.join(ROOT, 'ansible/roles/nginx_lb/defaults/main.yml'), 'utf8')) as { nginx_lb_keepalive_time: string };
+    const keepaliveMs = Number(/^(\d+)s$/.exec(defaults.nginx_lb_keepalive_time)?.[1]) * 1000;
+    const config = loadConfig({ ...BASE, CADFLEET_REDIS_URL: 'redis://127.0.0.1:6379' });
+    expect(keepaliveMs).toBeGreaterThan(0);
+    expect(config.lbLingerMs).toBeGreaterThan(keepaliveMs);
+    expect(config.shutdownTimeoutMs).toBeGreaterThan(config.lbDeregisterTimeoutMs + config.lbLingerMs);
+  });
+});

@@ -1,14 +1,18 @@
 // A steady client load through the LB, run as its own process (with NODE_EXTRA_CA_CERTS naming
 // the fleet CA): API reads and small uploads (and, with SESSION_EVERY, streaming session
-// hand-outs), no retries. Stops when STOP_FILE appears or after MAX_SECONDS, then writes to
-// OUT_FILE:
-//   requests, failures, byStatus, errors, uploads: [ids of uploads answered 201]
+// hand-outs), no retries but one (below). Stops when STOP_FILE appears or after MAX_SECONDS,
+// then writes to OUT_FILE:
+//   requests, failures, retries, byStatus, errors, uploads: [ids of uploads answered 201]
 //   seconds, perSecond      how long it ran, requests answered per second
 //   latencyMs               {p50, p90, p99, max} of every request (connection errors included)
 //   byKind                  {read|upload|session: {requests, byStatus, latencyMs}}
 //   missingRetryAfter       503 answers without a Retry-After header
 //   codes                   error codes of the JSON error bodies, by status ("503 dependency_unavailable")
-// A failure is any 5xx or connection error, as a client that does not retry sees it.
+// A failure is any 5xx or connection error, but for the one retry the LB asks of its clients
+// (docs/architecture.md, "LB keep-alive"): a reload closes nginx's idle HTTP/1.1 connections,
+// and a request sent on one in that instant fails before any answer, unread by nginx. Such a
+// request goes once more (uploads too: nothing here crashes the LB, the only other source of
+// that error) and counts in `retries`.
 // Settings: CONCURRENCY (3), PAUSE_MS between a client's requests (50), UPLOAD_EVERY (every
 // 40th request is an upload), SESSION_EVERY (0: none; needs MODEL_ID).
 import fs from 'node:fs';
@@ -21,11 +25,27 @@ const PAUSE_MS = Number(process.env.PAUSE_MS ?? 50);
 const UPLOAD_EVERY = Number(process.env.UPLOAD_EVERY ?? 40);
 const SESSION_EVERY = Number(process.env.SESSION_EVERY ?? 0);
 const started = Date.now();
-const result = { requests: 0, failures: 0, byStatus: {}, errors: [], uploads: [], missingRetryAfter: 0, codes: {}, byKind: {} };
+const result = { requests: 0, failures: 0, retries: 0, byStatus: {}, errors: [], uploads: [], missingRetryAfter: 0, codes: {}, byKind: {} };
 const latencies = { all: [] };
 const upload = fs.readFileSync(UPLOAD_FILE);
 const headers = { authorization: `Bearer ${API_KEY}` };
 const done = () => fs.existsSync(STOP_FILE) || Date.now() - started > MAX_SECONDS * 1000;
+
+// fetch() rejects with these (as its error's cause) when the connection closed before an answer.
+const CLOSED_BEFORE_ANSWER = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/** fetch, sent once more after a connection that closed before any answer. `init` is called per try (a body is read once). */
+async function send(url, init) {
+  try {
+    return await fetch(url, init());
+  } catch (err) {
+    if (!CLOSED_BEFORE_ANSWER.has(err.cause?.code)) throw err;
+    result.retries++;
+    // By then the pool has seen the same reload close its other idle connections too.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return fetch(url, init());
+  }
+}
 
 const kindOf = (i) => (UPLOAD_EVERY > 0 && i % UPLOAD_EVERY === 0 ? 'upload' : SESSION_EVERY > 0 && MODEL_ID && i % SESSION_EVERY === 1 ? 'session' : 'read');
 
@@ -36,14 +56,16 @@ async function one(i) {
   try {
     let r;
     if (kind === 'upload') {
-      const form = new FormData();
-      form.append('file', new Blob([upload]), 'load.stl');
-      // reuse=false: every upload is a conversion, as the load means it to be.
-      r = await fetch(`${LB_URL}/api/v1/models?reuse=false`, { method: 'POST', headers, body: form });
+      r = await send(`${LB_URL}/api/v1/models?reuse=false`, () => {
+        // reuse=false: every upload is a conversion, as the load means it to be.
+        const form = new FormData();
+        form.append('file', new Blob([upload]), 'load.stl');
+        return { method: 'POST', headers, body: form };
+      });
     } else if (kind === 'session') {
-      r = await fetch(`${LB_URL}/api/v1/models/${MODEL_ID}/sessions`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
+      r = await send(`${LB_URL}/api/v1/models/${MODEL_ID}/sessions`, () => ({ method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' }));
     } else {
-      r = await fetch(`${LB_URL}/api/v1/models`, { headers });
+      r = await send(`${LB_URL}/api/v1/models`, () => ({ headers }));
     }
     status = r.status;
     const text = await r.text();

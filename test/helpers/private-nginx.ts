@@ -1,9 +1,11 @@
 // The LB's nginx as the nginx_lb role renders it (the real ansible-playbook, the role's defaults),
 // run as a private nginx on 127.0.0.1: only paths and listen ports are changed, so what the
-// tests exercise is the production configuration. Needs nginx and Ansible on this machine
-// (scripts/setup.sh installs both); nothing leaves 127.0.0.1.
+// tests and the local LB benchmark measure is the production configuration. Needs nginx and
+// Ansible on this machine (scripts/setup.sh installs both); nothing leaves 127.0.0.1.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/local-services';
@@ -12,7 +14,7 @@ const ROLE = path.resolve(import.meta.dirname, '../../ansible/roles/nginx_lb');
 
 export interface PrivateNginx {
   dir: string;
-  /** https://127.0.0.1:<port> of the TLS server. */
+  /** https://127.0.0.1:<port> of the TLS server (HTTP/2 and HTTP/1.1). */
   origin: string;
   httpsPort: number;
   httpPort: number;
@@ -189,4 +191,61 @@ export async function startPrivateNginx(options: { name: string; apiServers: str
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface Backend {
+  name: string;
+  address: string;
+  server: http.Server;
+  /** Requests answered, and the ids (x-request-id) of the POSTs received, with how often. */
+  requests: number;
+  posts: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/**
+ * A small HTTP backend in the api's place: GET answers a model list of the size the api's
+ * `GET /api/v1/models?limit=20` gives (about 7 KB of JSON), POST counts its x-request-id.
+ * Its keep-alive timeout is longer than nginx's upstream one, as the api's is (app/src/server.ts).
+ * `cpuMs`: CPU time each request burns first, standing in for the api's own work.
+ */
+export async function startBackend(name: string, options: { cpuMs?: number } = {}): Promise<Backend> {
+  const models = Array.from({ length: 20 }, (_, i) => ({
+    id: `0190c0de-${String(i).padStart(4, '0')}-7000-8000-${name.padEnd(12, '0').slice(0, 12)}`,
+    name: `assembly-${i}.step`,
+    state: 'ready',
+    progress: 100,
+    createdAt: '2026-12-01T10:00:00.000Z',
+    updatedAt: '2026-12-01T10:00:05.000Z',
+    stats: { triangles: 120_000 + i, parts: 40 + i, inputBytes: 2_400_000, outputBytes: 900_000, seconds: 1.25 },
+    files: ['model.glb', 'manifest.json'],
+    workerHost: 'worker-1',
+  }));
+  const body = JSON.stringify({ backend: name, models });
+  const backend = { name, requests: 0, posts: new Map<string, number>() } as Backend;
+  const server = http.createServer({ keepAliveTimeout: 75_000 }, (req, res) => {
+    backend.requests++;
+    if (options.cpuMs) for (const until = performance.now() + options.cpuMs; performance.now() < until; );
+    if (req.method === 'POST') {
+      const id = String(req.headers['x-request-id'] ?? '');
+      backend.posts.set(id, (backend.posts.get(id) ?? 0) + 1);
+    }
+    req.resume();
+    req.on('end', () =>
+      // x-answer-delay-ms: a request that stays in progress this long (an upload the api stores).
+      setTimeout(() => {
+        res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json; charset=utf-8', 'x-backend': name });
+        res.end(req.method === 'POST' ? JSON.stringify({ backend: name, id: req.headers['x-request-id'] }) : body);
+      }, Number(req.headers['x-answer-delay-ms'] ?? 0)),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  backend.server = server;
+  backend.address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  backend.close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+  return backend;
 }

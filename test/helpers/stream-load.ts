@@ -46,12 +46,31 @@ interface Handout {
   node: string;
 }
 
+// fetch() rejects with these (as its error's cause) when the connection closed before an answer.
+const CLOSED_BEFORE_ANSWER = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * fetch, sent once more after a connection that closed before any answer: an LB reload closes its
+ * idle HTTP/1.1 connections, and nginx never read a request that met that (docs/architecture.md,
+ * "LB keep-alive"); a session handed out twice costs an unused record. Not counted as a failure.
+ */
+async function send(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    if (!CLOSED_BEFORE_ANSWER.has(String((err as { cause?: { code?: string } }).cause?.code))) throw err;
+    // By then the pool has seen the same reload close its other idle connections too.
+    await sleep(50);
+    return fetch(url, init);
+  }
+}
+
 /** POST .../sessions; undefined after a failure (counted). 429 waits and asks again: the LB's rate limit. */
 async function handout(body: object): Promise<Handout | undefined> {
   for (;;) {
     let status: number | string;
     try {
-      const r = await fetch(`${LB_URL}/api/v1/models/${MODEL_ID}/sessions`, {
+      const r = await send(`${LB_URL}/api/v1/models/${MODEL_ID}/sessions`, {
         method: 'POST',
         headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
