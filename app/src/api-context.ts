@@ -10,6 +10,7 @@ import type { ConversionQueue } from './queue';
 import type { Registry } from './registry';
 import type { Storage } from './storage';
 import type { UploadRepository } from './uploads';
+import type { ExportQueue, ExportStore } from './exporter/jobs';
 
 export interface ApiContext {
   config: Config;
@@ -26,6 +27,8 @@ export interface ApiContext {
   registry: Registry;
   health: Health;
   metrics: Metrics;
+  exports: ExportStore;
+  exportQueue: ExportQueue;
   /** True once the api is shutting down: long-lived answers (the event stream) end. */
   closing(): boolean;
 }

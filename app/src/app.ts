@@ -8,6 +8,7 @@ import { HttpError, errorBody, isDependencyError } from './http-errors';
 import { modelRoutes } from './routes/models';
 import { opsRoutes } from './routes/ops';
 import { uploadRoutes } from './routes/uploads';
+import { exportRoutes } from './routes/exports';
 import { webhookRoutes } from './routes/webhooks';
 import { createWebhookStore } from './webhooks/store';
 import type { SessionService } from './streamer/session-service';
@@ -26,8 +27,8 @@ const MULTIPART_CODES: Record<string, [number, string, string]> = {
   FST_INVALID_MULTIPART_CONTENT_TYPE: [415, 'not_multipart', 'send the file as multipart/form-data in a field named "file"'],
   FST_REQ_FILE_TOO_LARGE: [413, 'file_too_large', 'the file is larger than the upload limit (use POST /api/v1/uploads for large files)'],
   FST_FILES_LIMIT: [400, 'too_many_files', 'send one file per request'],
-  FST_PARTS_LIMIT: [400, 'too_many_parts', 'the form has too many parts; send the file and at most a quality field'],
-  FST_FIELDS_LIMIT: [400, 'too_many_fields', 'the form has too many fields; send the file and at most a quality field'],
+  FST_PARTS_LIMIT: [400, 'too_many_parts', 'the form has too many parts; send the file and at most the fields quality, root, reuse and targets'],
+  FST_FIELDS_LIMIT: [400, 'too_many_fields', 'the form has too many fields; send the file and at most the fields quality, root, reuse and targets'],
   FST_PROTO_VIOLATION: [400, 'malformed_multipart', 'the form uses a forbidden field name'],
   FST_MP_PREMATURE_CLOSE: [400, 'malformed_multipart', 'the request ended before the multipart body was complete'],
   FST_INVALID_JSON_FIELD_ERROR: [400, 'malformed_multipart', 'a form field declared as JSON is not valid JSON'],
@@ -103,6 +104,7 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
   opsRoutes(app, ctx, authenticate);
   modelRoutes(app, ctx, authenticate, options.streaming);
   uploadRoutes(app, ctx, authenticate);
+  exportRoutes(app, ctx, authenticate);
   webhookRoutes(app, ctx, authenticate, createWebhookStore(ctx.db));
   // Single-machine mode: the viewer from the api (in a fleet nginx serves it on the LB).
   if (ctx.config.viewerDir) await viewerRoutes(app, ctx.config.viewerDir);

@@ -141,6 +141,11 @@ const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   /** How often the api's event stream looks for new events. */
   CADFLEET_EVENTS_POLL_MS: int(10, 60_000).default(500),
 
+  /** Time one derived file (an export: STL, OBJ, GLB, STEP, IGES) may take; memory as CADFLEET_CONVERT_MAX_MEMORY_MB. */
+  CADFLEET_EXPORT_TIMEOUT_MS: int(100).default(300_000),
+  /** Presigned download links of exports stay valid this long. */
+  CADFLEET_DOWNLOAD_URL_EXPIRES_SECONDS: int(60, 604_800).default(900),
+
   CADFLEET_WORKER_CONCURRENCY: int(1, 64).default(1),
   /** pool: warm converter processes; process: one converter process per job. */
   CADFLEET_CONVERTER_MODE: z.enum(['pool', 'process']).default('pool'),
@@ -309,6 +314,7 @@ export interface Config {
     policy: { allowNetworks: string[]; allowHttp: boolean };
   };
   events: { pollMs: number };
+  exports: { timeoutMs: number; urlExpiresSeconds: number };
   worker: {
     concurrency: number;
     converterMode: 'pool' | 'process';
@@ -485,6 +491,7 @@ export function loadConfig(env: Env = process.env): Config {
       policy: { allowNetworks: e.CADFLEET_WEBHOOK_ALLOW_NETWORKS?.split(',') ?? [], allowHttp: e.CADFLEET_WEBHOOK_ALLOW_HTTP },
     },
     events: { pollMs: e.CADFLEET_EVENTS_POLL_MS },
+    exports: { timeoutMs: e.CADFLEET_EXPORT_TIMEOUT_MS, urlExpiresSeconds: e.CADFLEET_DOWNLOAD_URL_EXPIRES_SECONDS },
     worker: {
       concurrency: e.CADFLEET_WORKER_CONCURRENCY,
       converterMode: e.CADFLEET_CONVERTER_MODE,

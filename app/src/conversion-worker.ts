@@ -44,6 +44,10 @@ export interface WorkerDeps {
   converter: Converter;
   metrics: Metrics;
   identity: WorkerIdentity;
+  /** After a model became ready (converted or reused): its waiting exports can go. */
+  afterReady?: (modelId: string) => Promise<void>;
+  /** After a model failed for good: its waiting exports cannot be made. */
+  afterFailed?: (modelId: string, error: string) => Promise<void>;
 }
 
 const isLastAttempt = (job: Job): boolean => job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -184,6 +188,8 @@ export function createConversionProcessor(deps: WorkerDeps): (job: Job<Conversio
       throw err;
     } finally {
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      if ((outcome === 'ready' || outcome === 'reused') && deps.afterReady) await deps.afterReady(modelId).catch((err: unknown) => log.warn({ err }, 'could not queue the exports'));
+      if (outcome === 'failed' && deps.afterFailed) await deps.afterFailed(modelId, 'the model failed to convert').catch(() => undefined);
       metrics.conversions.inc({ outcome });
       metrics.conversionSeconds.observe({ outcome }, (performance.now() - t0) / 1000);
     }
@@ -223,6 +229,7 @@ export function startConversionWorker(deps: WorkerDeps & { connection: Redis; qu
         ? `the conversion was interrupted more than ${config.worker.maxStalledCount} times because the worker running it stopped (a crash or a lost host); giving up`
         : failedReason;
       if (await deps.models.finishFailed(jobId, undefined, { error, code: stalled ? 'worker-lost' : 'internal' })) {
+        await deps.afterFailed?.(jobId, 'the model failed to convert').catch(() => undefined);
         log.warn({ model: jobId, reason: failedReason }, 'job failed outside a processor; model marked failed');
       }
     })().catch((err: unknown) => log.warn({ err }, 'could not record a failed job'));

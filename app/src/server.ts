@@ -17,6 +17,7 @@ import { type SessionService, createSessionService } from './streamer/session-se
 import { createSessionStore } from './streamer/sessions';
 import { onShutdown } from './shutdown';
 import { createUploadRepository } from './uploads';
+import { createExportQueue, createExportStore } from './exporter/jobs';
 import { VERSION } from './version';
 
 export { advertisedHost } from './advertise';
@@ -59,6 +60,8 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
     registry: services.registry,
     health: services.health,
     metrics: services.metrics,
+    exports: createExportStore(services.db),
+    exportQueue: createExportQueue(queueConnection, config),
   };
   ctx.metrics.gauge('cadfleet_queue_jobs', 'Conversion jobs by state', ['state'], async (set) => {
     for (const [state, n] of Object.entries(await queue.counts())) set({ state }, n);
@@ -111,6 +114,7 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
     await server.close();
     await registration.leave().catch(() => undefined);
     await queue.close().catch(() => undefined);
+    await ctx.exportQueue.close().catch(() => undefined);
     queueConnection.disconnect();
     await services.close();
   };

@@ -52,6 +52,8 @@ export interface Storage {
   deletePrefix(bucket: string, prefix: string): Promise<number>;
   deleteKeys(bucket: string, keys: string[]): Promise<void>;
   presignPut(bucket: string, key: string, size: number, expiresIn: number): Promise<string>;
+  /** A GET link for one object, saved as `downloadName`. */
+  presignGet(bucket: string, key: string, expiresIn: number, downloadName: string): Promise<string>;
   ping(): Promise<void>;
   close(): void;
 }
@@ -130,6 +132,10 @@ export function createStorage(config: Config['s3']): Storage {
     },
     presignPut(bucket, key, size, expiresIn) {
       return getSignedUrl(presigner, new PutObjectCommand({ Bucket: bucket, Key: key, ContentLength: size }), { expiresIn });
+    },
+    presignGet(bucket, key, expiresIn, downloadName) {
+      const disposition = `attachment; filename="${downloadName.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(downloadName)}`;
+      return getSignedUrl(presigner, new GetObjectCommand({ Bucket: bucket, Key: key, ResponseContentDisposition: disposition }), { expiresIn });
     },
     async ping() {
       await client.send(new HeadBucketCommand({ Bucket: config.uploadsBucket }));

@@ -13,6 +13,7 @@ import { createServices } from './services';
 import { onShutdown } from './shutdown';
 import { VERSION } from './version';
 import { startWebhookDelivery } from './webhooks/deliver';
+import { createExportQueue, createExportStore, startExportWorker } from './exporter/jobs';
 import { createWebhookStore } from './webhooks/store';
 
 /** /healthz and /metrics of a worker, for the private network only (like the api's /metrics). */
@@ -58,10 +59,16 @@ export async function startWorker(config: Config, log: Logger): Promise<{ stop()
   });
   await converter.warmUp();
 
+  const models = createModelRepository(services.db);
+  const exportStore = createExportStore(services.db);
+  const exportQueueConnection = services.connectRedis('worker', `cadfleet-exports-queue-${nodeId}`);
+  const exportQueue = createExportQueue(exportQueueConnection, config);
   const conversions = startConversionWorker({
+    afterReady: async (id) => exportQueue.enqueue(id, (await exportStore.queued(id)).map((e) => e.format)),
+    afterFailed: (id, error) => exportStore.failWaiting(id, error),
     config,
     log,
-    models: createModelRepository(services.db),
+    models,
     storage: services.storage,
     converter,
     metrics: services.metrics,
@@ -74,6 +81,17 @@ export async function startWorker(config: Config, log: Logger): Promise<{ stop()
   const webhookConnection = services.connectRedis('worker', `cadfleet-webhooks-${nodeId}`);
   const webhookQueueConnection = services.connectRedis('worker', `cadfleet-webhooks-queue-${nodeId}`);
   const webhooks = startWebhookDelivery({ config, log, store: createWebhookStore(services.db), connection: webhookConnection, queueConnection: webhookQueueConnection });
+  // Derived files (targets), on the same hosts and limits as conversions.
+  const exportConnection = services.connectRedis('worker', `cadfleet-exports-${nodeId}`);
+  const exportWorker = startExportWorker({
+    config,
+    log: log.child({ component: 'exports' }),
+    storage: services.storage,
+    exports: exportStore,
+    getModel: (id) => models.get(id, {}),
+    host: workerIdentity(nodeId).host,
+    connection: exportConnection,
+  });
   services.health.start(config.dependencyCheckMs);
 
   const metricsServer = config.http.metricsPort === undefined ? undefined : await startMetricsServer(config, nodeId, services.metrics);
@@ -95,6 +113,10 @@ export async function startWorker(config: Config, log: Logger): Promise<{ stop()
     async stop() {
       await registration.drain().catch(() => undefined);
       await conversions.close(config.shutdownTimeoutMs);
+      await exportWorker.close().catch(() => undefined);
+      await exportQueue.close().catch(() => undefined);
+      exportConnection.disconnect();
+      exportQueueConnection.disconnect();
       await webhooks.close().catch(() => undefined);
       webhookQueueConnection.disconnect();
       webhookConnection.disconnect();

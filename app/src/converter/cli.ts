@@ -1,10 +1,13 @@
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pkg from '../../../package.json' with { type: 'json' };
 import { DEFAULT_MAX_INPUT_BYTES, failure } from './convert';
 import { DEFAULT_LIMITS, IsolatedConverter, isConvertWorker, runConvertWorker } from './isolate';
 import { clearOutputs, writeOutput } from './output';
 import { serve } from './serve';
+import { TARGET_FILES } from '../exporter/index';
+import { objZipFrom, plainGlb, stlFrom } from '../exporter/mesh';
 import { QUALITIES, type ConvertResult, type Quality } from './types';
 
 /** Exit codes: part of the converter's contract with callers. */
@@ -29,6 +32,7 @@ function program(): Command {
     .version(pkg.version)
     .option('-i, --input <file>', 'the CAD file: .stp .step .igs .iges .brep .stl .obj .ply .gltf .glb .fbx .3ds .dae .off .ifc')
     .option('-o, --output-dir <dir>', 'where model.glb, manifest.json and result.json go (created if missing)')
+    .addOption(new Option('--target <format>', 'instead of converting: write a derived file from a converted model.glb (--input) into --output-dir as export.glb (plain, no meshopt), export.stl (binary) or export-obj.zip (OBJ + MTL)').choices(['glb', 'stl', 'obj']))
     .option('--base-dir <dir>', 'the folder referenced files (MTL, .bin, textures) may be read from, the input inside it (default: the input\'s folder)')
     .addOption(new Option('-q, --quality <preset>', 'tessellation of B-rep formats (STEP, IGES, BREP)').choices(QUALITIES).default('normal'))
     .addOption(new Option('--timeout <seconds>', 'stop a conversion that runs longer').env('CADFLEET_CONVERT_TIMEOUT').argParser(positive('--timeout')).default(DEFAULT_LIMITS.timeoutMs / 1000))
@@ -54,6 +58,7 @@ interface CliOptions {
   input?: string;
   outputDir?: string;
   baseDir?: string;
+  target?: 'glb' | 'stl' | 'obj';
   quality: Quality;
   timeout: number;
   maxMemory: number;
@@ -81,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('cadfleet-convert: --input and --output-dir are both required (see --help)\n');
     return EXIT.usage;
   }
+  if (opts.target) return exportTarget(opts.input, opts.outputDir, opts.target);
   try {
     await fs.mkdir(opts.outputDir, { recursive: true });
     await clearOutputs(opts.outputDir);
@@ -106,6 +112,26 @@ async function main(argv: string[]): Promise<number> {
     (process as unknown as { reallyExit(code: number): never }).reallyExit(exitCodeFor(result));
   }
   return exitCodeFor(result);
+}
+
+/** `--target`: a derived mesh file from a converted GLB, and result.json saying how it went. */
+async function exportTarget(input: string, outputDir: string, target: 'glb' | 'stl' | 'obj'): Promise<number> {
+  const started = performance.now();
+  const seconds = (): number => Math.round((performance.now() - started) / 10) / 100;
+  await fs.mkdir(outputDir, { recursive: true });
+  const file = TARGET_FILES[target].file;
+  let result: { ok: boolean; error?: string; code?: string; file?: string; bytes?: number; triangles?: number; seconds: number };
+  try {
+    const glb = new Uint8Array(await fs.readFile(input));
+    const made = target === 'glb' ? { bytes: await plainGlb(glb), triangles: undefined } : target === 'stl' ? await stlFrom(glb) : await objZipFrom(glb);
+    await fs.writeFile(path.join(outputDir, file), made.bytes);
+    result = { ok: true, file, bytes: made.bytes.length, ...(made.triangles !== undefined ? { triangles: made.triangles } : {}), seconds: seconds() };
+  } catch (err) {
+    result = { ok: false, code: 'corrupt', error: `the ${target.toUpperCase()} export could not read the model: ${(err as Error).message}`, seconds: seconds() };
+  }
+  await fs.writeFile(path.join(outputDir, 'result.json'), JSON.stringify(result, null, 1) + '\n');
+  if (!result.ok) process.stderr.write(`cadfleet-convert: ${input}: ${result.error}\n`);
+  return result.ok ? EXIT.ok : EXIT.failed;
 }
 
 if (isConvertWorker()) {

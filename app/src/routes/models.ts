@@ -10,6 +10,8 @@ import { HttpError, isDependencyError } from '../http-errors';
 import { admitOrReuse, checkReuse, checkRoot, classifyUpload, formField, inspectArchive } from '../intake';
 import { MODEL_STATES, type ModelState } from '../models';
 import { DOWNLOADABLE, modelView } from './model-view';
+import { checkTargets, exportView, requestExports } from './exports';
+import type { Target } from '../exporter/index';
 import { CONTENT_TYPES, type ModelFile, objectKeys } from '../storage';
 import type { SessionService } from '../streamer/session-service';
 
@@ -46,12 +48,17 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     let quality: string;
     let root: string | undefined;
     let reuse: boolean;
+    let targetsField: string | undefined;
     try {
       name = checkUploadName(part.filename);
       kind = classifyUpload(name, accepted);
       quality = checkQuality(formField(part.fields, request.query, 'quality'));
       root = checkRoot(formField(part.fields, request.query, 'root'));
       reuse = checkReuse(formField(part.fields, request.query, 'reuse'));
+      targetsField = formField(part.fields, request.query, 'targets');
+      // A single file's targets are checked before a byte is stored; an archive's once its root is known.
+      if (!kind.archive) checkTargets(targetsField, kind.format);
+      else checkTargets(targetsField, undefined);
       if (root !== undefined && !kind.archive) throw new HttpError(400, 'root_without_archive', 'root names a file inside an archive; this upload is a single file');
     } catch (err) {
       part.file.resume();
@@ -91,8 +98,10 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     }
     // PostgreSQL may go down between the gate and the insert (a restart during an upload): the
     // stored file must not stay behind without its row. A refused archive goes too.
+    let targets: Target[] = [];
     const model = await (async () => {
       const archive = kind.archive ? await inspectArchive(ctx, key, bytes, root) : undefined;
+      targets = checkTargets(targetsField, archive?.format ?? kind.format);
       return admitOrReuse(ctx, {
         id,
         project: principal.project,
@@ -111,9 +120,13 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
       await discard();
       throw err;
     });
+    const exports = await requestExports(ctx, model, targets);
     ctx.metrics.uploads.inc({ kind: 'multipart' });
-    request.log.info({ model: id, project: principal.project, bytes, format: model.format, archive: model.archive, reusedFrom: model.reusedFrom }, 'upload accepted');
-    return reply.code(201).header('location', `/api/v1/models/${id}`).send(modelView(model));
+    request.log.info({ model: id, project: principal.project, bytes, format: model.format, archive: model.archive, reusedFrom: model.reusedFrom, targets }, 'upload accepted');
+    return reply
+      .code(201)
+      .header('location', `/api/v1/models/${id}`)
+      .send({ ...modelView(model), ...(exports.length ? { exports: exports.map(exportView) } : {}) });
   });
 
   app.get('/api/v1/models', async (request) => {
@@ -133,7 +146,8 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     const principal = await authenticate(request);
     const model = await ctx.models.get(request.params.id, scopeOf(principal));
     if (!model) throw notFound(request.params.id);
-    return modelView(model);
+    const exports = await ctx.exports.list(model.id);
+    return { ...modelView(model), ...(exports.length ? { exports: exports.map(exportView) } : {}) };
   });
 
   app.get<{ Params: { id: string; name: string } }>('/api/v1/models/:id/files/:name', async (request, reply) => {

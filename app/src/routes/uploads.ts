@@ -16,6 +16,7 @@ import { HttpError } from '../http-errors';
 import { admitModel, checkReuse, checkRoot, classifyUpload, inspectArchive } from '../intake';
 import { objectKeys } from '../storage';
 import { modelView } from './models';
+import { checkTargets, exportView, requestExports } from './exports';
 
 const createBody = z.object({
   name: z.string(),
@@ -25,7 +26,7 @@ const createBody = z.object({
   reuse: z.boolean().optional(),
 });
 
-const completeBody = z.object({ root: z.string().optional() }).optional().nullable();
+const completeBody = z.object({ root: z.string().optional(), targets: z.array(z.string()).optional() }).optional().nullable();
 
 export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
   const { maxPresignedBytes, presignExpiresSeconds, acceptedExtensions } = ctx.config.uploads;
@@ -65,7 +66,7 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     const principal = await authenticate(request);
     const scope = scopeOf(principal);
     const body = completeBody.safeParse(request.body);
-    if (!body.success) throw new HttpError(400, 'invalid_body', 'send no body, or JSON {"root": "<file in the archive>"}');
+    if (!body.success) throw new HttpError(400, 'invalid_body', 'send no body, or JSON {"root"?: "<file in the archive>", "targets"?: ["stl", ...]}');
     const upload = await ctx.uploads.get(request.params.id, scope);
     if (!upload) throw new HttpError(404, 'upload_not_found', `no upload ${JSON.stringify(request.params.id)} in this project`);
     if (upload.completedAt) {
@@ -96,6 +97,7 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     const requestedRoot = checkRoot(body.data?.root) ?? upload.archiveRoot ?? undefined;
     if (requestedRoot !== undefined && !upload.archive) throw new HttpError(400, 'root_without_archive', 'root names a file inside an archive; this upload is a single file');
     const archive = upload.archive ? await inspectArchive(ctx, upload.objectKey, stored.size, requestedRoot) : undefined;
+    const targets = checkTargets(body.data?.targets?.join(','), archive?.format ?? upload.format);
     // Only one completion wins; a concurrent one answers with the model the winner creates.
     if (!(await ctx.uploads.markCompleted(upload.id))) {
       const model = await ctx.models.get(upload.id, scope);
@@ -118,7 +120,11 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
       await ctx.db.query('UPDATE uploads SET completed_at = NULL WHERE id = $1', [upload.id]).catch(() => undefined);
       throw err;
     });
+    const exports = await requestExports(ctx, model, targets);
     ctx.metrics.uploads.inc({ kind: 'presigned' });
-    return reply.code(201).header('location', `/api/v1/models/${model.id}`).send(modelView(model));
+    return reply
+      .code(201)
+      .header('location', `/api/v1/models/${model.id}`)
+      .send({ ...modelView(model), ...(exports.length ? { exports: exports.map(exportView) } : {}) });
   });
 }

@@ -1,0 +1,244 @@
+// Export jobs: rows in model_exports, one BullMQ job each on the `exports` queue (job id
+// `<model id>.<format>`, so asking twice queues once), run by the worker hosts.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { ArchiveError, chooseRoot, extractZip } from '../archive';
+import type { Config } from '../config';
+import type { Db } from '../db';
+import type { Logger } from '../logger';
+import type { Model } from '../models';
+import { bullPrefix } from '../queue';
+import type { Redis } from '../redis';
+import { type Storage, objectKeys } from '../storage';
+import { MESH_TARGETS, TARGET_FILES, type Target, runExport } from './index';
+
+export const EXPORT_QUEUE = 'exports';
+/** Failures another try cannot fix. */
+const PERMANENT = new Set(['unsupported', 'timeout', 'memory', 'corrupt']);
+
+export interface ModelExport {
+  modelId: string;
+  format: Target;
+  state: 'queued' | 'converting' | 'ready' | 'failed';
+  error: string | null;
+  errorCode: string | null;
+  objectKey: string | null;
+  bytes: number | null;
+  triangles: number | null;
+  seconds: number | null;
+  attempts: number;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+interface Row {
+  model_id: string;
+  format: Target;
+  state: ModelExport['state'];
+  error: string | null;
+  error_code: string | null;
+  object_key: string | null;
+  bytes: string | null;
+  triangles: number | null;
+  seconds: number | null;
+  attempts: number;
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+const fromRow = (r: Row): ModelExport => ({
+  modelId: r.model_id,
+  format: r.format,
+  state: r.state,
+  error: r.error,
+  errorCode: r.error_code,
+  objectKey: r.object_key,
+  bytes: r.bytes === null ? null : Number(r.bytes),
+  triangles: r.triangles,
+  seconds: r.seconds,
+  attempts: r.attempts,
+  createdAt: r.created_at,
+  finishedAt: r.finished_at,
+});
+
+export const exportKey = (model: Pick<Model, 'project' | 'id'>, format: Target): string => `${objectKeys.outputPrefix(model.project, model.id)}exports/${TARGET_FILES[format].file}`;
+
+export interface ExportStore {
+  /** Rows for `formats` (existing ones kept; a failed one is queued again). Returns them. */
+  request(modelId: string, formats: Target[]): Promise<ModelExport[]>;
+  list(modelId: string): Promise<ModelExport[]>;
+  get(modelId: string, format: Target): Promise<ModelExport | undefined>;
+  /** Queued exports of a model that can run now (the model is ready). */
+  queued(modelId: string): Promise<ModelExport[]>;
+  /** The model failed: its waiting exports cannot be made. */
+  failWaiting(modelId: string, reason: string): Promise<void>;
+  start(modelId: string, format: Target, host: string): Promise<boolean>;
+  finish(modelId: string, format: Target, outcome: { state: 'ready' | 'failed' | 'queued'; error?: string; code?: string; objectKey?: string; bytes?: number; triangles?: number; seconds?: number }): Promise<void>;
+}
+
+export function createExportStore(db: Db): ExportStore {
+  return {
+    async request(modelId, formats) {
+      if (formats.length === 0) return [];
+      const { rows } = await db.query<Row>(
+        `INSERT INTO model_exports (model_id, format) SELECT $1, unnest($2::text[])
+         ON CONFLICT (model_id, format) DO UPDATE SET state = 'queued', error = NULL, error_code = NULL, finished_at = NULL
+           WHERE model_exports.state = 'failed'
+         RETURNING *`,
+        [modelId, formats],
+      );
+      const all = await this.list(modelId);
+      void rows;
+      return all.filter((e) => formats.includes(e.format));
+    },
+    async list(modelId) {
+      const { rows } = await db.query<Row>('SELECT * FROM model_exports WHERE model_id = $1 ORDER BY format', [modelId]);
+      return rows.map(fromRow);
+    },
+    async get(modelId, format) {
+      const { rows } = await db.query<Row>('SELECT * FROM model_exports WHERE model_id = $1 AND format = $2', [modelId, format]);
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+    async queued(modelId) {
+      const { rows } = await db.query<Row>(
+        `SELECT e.* FROM model_exports e JOIN models m ON m.id = e.model_id WHERE e.model_id = $1 AND e.state = 'queued' AND m.state = 'ready'`,
+        [modelId],
+      );
+      return rows.map(fromRow);
+    },
+    async failWaiting(modelId, reason) {
+      await db.query(`UPDATE model_exports SET state = 'failed', error = $2, error_code = 'model-failed', finished_at = now() WHERE model_id = $1 AND state = 'queued'`, [modelId, reason]);
+    },
+    async start(modelId, format, host) {
+      const { rowCount } = await db.query(
+        `UPDATE model_exports SET state = 'converting', attempts = attempts + 1, started_at = now(), worker_host = $3 WHERE model_id = $1 AND format = $2 AND state IN ('queued', 'converting')`,
+        [modelId, format, host],
+      );
+      return (rowCount ?? 0) > 0;
+    },
+    async finish(modelId, format, o) {
+      await db.query(
+        `UPDATE model_exports SET state = $3, error = $4, error_code = $5, object_key = $6, bytes = $7, triangles = $8, seconds = $9,
+           finished_at = CASE WHEN $3 = 'queued' THEN NULL ELSE now() END
+         WHERE model_id = $1 AND format = $2`,
+        [modelId, format, o.state, o.error ?? null, o.code ?? null, o.objectKey ?? null, o.bytes ?? null, o.triangles ?? null, o.seconds ?? null],
+      );
+    },
+  };
+}
+
+export interface ExportQueue {
+  enqueue(modelId: string, formats: Target[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createExportQueue(connection: Redis, config: Pick<Config, 'redis' | 'worker'>): ExportQueue {
+  const queue = new Queue<{ modelId: string; format: Target }>(EXPORT_QUEUE, {
+    connection,
+    prefix: bullPrefix(config.redis),
+    defaultJobOptions: {
+      attempts: config.worker.attempts,
+      backoff: { type: 'exponential', delay: config.worker.backoffMs },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    },
+  });
+  queue.on('error', () => undefined);
+  return {
+    async enqueue(modelId, formats) {
+      if (formats.length) await queue.addBulk(formats.map((format) => ({ name: 'export', data: { modelId, format }, opts: { jobId: `${modelId}.${format}` } })));
+    },
+    close: () => queue.close(),
+  };
+}
+
+export interface ExportDeps {
+  config: Config;
+  log: Logger;
+  storage: Storage;
+  exports: ExportStore;
+  getModel(id: string): Promise<Model | undefined>;
+  host: string;
+}
+
+/** The processor: fetch the source, run the export under its limits, store the file, record it. */
+export function createExportProcessor(deps: ExportDeps): (job: Job<{ modelId: string; format: Target }>) => Promise<string> {
+  const { config, storage, exports } = deps;
+  return async (job) => {
+    const { modelId, format } = job.data;
+    const log = deps.log.child({ model: modelId, export: format, attempt: job.attemptsStarted });
+    const model = await deps.getModel(modelId);
+    if (!model || model.state !== 'ready' || !model.outputPrefix) return 'skipped';
+    if (!(await exports.start(modelId, format, deps.host))) return 'skipped';
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    await fsp.mkdir(config.worker.workDir, { recursive: true });
+    const dir = await fsp.mkdtemp(path.join(config.worker.workDir, `export-${modelId}-${format}-`));
+    try {
+      // Mesh targets come from the stored viewing GLB; B-rep ones from the upload itself.
+      let input: string;
+      if (MESH_TARGETS.includes(format)) {
+        const glb = await storage.get(storage.modelsBucket, objectKeys.output(model.outputPrefix, 'model.glb'));
+        if (!glb) throw new UnrecoverableError('the model\'s stored GLB is missing');
+        input = path.join(dir, 'model.glb');
+        await pipeline(glb.body, fs.createWriteStream(input));
+      } else {
+        const upload = await storage.get(storage.uploadsBucket, model.inputKey);
+        if (!upload) throw new UnrecoverableError('the uploaded file is missing from storage; upload it again');
+        const downloaded = path.join(dir, model.archive ? 'upload.zip' : `input.${model.format}`);
+        await pipeline(upload.body, fs.createWriteStream(downloaded));
+        input = downloaded;
+        if (model.archive) {
+          const root = path.join(dir, 'in');
+          await fsp.mkdir(root);
+          const listing = await extractZip(downloaded, root, config.archives).catch((err: unknown) => {
+            throw err instanceof ArchiveError ? new UnrecoverableError(err.message) : err;
+          });
+          input = path.join(root, ...chooseRoot(listing, model.archiveRoot ?? undefined).split('/'));
+        }
+      }
+      const result = await runExport(
+        { target: format, input, sourceFormat: model.format, outputDir: path.join(dir, 'out'), cacheDir: config.worker.workDir },
+        { timeoutMs: config.exports.timeoutMs, maxMemoryMb: config.worker.maxMemoryMb },
+      );
+      if (!result.ok) {
+        const permanent = PERMANENT.has(result.code ?? '');
+        await exports.finish(modelId, format, { state: permanent || last ? 'failed' : 'queued', error: result.error, code: result.code });
+        log.info({ code: result.code, error: result.error }, 'export failed');
+        if (permanent) throw new UnrecoverableError(result.error ?? 'the export failed');
+        throw new Error(result.error ?? 'the export failed');
+      }
+      const key = exportKey(model, format);
+      await storage.putStream(storage.modelsBucket, key, fs.createReadStream(path.join(dir, 'out', result.file!)), TARGET_FILES[format].contentType);
+      await exports.finish(modelId, format, { state: 'ready', objectKey: key, bytes: result.bytes, triangles: result.triangles, seconds: result.seconds });
+      log.info({ bytes: result.bytes, seconds: result.seconds }, 'export ready');
+      return 'ready';
+    } catch (err) {
+      if (err instanceof UnrecoverableError) {
+        const row = await exports.get(modelId, format);
+        if (row?.state === 'converting') await exports.finish(modelId, format, { state: 'failed', error: err.message, code: 'unsupported' });
+        throw err;
+      }
+      const row = await exports.get(modelId, format);
+      if (row?.state === 'converting') await exports.finish(modelId, format, { state: last ? 'failed' : 'queued', error: (err as Error).message, code: 'internal' });
+      throw err;
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  };
+}
+
+export function startExportWorker(deps: ExportDeps & { connection: Redis }): { close(): Promise<void> } {
+  const worker = new Worker(EXPORT_QUEUE, createExportProcessor(deps), {
+    connection: deps.connection,
+    prefix: bullPrefix(deps.config.redis),
+    concurrency: deps.config.worker.concurrency,
+    lockDuration: deps.config.worker.lockMs,
+    stalledInterval: deps.config.worker.stalledIntervalMs,
+    name: `${deps.host}-exports`,
+  });
+  worker.on('error', (err) => deps.log.warn({ err }, 'export queue connection error'));
+  return { close: () => worker.close() };
+}
