@@ -11,6 +11,7 @@ import type { Registry } from './registry';
 import type { Storage } from './storage';
 import type { UploadRepository } from './uploads';
 import type { ExportQueue, ExportStore } from './exporter/jobs';
+import type { BatchStore } from './batches';
 
 export interface ApiContext {
   config: Config;
@@ -28,6 +29,7 @@ export interface ApiContext {
   health: Health;
   metrics: Metrics;
   exports: ExportStore;
+  batches: BatchStore;
   exportQueue: ExportQueue;
   /** True once the api is shutting down: long-lived answers (the event stream) end. */
   closing(): boolean;

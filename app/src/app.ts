@@ -9,6 +9,7 @@ import { modelRoutes } from './routes/models';
 import { opsRoutes } from './routes/ops';
 import { uploadRoutes } from './routes/uploads';
 import { exportRoutes } from './routes/exports';
+import { batchRoutes } from './routes/batches';
 import { webhookRoutes } from './routes/webhooks';
 import { createWebhookStore } from './webhooks/store';
 import type { SessionService } from './streamer/session-service';
@@ -105,6 +106,7 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
   modelRoutes(app, ctx, authenticate, options.streaming);
   uploadRoutes(app, ctx, authenticate);
   exportRoutes(app, ctx, authenticate);
+  batchRoutes(app, ctx, authenticate);
   webhookRoutes(app, ctx, authenticate, createWebhookStore(ctx.db));
   // Single-machine mode: the viewer from the api (in a fleet nginx serves it on the LB).
   if (ctx.config.viewerDir) await viewerRoutes(app, ctx.config.viewerDir);

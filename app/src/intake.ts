@@ -29,6 +29,15 @@ export function archiveHttpError(err: ArchiveError): HttpError {
   return new HttpError(status, code, err.message, {}, err.candidates.length ? { candidates: err.candidates } : {});
 }
 
+/** An open batch of the principal's project to upload into, or the error that says why not. */
+export async function checkBatch(ctx: ApiContext, value: unknown, project: string): Promise<string | undefined> {
+  if (value === undefined || value === '') return undefined;
+  const batch = typeof value === 'string' ? await ctx.batches.get(value, { project }) : undefined;
+  if (!batch) throw new HttpError(404, 'batch_not_found', `no batch ${JSON.stringify(value)} in this project`);
+  if (batch.state !== 'open') throw new HttpError(409, 'batch_not_open', `the batch is ${batch.state}; uploads join a batch before it starts: create a new one`);
+  return batch.id;
+}
+
 /** The string field `name` of a multipart form (or the query string when the form has none). */
 export function formField(fields: Record<string, unknown>, query: unknown, name: string): string | undefined {
   const field = fields[name] as { type?: string; value?: unknown } | Array<unknown> | undefined;
@@ -80,6 +89,9 @@ export async function admitModel(
 ): Promise<Model> {
   const created = await ctx.models.create(model);
   try {
+    // A model of an open batch waits for the batch's start. If the batch started between the
+    // caller's check and this insert, its start may have missed this model: queue it here.
+    if (created.batchId && (await ctx.batches.get(created.batchId, {}))?.state === 'open') return created;
     await ctx.queue.enqueue(created);
   } catch (err) {
     await ctx.models.remove(created.id, {}).catch(() => undefined);

@@ -37,6 +37,7 @@ export interface Model {
   converterVersion: string | null;
   reusedFrom: string | null;
   reuse: boolean;
+  batchId: string | null;
 }
 
 /** Who asks: a project's key sees its project; an admin key (project undefined) sees all. */
@@ -77,6 +78,7 @@ interface Row {
   converter_version: string | null;
   reused_from: string | null;
   reuse: boolean;
+  batch_id: string | null;
 }
 
 const fromRow = (r: Row): Model => ({
@@ -106,6 +108,7 @@ const fromRow = (r: Row): Model => ({
   converterVersion: r.converter_version,
   reusedFrom: r.reused_from,
   reuse: r.reuse,
+  batchId: r.batch_id ?? null,
 });
 
 /** A model from the row as JSON (to_jsonb in the event trigger): timestamps come as strings. */
@@ -138,6 +141,8 @@ export interface NewModel {
   contentSha256?: string;
   /** @default true */
   reuse?: boolean;
+  /** An open batch holds its models (no job) until it starts. */
+  batchId?: string;
 }
 
 /** What makes two conversions the same: the bytes, the file opened, the options and the converter. */
@@ -200,9 +205,9 @@ export function createModelRepository(db: Db): ModelRepository {
   return {
     async create(m) {
       const { rows } = await db.query<Row>(
-        `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, created_by_key, archive, archive_root, content_sha256, reuse)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
-        [m.id, m.project, m.name, m.format, m.quality, m.inputKey, m.inputBytes, m.createdByKey ?? null, m.archive ?? null, m.archiveRoot ?? null, m.contentSha256 ?? null, m.reuse ?? true],
+        `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, created_by_key, archive, archive_root, content_sha256, reuse, batch_id)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
+        [m.id, m.project, m.name, m.format, m.quality, m.inputKey, m.inputBytes, m.createdByKey ?? null, m.archive ?? null, m.archiveRoot ?? null, m.contentSha256 ?? null, m.reuse ?? true, m.batchId ?? null],
       );
       return fromRow(rows[0]!);
     },
@@ -222,10 +227,10 @@ export function createModelRepository(db: Db): ModelRepository {
         if (!s?.output_prefix) return undefined;
         const { rows } = await client.query<Row>(
           `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, created_by_key, archive, archive_root,
-             content_sha256, reuse, output_prefix, stats, converter_version, reused_from, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, 'ready', 100, $6, $7, $8, $9, $10, $11, true, $12, $13, $14, $15, now(), now()) RETURNING *`,
+             content_sha256, reuse, output_prefix, stats, converter_version, reused_from, started_at, finished_at, batch_id)
+           VALUES ($1, $2, $3, $4, $5, 'ready', 100, $6, $7, $8, $9, $10, $11, true, $12, $13, $14, $15, now(), now(), $16) RETURNING *`,
           [m.id, m.project, m.name, m.format, m.quality, m.inputKey, m.inputBytes, m.createdByKey ?? null, m.archive ?? null, m.archiveRoot ?? null,
-            m.contentSha256 ?? null, s.output_prefix, JSON.stringify(s.stats), s.converter_version, s.id],
+            m.contentSha256 ?? null, s.output_prefix, JSON.stringify(s.stats), s.converter_version, s.id, m.batchId ?? null],
         );
         return fromRow(rows[0]!);
       });
@@ -279,7 +284,8 @@ export function createModelRepository(db: Db): ModelRepository {
     },
     async staleQueued(olderThanMs, limit = 100) {
       const { rows } = await db.query<Row>(
-        `SELECT * FROM models WHERE state = 'queued' AND created_at < now() - make_interval(secs => $1::double precision / 1000)
+        `SELECT * FROM models m WHERE state = 'queued' AND created_at < now() - make_interval(secs => $1::double precision / 1000)
+           AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = m.batch_id AND b.state = 'open')
          ORDER BY created_at LIMIT $2`,
         [olderThanMs, limit],
       );

@@ -18,6 +18,7 @@ import { createSessionStore } from './streamer/sessions';
 import { onShutdown } from './shutdown';
 import { createUploadRepository } from './uploads';
 import { createExportQueue, createExportStore } from './exporter/jobs';
+import { createBatchStore } from './batches';
 import { VERSION } from './version';
 
 export { advertisedHost } from './advertise';
@@ -61,6 +62,7 @@ export async function startApi(config: Config, log: Logger): Promise<{ server: R
     health: services.health,
     metrics: services.metrics,
     exports: createExportStore(services.db),
+    batches: createBatchStore(services.db),
     exportQueue: createExportQueue(queueConnection, config),
   };
   ctx.metrics.gauge('cadfleet_queue_jobs', 'Conversion jobs by state', ['state'], async (set) => {

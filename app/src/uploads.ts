@@ -18,6 +18,7 @@ export interface PendingUpload {
   archive: string | null;
   archiveRoot: string | null;
   reuse: boolean;
+  batchId: string | null;
 }
 
 interface Row {
@@ -35,6 +36,7 @@ interface Row {
   archive: string | null;
   archive_root: string | null;
   reuse: boolean;
+  batch_id: string | null;
 }
 
 const fromRow = (r: Row): PendingUpload => ({
@@ -52,6 +54,7 @@ const fromRow = (r: Row): PendingUpload => ({
   archive: r.archive,
   archiveRoot: r.archive_root,
   reuse: r.reuse,
+  batchId: r.batch_id,
 });
 
 export interface UploadRepository {
@@ -64,9 +67,9 @@ export function createUploadRepository(db: Db): UploadRepository {
   return {
     async create(u) {
       const { rows } = await db.query<Row>(
-        `INSERT INTO uploads (id, project, name, format, quality, size, object_key, created_by_key, expires_at, archive, archive_root, reuse)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
-        [u.id, u.project, u.name, u.format, u.quality, u.size, u.objectKey, u.createdByKey, u.expiresAt, u.archive, u.archiveRoot, u.reuse],
+        `INSERT INTO uploads (id, project, name, format, quality, size, object_key, created_by_key, expires_at, archive, archive_root, reuse, batch_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
+        [u.id, u.project, u.name, u.format, u.quality, u.size, u.objectKey, u.createdByKey, u.expiresAt, u.archive, u.archiveRoot, u.reuse, u.batchId],
       );
       return fromRow(rows[0]!);
     },

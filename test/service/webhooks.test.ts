@@ -11,7 +11,7 @@ interface Received {
   path: string;
   eventId: string;
   signed: boolean;
-  body: { id: string; type: string; data: { model: { id: string; state: string; progress: number } } };
+  body: { id: string; type: string; data: { model: { id: string; state: string; progress: number }; batch?: { id: string; state: string; total: number; counts: Record<string, number> } } };
 }
 
 /** A receiver on loopback: records what arrives; answers 503 while `down`. */
@@ -92,7 +92,7 @@ describe('webhooks', () => {
   it('registers an endpoint and shows its secret once', async () => {
     const created = await post(client, { url: `${hooks.url}/hook`, description: 'CI' });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect(created.body).toMatchObject({ url: `${hooks.url}/hook`, events: ['model.queued', 'model.converting', 'model.ready', 'model.failed', 'model.deleted'] });
+    expect(created.body).toMatchObject({ url: `${hooks.url}/hook`, events: ['model.queued', 'model.converting', 'model.ready', 'model.failed', 'model.deleted', 'batch.ended'] });
     secret = String(created.body.secret);
     expect(secret).toMatch(/^whsec_/);
     hookId = String(created.body.id);
@@ -211,5 +211,54 @@ describe('the event stream', () => {
     const theirs = await readEvents(other, (events) => events.some((e) => e.type === 'model.ready' && e.data.data.model.id === theirId), {}, '?after=0');
     expect(theirs.length).toBeGreaterThanOrEqual(3);
     expect(theirs.filter((e) => e.data.data.model.id !== theirId)).toEqual([]);
+  });
+});
+
+describe('batches', () => {
+  it('holds uploads until started, follows one status, and sends one batch.ended when every job has ended', async () => {
+    const created = await client.json<{ id: string; state: string; total: number }>('POST', '/api/v1/batches', { body: JSON.stringify({ name: 'nightly' }), headers: { 'content-type': 'application/json' } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ state: 'open', total: 0 });
+    const batch = created.body.id;
+    const bad = '/tmp/cadfleet-batch-bad.stp';
+    (await import('node:fs')).writeFileSync(bad, 'ISO-10303-21;\nHEADER;\nENDSEC;\nDATA;\n#1=GARBAGE;\nENDSEC;\nEND-ISO-10303-21;\n');
+    const ids: string[] = [];
+    for (const file of [SAMPLES.cube, SAMPLES.stlBox, SAMPLES.assembly, bad]) {
+      const form = new FormData();
+      form.append('batch', batch);
+      form.append('file', new Blob([(await import('node:fs')).readFileSync(file)]), file.split('/').pop()!);
+      const up = await client.json('POST', '/api/v1/models?reuse=false', { body: form });
+      expect(up.status, JSON.stringify(up.body)).toBe(201);
+      expect(up.body).toMatchObject({ state: 'queued', batch });
+      ids.push(String(up.body.id));
+    }
+    // Held: no conversion starts before the batch does.
+    await sleep(1500);
+    const held = await h.db.query('SELECT count(*)::int AS n FROM conversion_attempts WHERE model_id = ANY ($1::uuid[])', [ids]);
+    expect(held.rows[0].n).toBe(0);
+    expect((await client.json('GET', `/api/v1/batches/${batch}`)).body).toMatchObject({ state: 'open', total: 4, counts: { queued: 4 } });
+
+    const started = await client.json('POST', `/api/v1/batches/${batch}/start`);
+    expect(started.status).toBe(200);
+    expect(started.body).toMatchObject({ state: 'started' });
+    expect((await client.json('POST', `/api/v1/batches/${batch}/start`)).body).toMatchObject({ code: 'batch_not_open' });
+
+    const ended = await eventually(async () => {
+      const b = await client.json<{ state: string; counts: Record<string, number> }>('GET', `/api/v1/batches/${batch}`);
+      return b.body.state === 'ended' ? b.body : undefined;
+    }, 'the batch ending', 60_000);
+    expect(ended.counts).toEqual({ queued: 0, converting: 0, ready: 3, failed: 1 });
+    const events = await eventually(async () => {
+      const mine = hooks.got.filter((g) => g.body.type === 'batch.ended' && g.body.data.batch?.id === batch);
+      return mine.length ? mine : undefined;
+    }, 'the batch.ended webhook', 20_000);
+    expect(new Set(events.map((e) => e.eventId)).size).toBe(1);
+    expect(events[0]!.signed).toBe(true);
+    expect(events[0]!.body.data.batch).toMatchObject({ state: 'ended', total: 4, counts: { ready: 3, failed: 1 } });
+    const late = new FormData();
+    late.append('batch', batch);
+    late.append('file', new Blob([(await import('node:fs')).readFileSync(SAMPLES.cube)]), 'cube.stp');
+    expect((await client.json('POST', '/api/v1/models', { body: late })).body).toMatchObject({ statusCode: 409, code: 'batch_not_open' });
+    expect((await other.json('GET', `/api/v1/batches/${batch}`)).status).toBe(404);
   });
 });

@@ -32,6 +32,8 @@ export interface ModelView {
   sha256?: string;
   /** The model whose conversion this one reuses (same bytes, root and options); no conversion ran for it. */
   reusedFrom?: string;
+  /** The batch the model was uploaded into. */
+  batch?: string;
 }
 
 export function modelView(m: Model): ModelView {
@@ -54,6 +56,7 @@ export function modelView(m: Model): ModelView {
     ...(m.archive ? { archive: m.archive, root: m.archiveRoot ?? undefined } : {}),
     ...(m.contentSha256 ? { sha256: m.contentSha256 } : {}),
     ...(m.reusedFrom ? { reusedFrom: m.reusedFrom } : {}),
+    ...(m.batchId ? { batch: m.batchId } : {}),
     ...(m.state === 'ready' ? { files: Object.fromEntries(DOWNLOADABLE.map((f) => [f, `/api/v1/models/${m.id}/files/${f}`])) } : {}),
   };
 }

@@ -7,7 +7,7 @@ import { type Authenticate, scopeOf } from '../auth';
 import { sha256Tap } from '../content-hash';
 import { checkQuality, checkUploadName } from '../file-names';
 import { HttpError, isDependencyError } from '../http-errors';
-import { admitOrReuse, checkReuse, checkRoot, classifyUpload, formField, inspectArchive } from '../intake';
+import { admitOrReuse, checkBatch, checkReuse, checkRoot, classifyUpload, formField, inspectArchive } from '../intake';
 import { MODEL_STATES, type ModelState } from '../models';
 import { DOWNLOADABLE, modelView } from './model-view';
 import { checkTargets, exportView, requestExports } from './exports';
@@ -49,6 +49,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     let root: string | undefined;
     let reuse: boolean;
     let targetsField: string | undefined;
+    let batchId: string | undefined;
     try {
       name = checkUploadName(part.filename);
       kind = classifyUpload(name, accepted);
@@ -56,6 +57,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
       root = checkRoot(formField(part.fields, request.query, 'root'));
       reuse = checkReuse(formField(part.fields, request.query, 'reuse'));
       targetsField = formField(part.fields, request.query, 'targets');
+      batchId = await checkBatch(ctx, formField(part.fields, request.query, 'batch'), principal.project);
       // A single file's targets are checked before a byte is stored; an archive's once its root is known.
       if (!kind.archive) checkTargets(targetsField, kind.format);
       else checkTargets(targetsField, undefined);
@@ -115,6 +117,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
         archiveRoot: archive?.root,
         contentSha256: tap.hex(),
         reuse,
+        batchId,
       });
     })().catch(async (err: unknown) => {
       await discard();

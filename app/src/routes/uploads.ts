@@ -13,7 +13,7 @@ import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
 import { checkQuality, checkUploadName } from '../file-names';
 import { HttpError } from '../http-errors';
-import { admitModel, checkReuse, checkRoot, classifyUpload, inspectArchive } from '../intake';
+import { admitModel, checkBatch, checkReuse, checkRoot, classifyUpload, inspectArchive } from '../intake';
 import { objectKeys } from '../storage';
 import { modelView } from './models';
 import { checkTargets, exportView, requestExports } from './exports';
@@ -24,6 +24,7 @@ const createBody = z.object({
   quality: z.string().optional(),
   root: z.string().optional(),
   reuse: z.boolean().optional(),
+  batch: z.string().optional(),
 });
 
 const completeBody = z.object({ root: z.string().optional(), targets: z.array(z.string()).optional() }).optional().nullable();
@@ -43,6 +44,7 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     const quality = checkQuality(parsed.data.quality);
     const root = checkRoot(parsed.data.root);
     const reuse = checkReuse(parsed.data.reuse);
+    const batchId = await checkBatch(ctx, parsed.data.batch, principal.project);
     if (root !== undefined && !kind.archive) throw new HttpError(400, 'root_without_archive', 'root names a file inside an archive; this upload is a single file');
     const size = parsed.data.size;
     if (size === 0) throw new HttpError(400, 'empty_file', `the file ${JSON.stringify(name)} is empty (0 bytes)`);
@@ -51,7 +53,7 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     const objectKey = objectKeys.input(principal.project, id, format);
     const expiresAt = new Date(Date.now() + presignExpiresSeconds * 1000);
     const uploadUrl = await ctx.storage.presignPut(ctx.storage.uploadsBucket, objectKey, size, presignExpiresSeconds);
-    await ctx.uploads.create({ id, project: principal.project, name, format, quality, size, objectKey, createdByKey: principal.keyId, expiresAt, archive: kind.archive ?? null, archiveRoot: root ?? null, reuse });
+    await ctx.uploads.create({ id, project: principal.project, name, format, quality, size, objectKey, createdByKey: principal.keyId, expiresAt, archive: kind.archive ?? null, archiveRoot: root ?? null, reuse, batchId: batchId ?? null });
     return reply.code(201).send({
       id,
       uploadUrl,
@@ -116,6 +118,7 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
       archive: upload.archive ?? undefined,
       archiveRoot: archive?.root,
       reuse: upload.reuse,
+      batchId: upload.batchId ?? undefined,
     }, { keepInputOnFailure: true }).catch(async (err: unknown) => {
       await ctx.db.query('UPDATE uploads SET completed_at = NULL WHERE id = $1', [upload.id]).catch(() => undefined);
       throw err;

@@ -10,6 +10,7 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { bullPrefix } from '../queue';
 import type { Redis } from '../redis';
+import { batchView } from '../batches';
 import { modelView } from '../routes/model-view';
 import { VERSION } from '../version';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './sign';
@@ -20,7 +21,8 @@ export const WEBHOOK_QUEUE = 'webhooks';
 
 /** The JSON body of a delivery: the event and the model as GET /api/v1/models/:id shows it. */
 export function eventBody(event: ModelEvent): string {
-  return JSON.stringify({ id: `evt_${event.id}`, type: event.type, createdAt: event.createdAt.toISOString(), data: { model: modelView(event.model) } });
+  const data = event.batch ? { batch: batchView(event.batch) } : { model: modelView(event.model!) };
+  return JSON.stringify({ id: `evt_${event.id}`, type: event.type, createdAt: event.createdAt.toISOString(), data });
 }
 
 export interface PostResult {

@@ -1,17 +1,20 @@
 // Webhook endpoints, their deliveries and the model events they carry, in PostgreSQL.
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db';
+import { type BatchRecord, batchFromJson } from '../batches';
 import { type Model, type Scope, isModelId, modelFromJson } from '../models';
 
-export const EVENT_TYPES = ['model.queued', 'model.converting', 'model.ready', 'model.failed', 'model.deleted'] as const;
+export const EVENT_TYPES = ['model.queued', 'model.converting', 'model.ready', 'model.failed', 'model.deleted', 'batch.ended'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface ModelEvent {
   id: number;
   project: string;
-  modelId: string;
   type: EventType;
-  model: Model;
+  /** model.* events: the model as it was at the change. */
+  model?: Model;
+  /** batch.ended: the batch with its counts. */
+  batch?: BatchRecord;
   createdAt: Date;
 }
 
@@ -41,12 +44,17 @@ export interface Delivery {
 interface EventRow {
   id: string;
   project: string;
-  model_id: string;
   type: EventType;
-  model: Record<string, unknown>;
+  data: Record<string, unknown>;
   created_at: Date;
 }
-const eventFromRow = (r: EventRow): ModelEvent => ({ id: Number(r.id), project: r.project, modelId: r.model_id, type: r.type, model: modelFromJson(r.model), createdAt: r.created_at });
+const eventFromRow = (r: EventRow): ModelEvent => ({
+  id: Number(r.id),
+  project: r.project,
+  type: r.type,
+  ...(r.type === 'batch.ended' ? { batch: batchFromJson(r.data) } : { model: modelFromJson(r.data) }),
+  createdAt: r.created_at,
+});
 
 interface WebhookRow {
   id: string;

@@ -1,0 +1,51 @@
+// /api/v1/batches: uploads held together, started at once, followed as one status.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ApiContext } from '../api-context';
+import { type Authenticate, scopeOf } from '../auth';
+import { batchView } from '../batches';
+import { HttpError } from '../http-errors';
+
+const createBody = z.object({ name: z.string().max(200).optional() }).optional().nullable();
+
+export function batchRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
+  const notFound = (id: string) => new HttpError(404, 'batch_not_found', `no batch ${JSON.stringify(id)} in this project`);
+
+  app.post('/api/v1/batches', async (request, reply) => {
+    const principal = await authenticate(request);
+    const body = createBody.safeParse(request.body);
+    if (!body.success) throw new HttpError(400, 'invalid_body', 'send no body, or JSON {"name": "..."}');
+    const batch = await ctx.batches.create({ project: principal.project, name: body.data?.name, createdByKey: principal.keyId });
+    return reply.code(201).header('location', `/api/v1/batches/${batch.id}`).send(batchView(batch));
+  });
+
+  app.get<{ Querystring: { limit?: string } }>('/api/v1/batches', async (request) => {
+    const principal = await authenticate(request);
+    const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, 'invalid_limit', 'limit must be a whole number from 1 to 1000');
+    return { batches: (await ctx.batches.list(scopeOf(principal), limit)).map(batchView) };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/batches/:id', async (request) => {
+    const principal = await authenticate(request);
+    const batch = await ctx.batches.get(request.params.id, scopeOf(principal));
+    if (!batch) throw notFound(request.params.id);
+    return batchView(batch);
+  });
+
+  // Queues every model of the batch; the batch ends (one batch.ended event) when all have ended.
+  app.post<{ Params: { id: string } }>('/api/v1/batches/:id/start', async (request) => {
+    const principal = await authenticate(request);
+    const scope = scopeOf(principal);
+    const started = await ctx.batches.start(request.params.id, scope);
+    if (!started) {
+      const batch = await ctx.batches.get(request.params.id, scope);
+      if (!batch) throw notFound(request.params.id);
+      throw new HttpError(409, 'batch_not_open', `the batch is ${batch.state} already`);
+    }
+    // The models were written queued; their jobs go now (the requeue sweep covers a failure here).
+    for (const model of started.toQueue) await ctx.queue.enqueue(model);
+    request.log.info({ batch: started.batch.id, models: started.toQueue.length }, 'batch started');
+    return batchView((await ctx.batches.get(started.batch.id, scope))!);
+  });
+}
