@@ -14,6 +14,7 @@ import { webhookRoutes } from './routes/webhooks';
 import { createWebhookStore } from './webhooks/store';
 import type { SessionService } from './streamer/session-service';
 import { viewerRoutes } from './viewer-static';
+import { registerOpenApi } from './openapi';
 
 export interface AppOptions {
   ctx: ApiContext;
@@ -43,6 +44,8 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
   // preservePath: the raw file name reaches our check, which refuses path-like names
   // instead of quietly taking their last segment.
   await app.register(multipart, { preservePath: true, limits: { fileSize: ctx.config.uploads.maxBytes, files: 1 } });
+  // Before the routes: it collects their schemas as they are added.
+  await registerOpenApi(app);
 
   // While PostgreSQL, Redis or S3 is down the api answers 503 at once instead of timing out.
   app.addHook('onRequest', async (request, reply) => {
@@ -102,6 +105,8 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
     reply.code(404).send(errorBody(404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 
+  // The description of the v1 API, as the routes declare it (no key needed to read it).
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   opsRoutes(app, ctx, authenticate);
   modelRoutes(app, ctx, authenticate, options.streaming);
   uploadRoutes(app, ctx, authenticate);

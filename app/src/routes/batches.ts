@@ -1,5 +1,6 @@
 // /api/v1/batches: uploads held together, started at once, followed as one status.
 import type { FastifyInstance } from 'fastify';
+import { routeSchemas } from '../openapi';
 import { z } from 'zod';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
@@ -11,7 +12,7 @@ const createBody = z.object({ name: z.string().max(200).optional() }).optional()
 export function batchRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
   const notFound = (id: string) => new HttpError(404, 'batch_not_found', `no batch ${JSON.stringify(id)} in this project`);
 
-  app.post('/api/v1/batches', async (request, reply) => {
+  app.post('/api/v1/batches', { schema: routeSchemas.createBatch }, async (request, reply) => {
     const principal = await authenticate(request);
     const body = createBody.safeParse(request.body);
     if (!body.success) throw new HttpError(400, 'invalid_body', 'send no body, or JSON {"name": "..."}');
@@ -19,14 +20,14 @@ export function batchRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     return reply.code(201).header('location', `/api/v1/batches/${batch.id}`).send(batchView(batch));
   });
 
-  app.get<{ Querystring: { limit?: string } }>('/api/v1/batches', async (request) => {
+  app.get<{ Querystring: { limit?: string } }>('/api/v1/batches', { schema: routeSchemas.listBatches }, async (request) => {
     const principal = await authenticate(request);
     const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, 'invalid_limit', 'limit must be a whole number from 1 to 1000');
     return { batches: (await ctx.batches.list(scopeOf(principal), limit)).map(batchView) };
   });
 
-  app.get<{ Params: { id: string } }>('/api/v1/batches/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/api/v1/batches/:id', { schema: routeSchemas.getBatch }, async (request) => {
     const principal = await authenticate(request);
     const batch = await ctx.batches.get(request.params.id, scopeOf(principal));
     if (!batch) throw notFound(request.params.id);
@@ -34,7 +35,7 @@ export function batchRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
   });
 
   // Queues every model of the batch; the batch ends (one batch.ended event) when all have ended.
-  app.post<{ Params: { id: string } }>('/api/v1/batches/:id/start', async (request) => {
+  app.post<{ Params: { id: string } }>('/api/v1/batches/:id/start', { schema: routeSchemas.startBatch }, async (request) => {
     const principal = await authenticate(request);
     const scope = scopeOf(principal);
     const started = await ctx.batches.start(request.params.id, scope);

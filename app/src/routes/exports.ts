@@ -1,6 +1,7 @@
 // /api/v1/models/:id/exports: derived files of a model (STL, OBJ + MTL, plain GLB, and STEP or
 // IGES for B-rep uploads), asked for with the upload (`targets`) or later on a ready model.
 import type { FastifyInstance } from 'fastify';
+import { routeSchemas } from '../openapi';
 import { z } from 'zod';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
@@ -55,7 +56,7 @@ export function exportRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     return model;
   };
 
-  app.post<{ Params: { id: string } }>('/api/v1/models/:id/exports', async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/api/v1/models/:id/exports', { schema: routeSchemas.requestExports }, async (request, reply) => {
     const principal = await authenticate(request);
     const model = await findModel(request, principal);
     const body = postBody.safeParse(request.body);
@@ -67,13 +68,13 @@ export function exportRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     return reply.code(202).send({ exports: rows.map(exportView) });
   });
 
-  app.get<{ Params: { id: string } }>('/api/v1/models/:id/exports', async (request) => {
+  app.get<{ Params: { id: string } }>('/api/v1/models/:id/exports', { schema: routeSchemas.listExports }, async (request) => {
     const principal = await authenticate(request);
     const model = await findModel(request, principal);
     return { exports: (await ctx.exports.list(model.id)).map(exportView) };
   });
 
-  app.get<{ Params: { id: string; format: string } }>('/api/v1/models/:id/exports/:format', async (request, reply) => {
+  app.get<{ Params: { id: string; format: string } }>('/api/v1/models/:id/exports/:format', { schema: routeSchemas.getExport }, async (request, reply) => {
     const principal = await authenticate(request);
     const model = await findModel(request, principal);
     const format = request.params.format as Target;

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { PassThrough, pipeline } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { routeSchemas } from '../openapi';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
 import { sha256Tap } from '../content-hash';
@@ -27,7 +28,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
   const accepted = ctx.config.uploads.acceptedExtensions;
   const maxBytes = ctx.config.uploads.maxBytes;
 
-  app.post('/api/v1/models', async (request, reply) => {
+  app.post('/api/v1/models', { schema: routeSchemas.uploadModel }, async (request, reply) => {
     const principal = await authenticate(request);
     if (!request.isMultipart()) {
       throw new HttpError(415, 'not_multipart', 'send the file as multipart/form-data in a field named "file"');
@@ -132,7 +133,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
       .send({ ...modelView(model), ...(exports.length ? { exports: exports.map(exportView) } : {}) });
   });
 
-  app.get('/api/v1/models', async (request) => {
+  app.get('/api/v1/models', { schema: routeSchemas.listModels }, async (request) => {
     const principal = await authenticate(request);
     const query = request.query as Record<string, string | undefined>;
     const limit = query.limit === undefined ? 100 : Number(query.limit);
@@ -145,7 +146,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     return { models: models.map(modelView) };
   });
 
-  app.get<{ Params: { id: string } }>('/api/v1/models/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/api/v1/models/:id', { schema: routeSchemas.getModel }, async (request) => {
     const principal = await authenticate(request);
     const model = await ctx.models.get(request.params.id, scopeOf(principal));
     if (!model) throw notFound(request.params.id);
@@ -153,7 +154,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     return { ...modelView(model), ...(exports.length ? { exports: exports.map(exportView) } : {}) };
   });
 
-  app.get<{ Params: { id: string; name: string } }>('/api/v1/models/:id/files/:name', async (request, reply) => {
+  app.get<{ Params: { id: string; name: string } }>('/api/v1/models/:id/files/:name', { schema: routeSchemas.getModelFile }, async (request, reply) => {
     const principal = await authenticate(request);
     const model = await ctx.models.get(request.params.id, scopeOf(principal));
     if (!model) throw notFound(request.params.id);
@@ -177,7 +178,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     return reply.send(object.body);
   });
 
-  app.delete<{ Params: { id: string } }>('/api/v1/models/:id', async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/api/v1/models/:id', { schema: routeSchemas.deleteModel }, async (request, reply) => {
     const principal = await authenticate(request);
     const model = await ctx.models.remove(request.params.id, scopeOf(principal));
     if (!model) throw notFound(request.params.id);
@@ -198,7 +199,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
 
   // Body: nothing or {} for a new session; {"resume": "<sessionId>"} to resume one (on whichever
   // streamer is least loaded now). The client then opens streamUrl as is.
-  app.post<{ Params: { id: string } }>('/api/v1/models/:id/sessions', async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/api/v1/models/:id/sessions', { schema: routeSchemas.openSession }, async (request, reply) => {
     const principal = await authenticate(request);
     const model = await ctx.models.get(request.params.id, scopeOf(principal));
     if (!model) throw notFound(request.params.id);

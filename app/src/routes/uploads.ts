@@ -8,6 +8,7 @@
 // them (and a ready model with the same bytes is reused there, without a conversion).
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { routeSchemas } from '../openapi';
 import { z } from 'zod';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
@@ -32,7 +33,7 @@ const completeBody = z.object({ root: z.string().optional(), targets: z.array(z.
 export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
   const { maxPresignedBytes, presignExpiresSeconds, acceptedExtensions } = ctx.config.uploads;
 
-  app.post('/api/v1/uploads', async (request, reply) => {
+  app.post('/api/v1/uploads', { schema: routeSchemas.createUpload }, async (request, reply) => {
     const principal = await authenticate(request);
     const parsed = createBody.safeParse(request.body);
     if (!parsed.success) {
@@ -64,7 +65,7 @@ export function uploadRoutes(app: FastifyInstance, ctx: ApiContext, authenticate
     });
   });
 
-  app.post<{ Params: { id: string } }>('/api/v1/uploads/:id/complete', async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/api/v1/uploads/:id/complete', { schema: routeSchemas.completeUpload }, async (request, reply) => {
     const principal = await authenticate(request);
     const scope = scopeOf(principal);
     const body = completeBody.safeParse(request.body);

@@ -1,6 +1,7 @@
 // /api/v1/webhooks: a project's endpoints for model state changes, and their delivery log.
 // /api/v1/events: the same events as a Server-Sent Events stream, for the viewer and scripts.
 import type { FastifyInstance } from 'fastify';
+import { routeSchemas } from '../openapi';
 import { z } from 'zod';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
@@ -33,7 +34,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
   const policy = ctx.config.webhooks.policy;
   const notFound = (id: string) => new HttpError(404, 'webhook_not_found', `no webhook ${JSON.stringify(id)} in this project`);
 
-  app.post('/api/v1/webhooks', async (request, reply) => {
+  app.post('/api/v1/webhooks', { schema: routeSchemas.createWebhook }, async (request, reply) => {
     const principal = await authenticate(request);
     const parsed = createBody.safeParse(request.body);
     if (!parsed.success) {
@@ -59,18 +60,18 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     return reply.code(201).header('cache-control', 'no-store').send({ ...webhookView(webhook), secret });
   });
 
-  app.get('/api/v1/webhooks', async (request) => {
+  app.get('/api/v1/webhooks', { schema: routeSchemas.listWebhooks }, async (request) => {
     const principal = await authenticate(request);
     return { webhooks: (await store.list(scopeOf(principal))).map(webhookView) };
   });
 
-  app.delete<{ Params: { id: string } }>('/api/v1/webhooks/:id', async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/api/v1/webhooks/:id', { schema: routeSchemas.deleteWebhook }, async (request, reply) => {
     const principal = await authenticate(request);
     if (!(await store.remove(request.params.id, scopeOf(principal)))) throw notFound(request.params.id);
     return reply.code(204).send();
   });
 
-  app.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/api/v1/webhooks/:id/deliveries', async (request) => {
+  app.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/api/v1/webhooks/:id/deliveries', { schema: routeSchemas.listDeliveries }, async (request) => {
     const principal = await authenticate(request);
     const webhook = await store.get(request.params.id, scopeOf(principal));
     if (!webhook) throw notFound(request.params.id);
@@ -82,7 +83,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
   // Server-Sent Events: `id: <event id>`, `event: <type>`, `data: <the webhook body>`. A client
   // that reconnects with Last-Event-ID gets what it missed (events are kept
   // CADFLEET_EVENTS_RETENTION_HOURS); `?after=0` replays everything kept.
-  app.get<{ Querystring: { after?: string } }>('/api/v1/events', async (request, reply) => {
+  app.get<{ Querystring: { after?: string } }>('/api/v1/events', { schema: routeSchemas.events }, async (request, reply) => {
     const principal = await authenticate(request);
     const scope = scopeOf(principal);
     const from = request.headers['last-event-id'] ?? request.query.after;
