@@ -16,6 +16,7 @@ export const NAME = process.env.CADFLEET_TEST_FLEET ?? 'cft';
 export const SUBNET = process.env.CADFLEET_TEST_SUBNET ?? '10.213.250.0/24';
 // CADFLEET_TEST_STATE: an existing state folder (a fleet left up by hand), for running single scenarios against it.
 export const state = process.env.CADFLEET_TEST_STATE ?? tempDir('cadfleet-fleet-');
+export const fleet = planFleet(parseFleetSpec({ name: NAME, subnet: SUBNET }));
 // Stall detection shortened, so a job held by a dead worker host moves on within seconds.
 // A streamer's drain is cut short (3 s), so an upgrade under load makes some sessions resume.
 export const SERVICE_ENV = JSON.stringify({
@@ -24,9 +25,13 @@ export const SERVICE_ENV = JSON.stringify({
   CADFLEET_NODE_TTL_MS: '6000',
   CADFLEET_HEARTBEAT_INTERVAL_MS: '1000',
   CADFLEET_DRAIN_TIMEOUT_MS: '3000',
+  // The webhook receiver of the features scenario runs on this machine, the fleet's gateway:
+  // admitted on purpose, over plain HTTP; every other private address stays refused.
+  CADFLEET_WEBHOOK_ALLOW_HTTP: 'true',
+  CADFLEET_WEBHOOK_ALLOW_NETWORKS: `${fleet.gateway}/32`,
+  CADFLEET_WEBHOOK_BACKOFF_MS: '500',
 });
 export const env = { CADFLEET_LOCAL_FLEET: NAME, CADFLEET_LOCAL_STATE: state, CADFLEET_RELEASES_DIR: path.join(state, 'releases'), CADFLEET_SERVICE_ENV: SERVICE_ENV };
-export const fleet = planFleet(parseFleetSpec({ name: NAME, subnet: SUBNET }));
 export const root = path.join(state, NAME);
 /** A host's node id / hostname (`cft-api-1`) and address, by its short name (`api-1`). */
 export const id = (host: string): string => `${NAME}-${host}`;

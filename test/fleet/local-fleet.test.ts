@@ -15,6 +15,7 @@ import { decoderReady, openStream } from '../streamer/client';
 import { NAME, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, patch, root, ssh, state, statusJson, variantTree } from './context';
 import { awsWayScenarios } from './aws-way';
 import { reliabilityScenarios } from './reliability';
+import { featureScenarios } from './features';
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('the local fleet tests need root (namespaces, bridges, systemd-nspawn); run them as root, as CI does');
@@ -247,6 +248,7 @@ describe('the local fleet', () => {
     }
   }, 1_500_000);
 
+  featureScenarios();
   reliabilityScenarios();
 
   it('stops and starts a single host; a stopped streamer leaves the LB and comes back without a deploy', async () => {

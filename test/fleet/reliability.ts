@@ -307,33 +307,38 @@ export function slowStream(url: string, have: string[], ackMs: number) {
 }
 
 /** An upload as a well-behaved client sends it: a 429 (the LB's per-address limits) is tried again a second later. */
-async function uploadRetrying(name: string, content: Buffer): Promise<Answer> {
+async function uploadRetrying(name: string, content: Buffer, query?: string): Promise<Answer> {
   for (let attempt = 0; ; attempt++) {
-    const a = await upload(name, content);
+    const a = await upload(name, content, { query });
     if (a.status !== 429 || attempt === 10) return a;
     await sleep(1000);
   }
 }
 
 /** Uploads six at a time: the LB admits 8 uploads in progress per address (nginx_lb_upload_connections). */
-async function uploadAll(files: Array<{ name: string; content: Buffer }>): Promise<Answer[]> {
+async function uploadAll(files: Array<{ name: string; content: Buffer }>, query?: string): Promise<Answer[]> {
   const answers: Answer[] = [];
-  for (let i = 0; i < files.length; i += 6) answers.push(...(await Promise.all(files.slice(i, i + 6).map((f) => uploadRetrying(f.name, f.content)))));
+  for (let i = 0; i < files.length; i += 6) answers.push(...(await Promise.all(files.slice(i, i + 6).map((f) => uploadRetrying(f.name, f.content, query)))));
   return answers;
 }
 
 export function reliabilityScenarios(): void {
-  it('loses no conversion when a worker host dies in the middle of a batch of 20: each ends ready (or failed with its reason), converted once', async () => {
+  it('loses no conversion when a worker host dies in the middle of a batch of 50: each ends ready (or failed with its reason), converted once, and the batch ends once', async () => {
     const step = fs.readFileSync(cax('as1-oc-214.stp'));
-    const files = Array.from({ length: 20 }, (_, i) => {
+    const files = Array.from({ length: 50 }, (_, i) => {
       if (i === 7) return { name: 'truncated.stp', content: step.subarray(0, step.length >> 1), bad: true };
       if (i === 13) return { name: 'picture.stp', content: Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(4096, 7)]), bad: true };
       const sample = i % 2 ? 'as1-oc-214.stp' : 'dm1-oc-214.stp';
       return { name: `batch-${i}-${sample}`, content: fs.readFileSync(cax(sample)), bad: false };
     });
-    const answers = await uploadAll(files);
+    // A batch (POST /api/v1/batches): its models wait until it starts, then all are queued at once.
+    const batch = await request('POST', '/api/v1/batches', { body: JSON.stringify({ name: 'worker-kill' }), headers: { 'content-type': 'application/json' } });
+    expect(batch.status, batch.body.toString()).toBe(201);
+    const batchId = String(batch.json.id);
+    const answers = await uploadAll(files, `?batch=${batchId}`);
     expect(answers.map((a) => a.status), answers.map((a) => a.body.toString().slice(0, 200)).join('\n')).toEqual(files.map(() => 201));
     const ids = answers.map((a) => a.json.id!);
+    expect((await request('POST', `/api/v1/batches/${batchId}/start`)).json.state).toBe('started');
     // Pull the plug on worker-1 while the registry says it is converting.
     let busy = false;
     for (let i = 0; i < 120 && !busy; i++) {
@@ -346,9 +351,14 @@ export function reliabilityScenarios(): void {
     const killedAt = Date.now();
     onTestFinished(async () => void (await cli('local', 'up')));
     await killHost('worker-1');
-    const states = await settle(ids, 240);
+    const states = await settle(ids, 300);
     const took = Date.now() - killedAt;
     keep(states, ids);
+    // One status for the batch, and one batch.ended event (the trigger ends it once).
+    await until('the batch ending', async () => (await request('GET', `/api/v1/batches/${batchId}`)).json.state === 'ended', 60);
+    expect((await request('GET', `/api/v1/batches/${batchId}`)).json).toMatchObject({ total: 50, counts: { queued: 0, converting: 0, ready: 48, failed: 2 } });
+    const endedEvents = psql('cadfleet', ['-tA', '-c', `SELECT count(*) FROM model_events WHERE type = 'batch.ended' AND batch_id = '${batchId}'`]);
+    expect(endedEvents.out.trim(), endedEvents.err).toBe('1');
     files.forEach((f, i) => {
       const m = states.get(ids[i]!);
       if (f.bad) {
@@ -373,8 +383,8 @@ export function reliabilityScenarios(): void {
     expect(ssh('worker-1', 'systemctl', 'is-active', 'cadfleet-worker').out).toBe('active');
     report.faults.push({
       fault: 'worker host killed (worker-1)',
-      during: 'a batch of 20 uploads through the LB (18 STEP assemblies, 2 bad files)',
-      outcome: `18/18 ready, each converted once (one \`ready\` attempt per model); the 2 bad files \`failed\` with their reason; ${takenOver} attempt(s) held by worker-1 taken over; by host: ${Object.entries(byWorker).map(([w, n]) => `${w} ${n}`).join(', ')}`,
+      during: 'a batch (POST /api/v1/batches) of 50 uploads through the LB (48 STEP assemblies, 2 bad files), started at once',
+      outcome: `48/48 ready, each converted once (one \`ready\` attempt per model); the 2 bad files \`failed\` with their reason; the batch ended once (48 ready, 2 failed); ${takenOver} attempt(s) held by worker-1 taken over; by host: ${Object.entries(byWorker).map(([w, n]) => `${w} ${n}`).join(', ')}`,
       recovery: `last job done ${seconds(took)} after the kill; \`local up\` brought worker-1 back`,
     });
     report.passed.add('worker');
