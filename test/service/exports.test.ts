@@ -159,6 +159,29 @@ describe('target formats', () => {
     expect(back.triangles).toBeGreaterThan(converted.triangles * 0.9);
   });
 
+  it('makes STEP and STL from an IGES upload, and the mesh targets from an IFC building', async () => {
+    const igesFile = path.join(tempDir('cadfleet-iges-'), 'cube.igs');
+    fs.copyFileSync(path.join(ROOT, 'node_modules/occt-import-js/test/testfiles/cube-10x10mm/Cube 10x10.igs'), igesFile);
+    const iges = await upload(igesFile, { targets: 'step,stl' });
+    expect(iges.status, JSON.stringify(iges.body)).toBe(201);
+    const igesModel = await client.waitForState(String(iges.body.id), ['ready']);
+    const igesExports = await exportsReady(String(iges.body.id), ['step', 'stl']);
+    expect([igesExports.step!.state, igesExports.stl!.state], JSON.stringify(igesExports)).toEqual(['ready', 'ready']);
+    const back = await readBack('cube.step', await download(String(iges.body.id), 'step'));
+    const igesBox = (JSON.parse(Buffer.from(await (await client.request('GET', `/api/v1/models/${String(iges.body.id)}/files/manifest.json`)).arrayBuffer()).toString('utf8')) as { bbox: { min: number[]; max: number[] } }).bbox;
+    expect(closeTo(back.bbox.min, igesBox.min, 0.01) && closeTo(back.bbox.max, igesBox.max, 0.01)).toBe(true);
+    expect(igesExports.stl!.triangles).toBe((igesModel.stats as { triangles: number }).triangles);
+
+    const ifc = '/usr/share/assimp/models/IFC/AC14-FZK-Haus.ifc';
+    if (!fs.existsSync(ifc)) throw new Error(`${ifc} is missing: install Debian's assimp-testmodels (scripts/setup.sh does)`);
+    expect((await upload(ifc, { targets: 'step' })).body).toMatchObject({ code: 'target_not_applicable' });
+    const house = await upload(ifc, { targets: 'stl,obj,glb' });
+    const houseModel = await client.waitForState(String(house.body.id), ['ready'], { timeoutMs: 120_000 });
+    const houseExports = await exportsReady(String(house.body.id), ['stl', 'obj', 'glb']);
+    for (const e of Object.values(houseExports)) expect(e.state, `${e.format}: ${e.error}`).toBe('ready');
+    expect(houseExports.stl!.triangles).toBe((houseModel.stats as { triangles: number }).triangles);
+  });
+
   it('refuses a target on a failed model, and fails the targets that waited for it', async () => {
     const bad = path.join(tempDir('cadfleet-bad-'), 'broken.stp');
     fs.writeFileSync(bad, 'ISO-10303-21;\nHEADER;\nENDSEC;\nDATA;\n#1=GARBAGE;\nENDSEC;\nEND-ISO-10303-21;\n');
