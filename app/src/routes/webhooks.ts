@@ -10,6 +10,7 @@ import { eventBody } from '../webhooks/deliver';
 import { newWebhookSecret } from '../webhooks/sign';
 import { WebhookUrlError, checkWebhookUrl, resolveWebhookUrl } from '../webhooks/ssrf';
 import { type Delivery, EVENT_TYPES, type Webhook, type WebhookStore } from '../webhooks/store';
+import { createEventTail } from '../webhooks/tail';
 
 const createBody = z.object({
   url: z.string().max(2048),
@@ -32,6 +33,8 @@ const deliveryView = (d: Delivery) => ({
 
 export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate, store: WebhookStore): void {
   const policy = ctx.config.webhooks.policy;
+  const tail = createEventTail(store, ctx.config.events.pollMs, ctx.log);
+  app.addHook('onClose', async () => tail.close());
   const notFound = (id: string) => new HttpError(404, 'webhook_not_found', `no webhook ${JSON.stringify(id)} in this project`);
 
   app.post('/api/v1/webhooks', { schema: routeSchemas.createWebhook }, async (request, reply) => {
@@ -87,7 +90,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     const principal = await authenticate(request);
     const scope = scopeOf(principal);
     const from = request.headers['last-event-id'] ?? request.query.after;
-    let last = from === undefined ? await store.lastEventId() : Number(from);
+    const last = from === undefined ? await tail.head() : Number(from);
     if (!Number.isInteger(last) || last < 0) throw new HttpError(400, 'invalid_event_id', 'Last-Event-ID (or after) must be an event id, a whole number');
     reply.hijack();
     const res = reply.raw;
@@ -99,26 +102,26 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
       'x-accel-buffering': 'no',
     });
     res.write(`retry: 2000\n: connected, after event ${last}\n\n`);
-    let open = true;
-    request.raw.on('close', () => (open = false));
-    let beat = Date.now();
-    while (open && !ctx.closing()) {
-      try {
-        const events = await store.eventsAfter(last, scope, 500);
-        for (const event of events) {
-          res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${eventBody(event)}\n\n`);
-          last = event.id;
-        }
-        // A comment now and then keeps the LB and any proxy from taking the stream for idle.
-        if (Date.now() - beat > 15_000) {
-          res.write(': keep-alive\n\n');
-          beat = Date.now();
-        }
-      } catch (err) {
-        request.log.debug({ err }, 'event stream read failed; trying again');
-      }
-      await new Promise((r) => setTimeout(r, ctx.config.events.pollMs));
-    }
+    // The api's one event reader sends this stream its project's events.
+    const unsubscribe = tail.subscribe({
+      scope,
+      last,
+      send: (events) => {
+        for (const event of events) res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${eventBody(event)}\n\n`);
+      },
+    });
+    // A comment now and then keeps the LB and any proxy from taking the stream for idle.
+    const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    // Until the client goes, or the api shuts down (the client reconnects elsewhere with Last-Event-ID).
+    await new Promise<void>((resolve) => {
+      const closing = setInterval(() => ctx.closing() && resolve(), 200);
+      request.raw.on('close', () => {
+        clearInterval(closing);
+        resolve();
+      });
+    });
+    clearInterval(beat);
+    unsubscribe();
     res.end();
   });
 }
