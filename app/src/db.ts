@@ -81,6 +81,15 @@ export async function createDb(
     query: (text, params) => withAuthRetry(() => pool.query(text, params)),
     async tx(fn) {
       const client = await withAuthRetry(() => pool.connect());
+      // A checked-out client has no pool listener: its connection dying in the middle of the
+      // transaction (a database restart) emits 'error' on the client itself, which would end the
+      // process. The failing query rejects as well; the client is then destroyed, not reused.
+      let broken: Error | undefined;
+      const onError = (err: Error): void => {
+        broken = err;
+        log.warn({ err }, 'PostgreSQL connection failed during a transaction');
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(client);
@@ -90,7 +99,8 @@ export async function createDb(
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(broken);
       }
     },
     async ping() {

@@ -178,8 +178,10 @@ describe('the local fleet', () => {
     // take jobs that v2 apis enqueued with the new field.
     const v2 = `${e2e.version}-v2`;
     const v2Tree = variantTree(path.join(work, 'v2'), (tree) => {
+      // After every migration the tree has: node-pg-migrate refuses one that sorts before an applied one.
+      const next = Math.max(...fs.readdirSync(path.join(tree, 'app/migrations')).map((f) => Number(f.split('_')[0]))) + 1;
       fs.writeFileSync(
-        path.join(tree, 'app/migrations/1763900000000_upgrade-test-column.sql'),
+        path.join(tree, `app/migrations/${next}_upgrade-test-column.sql`),
         '-- Up Migration\nALTER TABLE models ADD COLUMN upgrade_test_note text;\n\n-- Down Migration\nALTER TABLE models DROP COLUMN upgrade_test_note;\n',
       );
       patch(path.join(tree, 'app/src/queue.ts'), '  inputKey: string;\n}', "  inputKey: string;\n  submittedBy?: string;\n}");
