@@ -39,17 +39,19 @@ export interface ConversionQueue {
 
 export const bullPrefix = (config: Config['redis']): string => `${config.prefix}:bull`;
 
+/** Retries with backoff as the settings say; finished jobs kept a while for the status page and debugging (PostgreSQL holds the lasting state). */
+export const jobDefaults = (config: Pick<Config, 'worker'>) => ({
+  attempts: config.worker.attempts,
+  backoff: { type: 'exponential', delay: config.worker.backoffMs },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+});
+
 export function createConversionQueue(connection: Redis, config: Pick<Config, 'redis' | 'worker'>): ConversionQueue {
   const queue = new Queue<ConversionJobData, ConversionJobResult>(CONVERSION_QUEUE, {
     connection,
     prefix: bullPrefix(config.redis),
-    defaultJobOptions: {
-      attempts: config.worker.attempts,
-      backoff: { type: 'exponential', delay: config.worker.backoffMs },
-      // Kept for a while for the status page and debugging; PostgreSQL holds the lasting state.
-      removeOnComplete: { age: 24 * 3600, count: 10_000 },
-      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
-    },
+    defaultJobOptions: jobDefaults(config),
   });
   queue.on('error', () => undefined);
   return {

@@ -10,7 +10,7 @@ import type { Config } from '../config';
 import type { Db } from '../db';
 import type { Logger } from '../logger';
 import type { Model } from '../models';
-import { bullPrefix } from '../queue';
+import { bullPrefix, jobDefaults } from '../queue';
 import type { Redis } from '../redis';
 import { type Storage, objectKeys } from '../storage';
 import { MESH_TARGETS, TARGET_FILES, type Target, runExport } from './index';
@@ -139,12 +139,7 @@ export function createExportQueue(connection: Redis, config: Pick<Config, 'redis
   const queue = new Queue<{ modelId: string; format: Target }>(EXPORT_QUEUE, {
     connection,
     prefix: bullPrefix(config.redis),
-    defaultJobOptions: {
-      attempts: config.worker.attempts,
-      backoff: { type: 'exponential', delay: config.worker.backoffMs },
-      removeOnComplete: { age: 24 * 3600, count: 10_000 },
-      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
-    },
+    defaultJobOptions: jobDefaults(config),
   });
   queue.on('error', () => undefined);
   return {
