@@ -220,7 +220,7 @@ describe('batches', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ state: 'open', total: 0 });
     const batch = created.body.id;
-    const bad = '/tmp/cadfleet-batch-bad.stp';
+    const bad = (await import('node:path')).join((await import('../helpers/convert')).tempDir('cadfleet-batch-'), 'bad.stp');
     (await import('node:fs')).writeFileSync(bad, 'ISO-10303-21;\nHEADER;\nENDSEC;\nDATA;\n#1=GARBAGE;\nENDSEC;\nEND-ISO-10303-21;\n');
     const ids: string[] = [];
     for (const file of [SAMPLES.cube, SAMPLES.stlBox, SAMPLES.assembly, bad]) {
