@@ -211,8 +211,14 @@ describe('an export over its time limit', () => {
       expect(slow.alive()).toBe(true);
       const next = await upload(SAMPLES.cube, {});
       expect((await client.waitForState(String(next.body.id), ['ready', 'failed'])).state).toBe('ready');
-    } finally {
+      // Asked again on a worker with the normal limit, the failed export runs anew and is made.
       await slow.stop();
+      worker = await h.start('worker', { nodeId: 'worker-2' });
+      const again = await client.json('POST', `/api/v1/models/${id}/exports`, { body: JSON.stringify({ targets: ['step'] }), headers: { 'content-type': 'application/json' } });
+      expect(again.status).toBe(202);
+      await eventually(async () => (await client.json<ExportJson>('GET', `/api/v1/models/${id}/exports/step`)).body.state === 'ready', 'the export made on the second request', 60_000);
+    } finally {
+      if (slow.alive()) await slow.stop();
     }
   });
 });

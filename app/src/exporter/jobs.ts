@@ -144,6 +144,12 @@ export function createExportQueue(connection: Redis, config: Pick<Config, 'redis
   queue.on('error', () => undefined);
   return {
     async enqueue(modelId, formats) {
+      // A job id stays taken while BullMQ keeps the finished job: an export asked for again
+      // after it failed would be ignored. Finished jobs go first; a waiting or running one stays.
+      for (const format of formats) {
+        const job = await queue.getJob(`${modelId}.${format}`);
+        if (job && ((await job.isFailed()) || (await job.isCompleted()))) await job.remove().catch(() => undefined);
+      }
       if (formats.length) await queue.addBulk(formats.map((format) => ({ name: 'export', data: { modelId, format }, opts: { jobId: `${modelId}.${format}` } })));
     },
     close: () => queue.close(),
