@@ -237,7 +237,8 @@ describe('the cloudwatch_agent role, rendered by ansible', () => {
         p.roles?.some((r) => r.role === 'cloudwatch_agent'),
       );
       expect(plays, playbook).toHaveLength(1);
-      expect(plays[0]!.hosts.split(':').sort()).toEqual(['api', 'lb', 'streamer', 'worker']);
+      // Less the hosts a deploy leaves out for their record (site.yml's `!cadfleet_deploy_current`).
+      expect(plays[0]!.hosts.split(':').filter((p) => !p.startsWith('!')).sort()).toEqual(['api', 'lb', 'streamer', 'worker']);
       expect(plays[0]!.roles!.find((r) => r.role === 'cloudwatch_agent')!.when).toMatch(/cadfleet_provider.*==\s*'aws'/);
     }
   }, 60_000);

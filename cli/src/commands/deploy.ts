@@ -14,9 +14,10 @@ export function deployCommand(): Command {
     .option('--version <version>', 'name the release built from the working tree (default: its content hash)')
     .option('--json', 'print the report as JSON')
     .option('--lock-wait <duration>', 'wait this long for another deploy, upgrade or rollback to finish (30s, 10m)', '0')
+    .option('--full', 'configure every host in full: by default a host this same deploy (same release, settings and playbooks) already configured, running its services, is left out')
     .option('-v, --verbose', 'print every line of Ansible output')
     .addHelpText('after', '\nExamples:\n  $ sudo cadfleet deploy --env local\n  $ sudo cadfleet deploy --env local --limit data')
-    .action(async (opts: { env: string; limit?: string; version?: string; json?: boolean; verbose?: boolean; lockWait: string }) => {
+    .action(async (opts: { env: string; limit?: string; version?: string; json?: boolean; verbose?: boolean; full?: boolean; lockWait: string }) => {
       try {
         if (opts.env !== 'local') {
           // AWS hosts are configured by their image and boot script (stacks/user-data.ts), not by
@@ -42,6 +43,7 @@ export function deployCommand(): Command {
           runner: systemRunner,
           limit: opts.limit,
           version: opts.version,
+          full: opts.full,
           log: (line) => process.stderr.write(`${line}\n`),
           onLine: (line) => {
             if (opts.verbose) return void process.stderr.write(`${line}\n`);

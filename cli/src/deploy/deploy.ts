@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,8 @@ export interface DeployOptions {
    * once the deploy succeeded, for hosts that boot by themselves. @default true without `limit`
    */
   publish?: boolean;
+  /** Configure every host in full, even those whose record says this deploy already configured them. */
+  full?: boolean;
 }
 
 export interface DeployReport {
@@ -127,6 +130,21 @@ export interface PlaybookResult {
   log: string;
 }
 
+/**
+ * What decides a host's configuration in a deploy, as one sha256: every file of the Ansible
+ * content (playbooks, group_vars, roles, ansible.cfg), the variables and the inventory. site.yml
+ * leaves out a host whose record of the last deploy that completed there holds the same digest
+ * (and that runs this release and its services): anything that could change a host changes it.
+ */
+export function deployDigest(ansibleRoot: string, vars: string, inventory: string): string {
+  const hash = createHash('sha256');
+  const files = (fs.readdirSync(ansibleRoot, { recursive: true, encoding: 'utf8' }) as string[])
+    .filter((f) => !f.split(path.sep).includes('__pycache__') && fs.statSync(path.join(ansibleRoot, f)).isFile())
+    .sort();
+  for (const file of files) hash.update(`${file}\0`).update(fs.readFileSync(path.join(ansibleRoot, file))).update('\0');
+  return hash.update(`vars\0${vars}\0inventory\0${inventory}`).digest('hex');
+}
+
 /** Writes the inventory and the variables (0600), runs one playbook, and reads what happened. */
 export async function runPlaybook(opts: DeployOptions, release: Release, playbook: string): Promise<PlaybookResult> {
   const started = performance.now();
@@ -142,7 +160,9 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
     fs.writeFileSync(inventory, `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`);
   }
   const varsFile = path.join(dir, 'vars.json');
-  fs.writeFileSync(varsFile, `${JSON.stringify(aws ? await awsReleaseVars(opts.env.outputs, release) : await localVars(opts, release))}\n`, { mode: 0o600 });
+  const vars = aws ? await awsReleaseVars(opts.env.outputs, release) : await localVars(opts, release);
+  const digest = deployDigest(ansibleDir(), JSON.stringify(vars), fs.existsSync(inventory) ? fs.readFileSync(inventory, 'utf8') : inventory);
+  fs.writeFileSync(varsFile, `${JSON.stringify({ ...vars, cadfleet_deploy_digest: digest, cadfleet_deploy_full: opts.full ?? false })}\n`, { mode: 0o600 });
   const secrets = aws ? null : ensureLocalSecrets(opts.stateRoot);
   const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);
   const argv = ansiblePlaybookArgv({ playbook, inventory, varsFile, limit: opts.limit });

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ansibleDir, runPlaybook } from '../../../cli/src/deploy/deploy';
+import { ansibleDir, deployDigest, runPlaybook } from '../../../cli/src/deploy/deploy';
 import type { Environment } from '../../../cli/src/environment';
 import { systemRunner } from '../../../cli/src/local/exec';
 import type { Release } from '../../../cli/src/release/bundle';
@@ -65,5 +65,30 @@ describe('runPlaybook', () => {
     expect(r.ok).toBe(false);
     expect(r.failures).toEqual([{ host: 'this machine', task: 'start ansible-playbook', message: expect.stringMatching(/^ansible-playbook is not installed: apt-get install ansible/) }]);
     expect(fs.readFileSync(r.log, 'utf8')).toMatch(/ansible-playbook could not be started: spawn ansible-playbook ENOENT/);
+  });
+});
+
+describe('deployDigest', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir('cadfleet-digest-');
+    fs.mkdirSync(path.join(dir, 'roles/x/templates'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'ansible.cfg'), '[defaults]\n');
+    fs.writeFileSync(path.join(dir, 'roles/x/templates/a.j2'), 'A={{ a }}\n');
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('changes with any file of the Ansible content, the variables or the inventory, and only then', () => {
+    const base = deployDigest(dir, '{"a":1}', 'inventory');
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
+    expect(deployDigest(dir, '{"a":1}', 'inventory')).toBe(base);
+    expect(deployDigest(dir, '{"a":2}', 'inventory')).not.toBe(base);
+    expect(deployDigest(dir, '{"a":1}', 'inventory 2')).not.toBe(base);
+    fs.writeFileSync(path.join(dir, 'roles/x/templates/a.j2'), 'A={{ a }} \n');
+    expect(deployDigest(dir, '{"a":1}', 'inventory')).not.toBe(base);
+  });
+
+  it('covers the real Ansible content', () => {
+    expect(deployDigest(ansibleDir(), '{}', '')).toBe(deployDigest(ansibleDir(), '{}', ''));
   });
 });
