@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VIEWER_CSP } from '../../app/src/viewer-static';
 import { authorizeKeyScript, ensureRunKey } from '../../cli/src/aws/run-key';
 import { shellQuote } from '../../cli/src/commands/keys';
@@ -12,7 +12,7 @@ import { runCli } from '../helpers/cli';
 import { tempDir, validateGlb } from '../helpers/convert';
 import { cax, stlSample } from '../helpers/samples';
 import { decoderReady, openStream } from '../streamer/client';
-import { NAME, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, patch, root, ssh, state, statusJson, variantTree } from './context';
+import { NAME, SERVICE_ENV, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, patch, root, ssh, state, statusJson, variantTree } from './context';
 import { awsWayScenarios } from './aws-way';
 import { reliabilityScenarios } from './reliability';
 import { featureScenarios } from './features';
@@ -27,6 +27,15 @@ afterAll(async () => {
   await cli('local', 'destroy');
   fs.rmSync(state, { recursive: true, force: true });
 }, 120_000);
+
+// Each scenario's duration in the run's output: where the tier's time goes.
+let scenarioStarted = 0;
+beforeEach(() => {
+  scenarioStarted = performance.now();
+});
+afterEach((ctx) => {
+  console.log(`fleet scenario: ${((performance.now() - scenarioStarted) / 1000).toFixed(1)} s, ${ctx.task.name}`);
+});
 
 /** `role : task name` of every task that installs Debian packages (ansible.builtin.apt) in the roles. */
 function aptTaskNames(): string[] {
@@ -79,10 +88,20 @@ describe('the local fleet', () => {
       expect(section, task).toMatch(/^ok: /m);
       expect(section, task).not.toMatch(/^changed: /m);
     }
-    const again = await cli('deploy', '--env', 'local', '--json');
+    // Every role on every host again (--full: no host left out for its record) changes nothing.
+    const again = await cli('deploy', '--env', 'local', '--full', '--json');
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, changed: 0 });
     expect(JSON.parse(again.stdout).recap).toHaveLength(fleet.hosts.length);
+    // A plain redeploy with nothing changed reads each host's record and leaves every host out.
+    const third = await cli('deploy', '--env', 'local', '--json');
+    expect(third.code, third.stderr).toBe(0);
+    expect(JSON.parse(third.stdout)).toMatchObject({ ok: true, changed: 0 });
+    expect(JSON.parse(third.stdout).recap).toHaveLength(fleet.hosts.length);
+    const thirdLog = fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8');
+    expect(thirdLog).toContain('TASK [Read the host\'s deploy record');
+    expect(thirdLog).not.toContain('TASK [release : ');
+    console.log(`deploys: first ${(JSON.parse(first.stdout) as { seconds: number }).seconds.toFixed(1)} s, full redeploy ${(JSON.parse(again.stdout) as { seconds: number }).seconds.toFixed(1)} s, no-change redeploy ${(JSON.parse(third.stdout) as { seconds: number }).seconds.toFixed(1)} s`);
     // PostgreSQL as the app reaches it: TLS with the certificate checked against the fleet CA and the host's address.
     const secrets = JSON.parse(fs.readFileSync(path.join(root, 'secrets.json'), 'utf8')) as { postgresPassword: string; redisPassword: string };
     const data = fleet.hosts.find((h) => h.role === 'data')!;
@@ -98,6 +117,37 @@ describe('the local fleet', () => {
     expect(redis.stdout.trim().split('\n')).toEqual(['maxmemory-policy', 'noeviction']);
     const plain = spawnSync('redis-cli', ['-h', data.ip, 'ping'], { encoding: 'utf8', timeout: 10_000 });
     expect(plain.stdout).not.toContain('PONG');
+  }, 900_000);
+
+  it('applies a changed setting: a worker concurrency reaches the app hosts and restarts their services only, then a redeploy changes nothing', async () => {
+    const mainPid = (host: string, unit: string): string => ssh(host, 'systemctl', 'show', '-p', 'MainPID', '--value', unit).out;
+    const untouched = [['lb', 'nginx'], ['lb', 'cadfleet-lb-sync'], ['data', 'redis-server'], ['data', 'cadfleet-s3']] as const;
+    const before = Object.fromEntries([...untouched, ['worker-1', 'cadfleet-worker'], ['worker-2', 'cadfleet-worker']].map(([h, u]) => [`${h} ${u}`, mainPid(h, u)]));
+    for (const [key, pid] of Object.entries(before)) expect(Number(pid), key).toBeGreaterThan(0);
+    const withConcurrency = { ...env, CADFLEET_SERVICE_ENV: JSON.stringify({ ...(JSON.parse(SERVICE_ENV) as Record<string, string>), CADFLEET_WORKER_CONCURRENCY: '3' }) };
+    const workerEnv = (host: string): string[] => ssh(host, 'sudo', 'grep', '-h', '^CADFLEET_WORKER_CONCURRENCY=', '/etc/cadfleet/worker.env').out.split('\n').filter(Boolean);
+
+    const changed = await runCli(['deploy', '--env', 'local', '--json'], withConcurrency);
+    expect(changed.code, changed.stderr).toBe(0);
+    const report = JSON.parse(changed.stdout) as { changed: number; recap: Array<{ host: string; changed: number }> };
+    // The service environment is the app hosts' only: the LB and the data host change nothing.
+    expect(report.recap.filter((h) => h.changed > 0).map((h) => h.host).sort()).toEqual(fleet.hosts.filter((h) => ['api', 'worker', 'streamer'].includes(h.role)).map((h) => id(h.name)).sort());
+    for (const host of ['worker-1', 'worker-2']) {
+      expect(workerEnv(host), host).toEqual(['CADFLEET_WORKER_CONCURRENCY=3']);
+      expect(mainPid(host, 'cadfleet-worker'), `${host}: the worker restarted with the setting`).not.toBe(before[`${host} cadfleet-worker`]);
+      expect(ssh(host, 'systemctl', 'is-active', 'cadfleet-worker').out).toBe('active');
+    }
+    for (const [host, unit] of untouched) expect(mainPid(host, unit), `${host} ${unit} was not restarted`).toBe(before[`${host} ${unit}`]);
+
+    const again = await runCli(['deploy', '--env', 'local', '--json'], withConcurrency);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, changed: 0 });
+
+    // Back to the suite's settings: the setting leaves the hosts.
+    const back = await cli('deploy', '--env', 'local', '--json');
+    expect(back.code, back.stderr).toBe(0);
+    for (const host of ['worker-1', 'worker-2']) expect(workerEnv(host), host).toEqual([]);
+    console.log(`setting changed: deploy ${(JSON.parse(changed.stdout) as { seconds: number }).seconds.toFixed(1)} s (${report.changed} changes), then ${(JSON.parse(again.stdout) as { seconds: number }).seconds.toFixed(1)} s with nothing to change`);
   }, 900_000);
 
   it('serves through the LB: a STEP upload is converted on a worker host, every node reports its role and version', async () => {
