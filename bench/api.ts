@@ -74,7 +74,9 @@ function h1Clients(target: Target, fleet: FleetInfo, concurrency: number): LoadC
         res.on('error', reject);
       });
       if (secure) {
+        // Only a new socket: one reused with keep-alive would collect a listener per request.
         req.on('socket', (socket) =>
+          socket.connecting &&
           socket.once('secureConnect', () => {
             handshakes++;
             if ((socket as TLSSocket).isSessionReused()) resumed++;
