@@ -4,6 +4,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 
 export interface Answer {
   status: number;
@@ -18,6 +19,10 @@ export interface ClientStats {
   retries: number;
   /** New TLS connections (HTTP/2: sessions). */
   handshakes: number;
+  /** Of those, the ones that resumed a TLS session. */
+  resumed: number;
+  /** HTTP/2: sessions by the protocol ALPN agreed on (`h2`; `h2c` without TLS; `none`: no ALPN). */
+  alpn: Record<string, number>;
   /** HTTP/2: GOAWAY frames received. */
   goaways: number;
   /** The first few failures, for the test's message. */
@@ -30,7 +35,7 @@ export interface LbClient {
   close(): void;
 }
 
-const newStats = (): ClientStats => ({ requests: 0, failures: 0, retries: 0, handshakes: 0, goaways: 0, errors: [] });
+const newStats = (): ClientStats => ({ requests: 0, failures: 0, retries: 0, handshakes: 0, resumed: 0, alpn: {}, goaways: 0, errors: [] });
 
 function fail(stats: ClientStats, err: Error): never {
   stats.failures++;
@@ -70,7 +75,15 @@ export function h1Client(options: { origin: string; ca?: Buffer; keepAlive: bool
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
         res.on('error', reject);
       });
-      if (secure) req.on('socket', (socket) => socket.connecting && socket.once('secureConnect', () => stats.handshakes++));
+      if (secure) {
+        req.on('socket', (socket) =>
+          socket.connecting &&
+          socket.once('secureConnect', () => {
+            stats.handshakes++;
+            if ((socket as TLSSocket).isSessionReused()) stats.resumed++;
+          }),
+        );
+      }
       req.setTimeout(15_000, () => req.destroy(new Error('no answer in 15 s')));
       req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket, answered })));
       req.end(body);
@@ -108,7 +121,14 @@ export function h2Client(options: { origin: string; ca?: Buffer }): LbClient {
     if (session && !session.closed && !session.destroyed) return session;
     const s = http2.connect(options.origin, { ca: options.ca });
     sessions.add(s);
-    s.once('connect', () => stats.handshakes++);
+    s.once('connect', () => {
+      stats.handshakes++;
+      if (s.encrypted && (s.socket as TLSSocket).isSessionReused()) stats.resumed++;
+      // What the client must check before it calls what it measured HTTP/2 (Node goes on with
+      // HTTP/2 even when a TLS server agreed on no protocol at all).
+      const protocol = s.alpnProtocol || 'none';
+      stats.alpn[protocol] = (stats.alpn[protocol] ?? 0) + 1;
+    });
     s.on('goaway', () => {
       stats.goaways++;
       if (session === s) session = undefined;
