@@ -11,7 +11,8 @@
 //   - the same from an empty image cache: `local up` builds the base image from the recipe
 //     first (the figure "without the prebuilt image"), then the first deploy.
 //   - a scale-out: one more worker host through cloud-init (no deploy), boot to healthy: the
-//     baseline the deploys are put against (the same release on the same fleet, no Ansible).
+//     baseline the deploys are put against (the same release on the same fleet, the host running
+//     its release's host.yml on itself, no push).
 //   - a no-change redeploy (`deploy --env local` again; its JSON report says changed: 0): every
 //     host's record says this deploy configured it, so site.yml leaves each one out.
 //   - a full redeploy (`deploy --env local --full`): every role on every host again, changing
@@ -222,7 +223,7 @@ export async function benchOperate(): Promise<Section> {
       name: scaleOut,
       median: scaledReport.seconds,
       unit: 's',
-      note: `the stacks' user-data under cloud-init: settings from SSM (stand-in), the release from the bucket's pointer, the unit started; no Ansible; the whole command ${scaled.seconds.toFixed(1)} s; one run`,
+      note: `the stacks' user-data under cloud-init: settings from SSM (stand-in), the release from the bucket's pointer, then the release's host.yml run by the host on itself (the same roles, connection local; no push); the whole command ${scaled.seconds.toFixed(1)} s; one run`,
     },
     {
       name: firstDeploy,
