@@ -68,6 +68,13 @@ describe('database credentials from Secrets Manager', () => {
       secret = { ...secret, password: newPassword };
       await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'cadfleet'`);
       await admin.end();
+      // The server's notice reaches the idle pooled connection a moment later; until the pool has
+      // dropped it, a query could still be sent on it and meet the termination (57P01), which is
+      // not what this test is about.
+      for (const t0 = Date.now(); db.pool.totalCount > 0; ) {
+        if (Date.now() - t0 > 5000) throw new Error('the pool kept its terminated connection for 5 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
 
       // The next query needs a new connection: the cached password fails, the secret is read again.
       expect((await db.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
