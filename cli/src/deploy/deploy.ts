@@ -152,16 +152,20 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const aws = opts.env.outputs.provider === 'aws';
   let inventory: string;
+  /** What the digest takes of the inventory: the local one as written, the aws_ec2 configuration file. */
+  let inventoryText: string;
   if (aws) {
     if (!opts.env.inventory) throw new Error(`no aws_ec2 inventory for ${opts.env.name}: load the environment with loadEnvironment`);
     inventory = opts.env.inventory;
+    inventoryText = fs.existsSync(inventory) ? fs.readFileSync(inventory, 'utf8') : inventory;
   } else {
     inventory = path.join(dir, 'inventory.json');
-    fs.writeFileSync(inventory, `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`);
+    inventoryText = `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`;
+    fs.writeFileSync(inventory, inventoryText);
   }
   const varsFile = path.join(dir, 'vars.json');
   const vars = aws ? await awsReleaseVars(opts.env.outputs, release) : await localVars(opts, release);
-  const digest = deployDigest(ansibleDir(), JSON.stringify(vars), fs.existsSync(inventory) ? fs.readFileSync(inventory, 'utf8') : inventory);
+  const digest = deployDigest(ansibleDir(), JSON.stringify(vars), inventoryText);
   fs.writeFileSync(varsFile, `${JSON.stringify({ ...vars, cadfleet_deploy_digest: digest, cadfleet_deploy_full: opts.full ?? false })}\n`, { mode: 0o600 });
   const secrets = aws ? null : ensureLocalSecrets(opts.stateRoot);
   const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);
