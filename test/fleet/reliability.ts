@@ -709,6 +709,10 @@ export function reliabilityScenarios(): void {
     }
 
     // Slow clients (slow-loris): a header trickled, a body that stops, and many trickled bodies.
+    // The uploads refused above spent part of this address's upload burst (nginx_lb_upload_burst
+    // 20, refilled at 5/s); on a fast run the stalled upload met an empty bucket and got 429. Let
+    // it refill, so that the 429s below come from the 8 uploads in progress, as asserted.
+    await sleep(5000);
     const connect = (): { socket: tls.TLSSocket; done: Promise<number>; firstLine: () => string } => {
       const socket = tls.connect({ host: lbAddress(), port: 443, ca: caPem() });
       const t0 = Date.now();
