@@ -85,9 +85,10 @@ describe('the local fleet', () => {
     for (const task of aptTasks) {
       // site.yml's first play runs hosts at their own pace (strategy free): a task's banner comes
       // again before each result that follows another task's, so its results are in every section.
+      // A section ends at the next banner of any kind: a task's, a handler's or a play's.
       const sections = firstLog.split(`TASK [${task}]`).slice(1);
       expect(sections.length, `the deploy ran no "${task}"`).toBeGreaterThan(0);
-      const section = sections.map((s) => s.split('\nTASK [')[0]).join('\n');
+      const section = sections.map((s) => s.split(/\n(?:TASK \[|RUNNING HANDLER \[|PLAY \[|PLAY RECAP )/)[0]).join('\n');
       expect(section, task).toMatch(/^ok: /m);
       expect(section, task).not.toMatch(/^changed: /m);
     }
