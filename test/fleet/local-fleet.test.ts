@@ -134,8 +134,12 @@ describe('the local fleet', () => {
     const changed = await runCli(['deploy', '--env', 'local', '--json'], withConcurrency);
     expect(changed.code, changed.stderr).toBe(0);
     const report = JSON.parse(changed.stdout) as { changed: number; recap: Array<{ host: string; changed: number }> };
-    // The service environment is the app hosts' only: the LB and the data host change nothing.
+    // The service environment is the app hosts' only: the LB and the data host change nothing,
+    // and are left out of every play after the record check (their digest did not move).
     expect(report.recap.filter((h) => h.changed > 0).map((h) => h.host).sort()).toEqual(fleet.hosts.filter((h) => ['api', 'worker', 'streamer'].includes(h.role)).map((h) => id(h.name)).sort());
+    const afterCheck = fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8').split('PLAY [Base every host')[1] ?? '';
+    expect(afterCheck).toContain(`[${id('worker-1')}]`);
+    for (const host of ['lb', 'data']) expect(afterCheck, host).not.toContain(`[${id(host)}]`);
     for (const host of ['worker-1', 'worker-2']) {
       expect(workerEnv(host), host).toEqual(['CADFLEET_WORKER_CONCURRENCY=3']);
       expect(mainPid(host, 'cadfleet-worker'), `${host}: the worker restarted with the setting`).not.toBe(before[`${host} cadfleet-worker`]);

@@ -165,7 +165,10 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   }
   const varsFile = path.join(dir, 'vars.json');
   const vars = aws ? await awsReleaseVars(opts.env.outputs, release) : await localVars(opts, release);
-  const digest = deployDigest(ansibleDir(), JSON.stringify(vars), inventoryText);
+  // The app settings stay out: each host adds the part it reads (cadfleet_deploy_settings in
+  // ansible/playbooks/group_vars), so a changed setting re-runs only the hosts it reaches.
+  const { cadfleet_service_env_common: _settings, ...rest } = vars;
+  const digest = deployDigest(ansibleDir(), JSON.stringify(rest), inventoryText);
   fs.writeFileSync(varsFile, `${JSON.stringify({ ...vars, cadfleet_deploy_digest: digest, cadfleet_deploy_full: opts.full ?? false })}\n`, { mode: 0o600 });
   const secrets = aws ? null : ensureLocalSecrets(opts.stateRoot);
   const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);
