@@ -123,9 +123,9 @@ describe('the local fleet', () => {
     expect(plain.stdout).not.toContain('PONG');
   }, 900_000);
 
-  it('applies a changed setting: a worker concurrency reaches the app hosts and restarts their services only, then a redeploy changes nothing', async () => {
+  it('applies a changed setting: a worker concurrency reaches the worker hosts and restarts their service only, then a redeploy changes nothing', async () => {
     const mainPid = (host: string, unit: string): string => ssh(host, 'systemctl', 'show', '-p', 'MainPID', '--value', unit).out;
-    const untouched = [['lb', 'nginx'], ['lb', 'cadfleet-lb-sync'], ['data', 'redis-server'], ['data', 'cadfleet-s3']] as const;
+    const untouched = [['lb', 'nginx'], ['lb', 'cadfleet-lb-sync'], ['data', 'redis-server'], ['data', 'cadfleet-s3'], ['api-1', 'cadfleet-api'], ['api-2', 'cadfleet-api'], ['streamer-1', 'cadfleet-streamer'], ['streamer-2', 'cadfleet-streamer']] as const;
     const before = Object.fromEntries([...untouched, ['worker-1', 'cadfleet-worker'], ['worker-2', 'cadfleet-worker']].map(([h, u]) => [`${h} ${u}`, mainPid(h, u)]));
     for (const [key, pid] of Object.entries(before)) expect(Number(pid), key).toBeGreaterThan(0);
     const withConcurrency = { ...env, CADFLEET_SERVICE_ENV: JSON.stringify({ ...(JSON.parse(SERVICE_ENV) as Record<string, string>), CADFLEET_WORKER_CONCURRENCY: '3' }) };
@@ -134,12 +134,14 @@ describe('the local fleet', () => {
     const changed = await runCli(['deploy', '--env', 'local', '--json'], withConcurrency);
     expect(changed.code, changed.stderr).toBe(0);
     const report = JSON.parse(changed.stdout) as { changed: number; recap: Array<{ host: string; changed: number }> };
-    // The service environment is the app hosts' only: the LB and the data host change nothing,
-    // and are left out of every play after the record check (their digest did not move).
-    expect(report.recap.filter((h) => h.changed > 0).map((h) => h.host).sort()).toEqual(fleet.hosts.filter((h) => ['api', 'worker', 'streamer'].includes(h.role)).map((h) => id(h.name)).sort());
+    // `CADFLEET_WORKER_*` settings are the workers' only: every other host changes nothing, and
+    // is left out of every play after the record check (its digest did not move).
+    const workers = fleet.hosts.filter((h) => h.role === 'worker');
+    expect(report.recap.filter((h) => h.changed > 0).map((h) => h.host).sort()).toEqual(workers.map((h) => id(h.name)).sort());
     const afterCheck = fs.readFileSync(path.join(root, 'deploy/last-site.log'), 'utf8').split('PLAY [Base every host')[1] ?? '';
-    expect(afterCheck).toContain(`[${id('worker-1')}]`);
-    for (const host of ['lb', 'data']) expect(afterCheck, host).not.toContain(`[${id(host)}]`);
+    for (const host of workers) expect(afterCheck).toContain(`[${id(host.name)}]`);
+    for (const host of fleet.hosts.filter((h) => h.role !== 'worker')) expect(afterCheck, host.name).not.toContain(`[${id(host.name)}]`);
+    expect(ssh('api-1', 'sudo', 'grep', '-c', '^CADFLEET_WORKER_', '/etc/cadfleet/api.env').out).toBe('0');
     for (const host of ['worker-1', 'worker-2']) {
       expect(workerEnv(host), host).toEqual(['CADFLEET_WORKER_CONCURRENCY=3']);
       expect(mainPid(host, 'cadfleet-worker'), `${host}: the worker restarted with the setting`).not.toBe(before[`${host} cadfleet-worker`]);
