@@ -25,6 +25,9 @@ export const SERVICE_ENV = JSON.stringify({
   CADFLEET_NODE_TTL_MS: '6000',
   CADFLEET_HEARTBEAT_INTERVAL_MS: '1000',
   CADFLEET_DRAIN_TIMEOUT_MS: '3000',
+  // A draining api serves on 5 s after the LB's routing left it out (12 s by default); the LB's
+  // keepalive_time follows it (3 s: ansible/playbooks/group_vars/lb/lb.yml).
+  CADFLEET_LB_LINGER_MS: '5000',
   // The webhook receiver of the features scenario runs on this machine, the fleet's gateway:
   // admitted on purpose, over plain HTTP; every other private address stays refused.
   CADFLEET_WEBHOOK_ALLOW_HTTP: 'true',
