@@ -11,7 +11,7 @@ import { READY } from '../upgrade/runner';
 import { startStandIn, type StandIn } from './cloud-stand-in';
 import { hostNetworkTeardown, sshCommand } from './commands';
 import type { Runner } from './exec';
-import type { Fleet, FleetSpec, HostSpec } from './fleet';
+import { LOCAL_ENVIRONMENT, type Fleet, type FleetSpec, type HostSpec } from './fleet';
 import { bootHost, type FleetPaths, prepareHost, sshTarget, startHost, stopHost, writeKnownHosts } from './hosts';
 import { openFleet, up, type LocalContext } from './local-fleet';
 import { ensureNetwork } from './network';
@@ -20,7 +20,7 @@ import { ensureServerCert, pkiPaths } from './pki';
 /** EC2's instance metadata address: while hosts boot the AWS way, the fleet's bridge holds it too. */
 export const METADATA_ADDRESS = '169.254.169.254';
 /** The environment name the hosts' settings parameter is named after, as on AWS. */
-export const LOCAL_ENVIRONMENT = 'local';
+export { LOCAL_ENVIRONMENT };
 const REGION = 'us-east-1';
 /** Where the stand-in serves the LB's certificate chain and key, as `tls_certificate_parameter` names one on AWS. */
 export const LOCAL_TLS_PARAMETER = `/cadfleet/${LOCAL_ENVIRONMENT}/lb/tls.pem`;

@@ -33,9 +33,17 @@ export function writeCloudInitSeed(upper: string, base: string, host: HostSpec, 
   fs.writeFileSync(path.join(seedDir, 'user-data'), seed.userData, { mode: 0o600 });
   fs.mkdirSync(path.join(upper, 'etc/cloud/cloud.cfg.d'), { recursive: true });
   fs.writeFileSync(path.join(upper, 'etc/cloud/cloud.cfg.d/90-cadfleet-local.cfg'), LOCAL_CLOUD_CONFIG);
-  // Trusted like a public CA: at FLEET_CA_FILE (where the deploy's common role puts it) and in
-  // the system bundle (as update-ca-certificates would make it), so that the AWS CLI and the app trust it.
-  const ca = seed.caCertificate.endsWith('\n') ? seed.caCertificate : `${seed.caCertificate}\n`;
+  trustFleetCa(upper, base, seed.caCertificate);
+}
+
+/**
+ * Trusts the fleet CA in a new host's layer like a public CA, as the platform hands a machine its
+ * trust store: at FLEET_CA_FILE (where the deploy's common role puts it) and in the system bundle
+ * (as update-ca-certificates would make it), so that the AWS CLI, curl and the app trust it from
+ * the first boot, and the common role finds it in place (no trust store update on a first deploy).
+ */
+export function trustFleetCa(upper: string, base: string, caCertificate: string): void {
+  const ca = caCertificate.endsWith('\n') ? caCertificate : `${caCertificate}\n`;
   fs.mkdirSync(path.dirname(path.join(upper, FLEET_CA_FILE)), { recursive: true });
   fs.writeFileSync(path.join(upper, FLEET_CA_FILE), ca);
   const bundle = 'etc/ssl/certs/ca-certificates.crt';

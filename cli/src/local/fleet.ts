@@ -9,6 +9,9 @@ const name = z
   .regex(/^[a-z][a-z0-9]{0,3}$/, 'must be 1 to 4 lower-case letters or digits, starting with a letter (it prefixes interface names, which Linux limits to 15 characters)');
 
 /** The local fleet's shape. Defaults give DESIGN's fleet: lb, data, api x2, worker x2, streamer x2. */
+/** The environment name the local fleet goes by (`--env local`): its settings parameter's path, its CA's name. */
+export const LOCAL_ENVIRONMENT = 'local';
+
 export const fleetSpecSchema = z.object({
   /** Prefixes every bridge, namespace, interface and host name of this fleet, so fleets can coexist. */
   name: name.default('cf'),

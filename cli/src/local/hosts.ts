@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { inCgroups, nspawnCommand, sshCommand, sshKeygenCommand, type SshTarget } from './commands';
 import { must, type Runner } from './exec';
 import type { Fleet, HostSpec } from './fleet';
-import { disableCloudInit, writeCloudInitSeed, type CloudInitSeed } from './cloud-init';
+import { disableCloudInit, trustFleetCa, writeCloudInitSeed, type CloudInitSeed } from './cloud-init';
 
 export interface FleetPaths {
   root: string;
@@ -54,10 +54,11 @@ function userIds(base: string, user: string): { uid: number; gid: number } {
 
 /**
  * Gives a new host its own identity in its upper layer: machine-id, SSH host key, hostname and
- * the operator's key. Done once; a host keeps its identity across `down` and `up`. With a
- * seed, cloud-init runs its user-data at first boot (`local scale-out`); without, cloud-init is off.
+ * the operator's key, and the fleet CA in its trust store. Done once; a host keeps its identity
+ * across `down` and `up`. With a seed (user-data), cloud-init runs its user-data at first boot
+ * (`local scale-out`); without, cloud-init is off.
  */
-export async function prepareHost(runner: Runner, fleet: Fleet, paths: FleetPaths, host: HostSpec, base: string, seed?: CloudInitSeed): Promise<void> {
+export async function prepareHost(runner: Runner, fleet: Fleet, paths: FleetPaths, host: HostSpec, base: string, seed: CloudInitSeed | { caCertificate: string }): Promise<void> {
   const upper = paths.upper(host);
   const marker = path.join(paths.hostDir(host), 'identity');
   if (fs.existsSync(marker)) return;
@@ -74,8 +75,11 @@ export async function prepareHost(runner: Runner, fleet: Fleet, paths: FleetPath
   fs.copyFileSync(`${paths.keyFile}.pub`, path.join(sshDir, 'authorized_keys'));
   fs.chmodSync(path.join(sshDir, 'authorized_keys'), 0o600);
   for (const p of [path.join(upper, 'home', fleet.spec.sshUser), sshDir, path.join(sshDir, 'authorized_keys')]) fs.chownSync(p, uid, gid);
-  if (seed) writeCloudInitSeed(upper, base, host, seed);
-  else disableCloudInit(upper);
+  if ('userData' in seed) writeCloudInitSeed(upper, base, host, seed);
+  else {
+    trustFleetCa(upper, base, seed.caCertificate);
+    disableCloudInit(upper);
+  }
   const hostKey = fs.readFileSync(path.join(upper, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
   fs.writeFileSync(marker, `${host.ip} ${hostKey}\n`);
 }

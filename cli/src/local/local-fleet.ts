@@ -3,7 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBaseImage, baseImagePath } from './base-image';
 import type { Runner } from './exec';
-import { type Fleet, type FleetSpec, type HostSpec, parseFleetSpec, planFleet, type Role } from './fleet';
+import { LOCAL_ENVIRONMENT, type Fleet, type FleetSpec, type HostSpec, parseFleetSpec, planFleet, type Role } from './fleet';
+import { ensureCa, pkiPaths } from './pki';
 import { bootHost, ensureFleetKey, fleetPaths, type FleetPaths, prepareHost, runningPid, startHost, stopHost, waitForSsh, writeKnownHosts } from './hosts';
 import { ensureNetwork, removeNetwork } from './network';
 
@@ -98,7 +99,12 @@ export async function up(ctx: LocalContext, name: string, overrides: Partial<Fle
   const base = fs.existsSync(imageFile) && fs.existsSync(fs.readFileSync(imageFile, 'utf8').trim()) ? fs.readFileSync(imageFile, 'utf8').trim() : baseImage.path;
   fs.writeFileSync(imageFile, `${base}\n`);
   const hosts = fleet.hosts.filter(only ?? (() => true));
-  for (const host of hosts) await prepareHost(ctx.runner, fleet, paths, host, base);
+  // The fleet CA (the one cadfleet deploy signs the data host's and the LB's certificates with),
+  // trusted by each new host from its first boot.
+  const pki = pkiPaths(paths.root);
+  await ensureCa(ctx.runner, pki, LOCAL_ENVIRONMENT);
+  const caCertificate = fs.readFileSync(pki.caCert, 'utf8');
+  for (const host of hosts) await prepareHost(ctx.runner, fleet, paths, host, base, { caCertificate });
   writeKnownHosts(fleet, paths);
   const report: UpReport = { fleet, baseImage, started: [], alreadyRunning: [], seconds: 0 };
   for (const host of hosts) {
