@@ -19,8 +19,6 @@ import { ensureServerCert, pkiPaths } from './pki';
 
 /** EC2's instance metadata address: while hosts boot the AWS way, the fleet's bridge holds it too. */
 export const METADATA_ADDRESS = '169.254.169.254';
-/** The environment name the hosts' settings parameter is named after, as on AWS. */
-export { LOCAL_ENVIRONMENT };
 const REGION = 'us-east-1';
 /** Where the stand-in serves the LB's certificate chain and key, as `tls_certificate_parameter` names one on AWS. */
 export const LOCAL_TLS_PARAMETER = `/cadfleet/${LOCAL_ENVIRONMENT}/lb/tls.pem`;
