@@ -10,10 +10,9 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_RUNTIME, defaultCacheDir, ensureNodeRuntime } from '../cli/src/release/bundle';
+import { APP_SUITES } from './app-suites';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** What runs on the hosts: the service, the converter, the streamer, the app's own modules. */
-export const APP_SUITES = ['test/app', 'test/service', 'test/converter', 'test/streamer'];
 
 const node = ensureNodeRuntime(defaultCacheDir());
 const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();

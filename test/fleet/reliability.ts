@@ -1134,10 +1134,9 @@ export function reliabilityScenarios(): void {
     };
     const cores = os.availableParallelism();
     const runs: Array<{ cpus: number; one: Awaited<ReturnType<typeof batch>>; two: Awaited<ReturnType<typeof batch>> }> = [];
-    // One CPU each, as the issue asks; and, where one CPU each leaves the rest of the fleet (api,
-    // data, LB) no core of its own, half a CPU each, so that the figure measures the fleet.
-    const fair = Math.min(1, (cores - 1) / 2);
-    const quotas = fair === 1 ? [1] : [1, fair];
+    // One CPU each. The figures are reported, not asserted; the benchmark (`npm run bench --
+    // throughput`) measures the scaling at half a CPU each too, where the fleet keeps a core.
+    const quotas = [1];
     let stopped = false;
     const undo: Array<() => void> = [];
     try {

@@ -1,0 +1,176 @@
+// The test tiers, arranged for a 2-core machine:
+//
+//   npm test                 every tier (below)
+//   npm run test:fast        everything but the fleet: the toolkit tier, then the app tier
+//   npm run test:toolkit     the toolkit tier alone
+//   npm test -- --serial     every tier, one after the other (nothing beside the fleet tier)
+//
+// 1. dist/ is built once; the tiers' global setup sees CADFLEET_TEST_BUILT and does not build
+//    it again (two vitest runs building into one folder at once would race).
+// 2. typecheck and lint, side by side: each is one process on one core.
+// 3. the toolkit tier: every test but the fleet's and the app's, on this machine's Node (the
+//    CLI, the stacks and their terraform plans, the playbooks, the viewer, the workflows).
+// 4. the fleet tier (`vitest run test/fleet`: one fleet boot, its scenarios in sequence), and
+//    beside it the app tier: the app's tests (APP_SUITES) on the Node the release bundles,
+//    which is the only Node the app runs on (scripts/test-node24.ts). The fleet tier leaves
+//    about a third of the machine idle while it waits on its hosts; the app tier runs in that
+//    time, at a lower priority (nice), its output kept and printed after the fleet tier's.
+//
+// A failed step stops the steps after it; the two tiers of step 4 both run to their end.
+// Each step's time is printed, and the whole run's at the end.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { APP_SUITES } from './app-suites';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NODE24 = ['--import', 'tsx', path.join(ROOT, 'scripts/test-node24.ts')];
+const VITEST = path.join(ROOT, 'node_modules/vitest/vitest.mjs');
+/** The toolkit tier: vitest without the fleet's scenarios and the app's suites. */
+const TOOLKIT = ['run', '--exclude', 'test/fleet/**', ...APP_SUITES.flatMap((suite) => ['--exclude', `${suite}/**`])];
+/**
+ * The app tier's priority beside the fleet tier, as a nice value for its whole session. The
+ * scheduler groups a session's processes (autogroup) and weighs the groups against each other:
+ * the fleet's hosts (their cgroups) and the fleet tier's session each weigh as one nice-0 task.
+ * A plain `nice` would only rank the app tier against the fleet tier's own processes (measured:
+ * the fleet tier's first deploy took 168 s instead of 105). At 19 the app tier takes what the
+ * fleet leaves idle.
+ */
+const BACKGROUND_NICE = 19;
+
+/** Puts a session leader's whole session in the background; says how, for the log. */
+function background(pid: number): string {
+  try {
+    fs.writeFileSync(`/proc/${pid}/autogroup`, String(BACKGROUND_NICE));
+    return `its session at autogroup nice ${BACKGROUND_NICE}`;
+  } catch {
+    // No autogroup here (disabled, or not Linux): rank its processes at least.
+    os.setPriority(pid, BACKGROUND_NICE);
+    return `at nice ${BACKGROUND_NICE} (no autogroup here: the fleet tier's own processes come first, not the hosts)`;
+  }
+}
+
+type Step = { name: string; seconds: number; ok: boolean };
+const steps: Step[] = [];
+const started = performance.now();
+const env = { ...process.env, CADFLEET_TEST_BUILT: '1' };
+const say = (line: string): void => void process.stderr.write(`test: ${line}\n`);
+const seconds = (from: number): number => (performance.now() - from) / 1000;
+
+/** One command with its output passed through; its result recorded as a step. */
+async function run(name: string, file: string, args: string[]): Promise<boolean> {
+  const from = performance.now();
+  say(`${name}: ${[path.basename(file), ...args].join(' ')}`);
+  const r = await execa(file, args, { cwd: ROOT, env, stdio: 'inherit', reject: false });
+  return record(name, from, r.exitCode === 0);
+}
+
+function record(name: string, from: number, ok: boolean, took = seconds(from)): boolean {
+  steps.push({ name, seconds: took, ok });
+  say(`${name}: ${ok ? 'passed' : 'FAILED'} in ${took.toFixed(0)} s`);
+  return ok;
+}
+
+/** Commands side by side, each one's output kept and printed whole when it ends, in order. */
+async function beside(commands: Array<{ name: string; file: string; args: string[] }>): Promise<boolean> {
+  const results = await Promise.all(
+    commands.map(async (c) => {
+      const from = performance.now();
+      const r = await execa(c.file, c.args, { cwd: ROOT, env, all: true, reject: false });
+      return { ...c, from, output: r.all ?? '', ok: r.exitCode === 0 };
+    }),
+  );
+  for (const r of results) {
+    say(`${r.name}: ${[path.basename(r.file), ...r.args].join(' ')}`);
+    if (r.output) process.stdout.write(`${r.output}\n`);
+    record(r.name, r.from, r.ok);
+  }
+  return results.every((r) => r.ok);
+}
+
+function summary(): void {
+  const failed = steps.filter((s) => !s.ok).map((s) => s.name);
+  say(`${steps.map((s) => `${s.name} ${s.seconds.toFixed(0)} s${s.ok ? '' : ' (failed)'}`).join(', ')}; in all ${seconds(started).toFixed(0)} s`);
+  if (failed.length) say(`failed: ${failed.join(', ')}. Each runs alone: ${failed.map((f) => `npm run ${f === 'typecheck' || f === 'lint' ? f : `test:${f}`}`).join(', ')}`);
+}
+
+async function main(): Promise<number> {
+  const [mode = 'all', ...rest] = process.argv.slice(2).filter((a) => a !== '--serial');
+  const serial = process.argv.includes('--serial');
+  if (!['all', 'fast', 'toolkit'].includes(mode) || rest.length) {
+    say(`unknown arguments: ${process.argv.slice(2).join(' ')}. Use: scripts/test.ts [all|fast|toolkit] [--serial]`);
+    return 2;
+  }
+  const node = process.execPath;
+  if (!(await run('build', node, [path.join(ROOT, 'scripts/build.mjs')]))) return 1;
+  if (mode === 'all') {
+    const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+    const eslint = path.join(ROOT, 'node_modules/eslint/bin/eslint.js');
+    if (!(await beside([{ name: 'typecheck', file: node, args: [tsc, '--noEmit'] }, { name: 'lint', file: node, args: [eslint, '.'] }]))) return 1;
+  }
+  if (!(await run('toolkit', node, [VITEST, ...TOOLKIT]))) return 1;
+  if (mode === 'toolkit') return 0;
+  if (mode === 'fast' || serial) {
+    if (!(await run('node24', node, NODE24))) return 1;
+    if (mode === 'fast') return 0;
+    return (await run('fleet', node, [VITEST, 'run', 'test/fleet'])) ? 0 : 1;
+  }
+  // The fleet tier in front, its output passed through as it comes; the app tier beside it in
+  // the background from the end of the fleet's first deploy, its output in a file until the
+  // fleet tier has ended.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-test-'));
+  const log = path.join(dir, 'node24.log');
+  let app: { started: number; done: Promise<{ ok: boolean; took: number }> } | undefined;
+  const startApp = (): void => {
+    if (app) return;
+    const from = performance.now();
+    const child = execa(node, NODE24, { cwd: ROOT, env, reject: false, all: true, buffer: false, detached: true });
+    say(`node24: beside the fleet tier, ${background(child.pid!)}; its output in ${log} until the fleet tier ends`);
+    const out = fs.createWriteStream(log);
+    child.all?.pipe(out);
+    process.once('exit', () => {
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    });
+    app = {
+      started: from,
+      done: child.then(async (r) => {
+        await new Promise<void>((resolve) => out.end(resolve));
+        say(`node24: ended (${r.exitCode === 0 ? 'passed' : `exit ${r.exitCode}`}) after ${seconds(from).toFixed(0)} s; its output follows the fleet tier's`);
+        return { ok: r.exitCode === 0, took: seconds(from) };
+      }),
+    };
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
+  const from = performance.now();
+  say(`fleet: ${['vitest.mjs', 'run', 'test/fleet'].join(' ')} (the app tier starts beside it once the first deploy has ended)`);
+  const fleet = execa(node, [VITEST, 'run', 'test/fleet'], { cwd: ROOT, env, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
+  // The first deploy keeps both cores busy for a minute; after it the fleet waits on its hosts
+  // often enough for the app tier, whose tests have deadlines of their own (tens of seconds).
+  const firstDeployEnded = /fleet scenario: [\d.]+ s, deploys /;
+  let tail = '';
+  fleet.stdout?.on('data', (chunk: Buffer) => {
+    process.stdout.write(chunk);
+    tail = (tail + chunk.toString()).slice(-4096);
+    if (firstDeployEnded.test(tail)) startApp();
+  });
+  const fleetOk = record('fleet', from, (await fleet).exitCode === 0);
+  // A fleet tier that ended before its first deploy did: the app tier runs after it.
+  startApp();
+  const { ok: appOk, took } = await app!.done;
+  say("node24: the app tier on the release's Node, run beside the fleet tier:");
+  process.stdout.write(fs.readFileSync(log, 'utf8'));
+  record('node24', app!.started, appOk, took);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return fleetOk && appOk ? 0 : 1;
+}
+
+const code = await main();
+summary();
+process.exit(code);
