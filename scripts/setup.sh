@@ -61,7 +61,7 @@ fi
 if [ "$node_major" -lt 22 ]; then
   # Node 20 reached end of life in April 2026. The toolkit still runs on it (CI on a machine
   # that has only Node 20), so npm's EBADENGINE warnings below are expected there, and true.
-  echo "setup: Node.js $node_version is past end of life: npm will warn that cadfleet, and the app's cookie and content-disposition, want Node 22 or newer; the toolkit runs on 20, the app's tests also run on the release's Node 24 (npm run test:node24); install Node 22 or 24 to drop the warnings" >&2
+  echo "setup: Node.js $node_version is past end of life: npm will warn that cadfleet, and the app's cookie and content-disposition, want Node 22 or newer; the toolkit runs on 20, the app's tests run on the release's Node 24 (npm run test:node24); install Node 22 or 24 to drop the warnings" >&2
 fi
 
 # `npm ci`: exactly the lock file, which it never rewrites. The lock lists every platform's

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_RUNTIME, defaultCacheDir, ensureNodeRuntime } from '../cli/src/release/bundle';
-import { APP_SUITES } from './app-suites';
+import { APP_SUITES } from './test-tiers';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

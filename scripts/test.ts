@@ -11,10 +11,11 @@
 // 3. the toolkit tier: every test but the fleet's and the app's, on this machine's Node (the
 //    CLI, the stacks and their terraform plans, the playbooks, the viewer, the workflows).
 // 4. the fleet tier (`vitest run test/fleet`: one fleet boot, its scenarios in sequence), and
-//    beside it the app tier: the app's tests (APP_SUITES) on the Node the release bundles,
-//    which is the only Node the app runs on (scripts/test-node24.ts). The fleet tier leaves
+//    beside it the app tier: the app's tests (scripts/test-tiers.ts) on the Node the release
+//    bundles, the only Node the app runs on (scripts/test-node24.ts). The fleet tier leaves
 //    about a third of the machine idle while it waits on its hosts; the app tier runs in that
-//    time, at a lower priority (nice), its output kept and printed after the fleet tier's.
+//    time, in the background (BACKGROUND_NICE), from the end of the fleet's first deploy (its
+//    busiest minute), its output kept and printed after the fleet tier's.
 //
 // A failed step stops the steps after it; the two tiers of step 4 both run to their end.
 // Each step's time is printed, and the whole run's at the end.
@@ -23,13 +24,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { APP_SUITES } from './app-suites';
+import { FLEET_SUITE, TOOLKIT_ARGS } from './test-tiers';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE24 = ['--import', 'tsx', path.join(ROOT, 'scripts/test-node24.ts')];
 const VITEST = path.join(ROOT, 'node_modules/vitest/vitest.mjs');
-/** The toolkit tier: vitest without the fleet's scenarios and the app's suites. */
-const TOOLKIT = ['run', '--exclude', 'test/fleet/**', ...APP_SUITES.flatMap((suite) => ['--exclude', `${suite}/**`])];
 /**
  * The app tier's priority beside the fleet tier, as a nice value for its whole session. The
  * scheduler groups a session's processes (autogroup) and weighs the groups against each other:
@@ -110,12 +109,12 @@ async function main(): Promise<number> {
     const eslint = path.join(ROOT, 'node_modules/eslint/bin/eslint.js');
     if (!(await beside([{ name: 'typecheck', file: node, args: [tsc, '--noEmit'] }, { name: 'lint', file: node, args: [eslint, '.'] }]))) return 1;
   }
-  if (!(await run('toolkit', node, [VITEST, ...TOOLKIT]))) return 1;
+  if (!(await run('toolkit', node, [VITEST, 'run', ...TOOLKIT_ARGS]))) return 1;
   if (mode === 'toolkit') return 0;
   if (mode === 'fast' || serial) {
     if (!(await run('node24', node, NODE24))) return 1;
     if (mode === 'fast') return 0;
-    return (await run('fleet', node, [VITEST, 'run', 'test/fleet'])) ? 0 : 1;
+    return (await run('fleet', node, [VITEST, 'run', FLEET_SUITE])) ? 0 : 1;
   }
   // The fleet tier in front, its output passed through as it comes; the app tier beside it in
   // the background from the end of the fleet's first deploy, its output in a file until the
@@ -149,8 +148,8 @@ async function main(): Promise<number> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
   const from = performance.now();
-  say(`fleet: ${['vitest.mjs', 'run', 'test/fleet'].join(' ')} (the app tier starts beside it once the first deploy has ended)`);
-  const fleet = execa(node, [VITEST, 'run', 'test/fleet'], { cwd: ROOT, env, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
+  say(`fleet: vitest.mjs run ${FLEET_SUITE} (the app tier starts beside it once the first deploy has ended)`);
+  const fleet = execa(node, [VITEST, 'run', FLEET_SUITE], { cwd: ROOT, env, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
   // The first deploy keeps both cores busy for a minute; after it the fleet waits on its hosts
   // often enough for the app tier, whose tests have deadlines of their own (tens of seconds).
   const firstDeployEnded = /fleet scenario: [\d.]+ s, deploys /;

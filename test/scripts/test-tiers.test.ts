@@ -1,0 +1,31 @@
+// `npm test`'s tiers (scripts/test-tiers.ts) against vitest's own listing of the test files:
+// every file runs in exactly one tier, so a new folder of tests cannot fall between them or run
+// twice.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { APP_SUITES, FLEET_SUITE, TOOLKIT_ARGS } from '../../scripts/test-tiers';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** The files `vitest run <args>` would run (vitest list --filesOnly), relative to the root. */
+function files(args: string[]): string[] {
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vitest/vitest.mjs'), 'list', ...args, '--filesOnly', '--json'], { cwd: ROOT, encoding: 'utf8' });
+  return (JSON.parse(out) as Array<{ file: string }>).map((f) => path.relative(ROOT, f.file)).sort();
+}
+
+describe('the test tiers', () => {
+  it('run every test file exactly once: the toolkit tier, the app tier (on Node 24) or the fleet tier', () => {
+    const all = files([]);
+    const toolkit = files(TOOLKIT_ARGS);
+    const app = files(APP_SUITES);
+    const fleet = files([FLEET_SUITE]);
+    expect(all.length).toBeGreaterThan(60);
+    for (const suite of APP_SUITES) expect(app.filter((f) => f.startsWith(`${suite}/`)).length, `${suite} has no test file`).toBeGreaterThan(0);
+    expect(fleet).toEqual(['test/fleet/local-fleet.test.ts']);
+    expect([...toolkit, ...app, ...fleet].sort()).toEqual(all);
+    // The toolkit tier runs on this machine's Node: none of the app's suites, nothing of the fleet.
+    expect(toolkit.filter((f) => APP_SUITES.some((s) => f.startsWith(`${s}/`)) || f.startsWith(`${FLEET_SUITE}/`))).toEqual([]);
+    expect(toolkit).toContain('test/stacks/plan.test.ts');
+  });
+});
