@@ -15,7 +15,7 @@ import { tempDir } from '../helpers/convert';
 export const NAME = process.env.CADFLEET_TEST_FLEET ?? 'cft';
 export const SUBNET = process.env.CADFLEET_TEST_SUBNET ?? '10.213.250.0/24';
 // CADFLEET_TEST_STATE: an existing state folder (a fleet left up by hand), for running single scenarios against it.
-export const state = process.env.CADFLEET_TEST_STATE ?? tempDir('cadfleet-fleet-');
+export const state = process.env.CADFLEET_TEST_STATE ?? tempDir('cadfleet-fleet-', { keep: true });
 export const fleet = planFleet(parseFleetSpec({ name: NAME, subnet: SUBNET }));
 // Stall detection shortened, so a job held by a dead worker host moves on within seconds.
 // A streamer's drain is cut short (3 s), so an upgrade under load makes some sessions resume.

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import validator from 'gltf-validator';
+import { afterAll } from 'vitest';
 import type { Manifest } from '../../app/src/converter/manifest';
 import type { ConvertResult } from '../../app/src/converter/types';
 
@@ -16,8 +17,21 @@ export interface Run {
   outDir: string;
 }
 
-export function tempDir(prefix = 'cadfleet-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+/** Folders tempDir made, removed after the test file that made them (vitest runs each file's
+ * modules afresh, so this hook belongs to the file that imports this helper). */
+const scratch: string[] = [];
+afterAll(() => {
+  for (const dir of scratch.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A new folder under the system's temporary folder, removed after the test file unless `keep`
+ * (the fleet's state, which the fleet suite removes itself once the fleet is destroyed).
+ */
+export function tempDir(prefix = 'cadfleet-test-', { keep = false } = {}): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (!keep) scratch.push(dir);
+  return dir;
 }
 
 /** Runs the real cadfleet-convert binary. */
