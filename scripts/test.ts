@@ -94,7 +94,8 @@ async function beside(commands: Array<{ name: string; file: string; args: string
 function summary(): void {
   const failed = steps.filter((s) => !s.ok).map((s) => s.name);
   say(`${steps.map((s) => `${s.name} ${s.seconds.toFixed(0)} s${s.ok ? '' : ' (failed)'}`).join(', ')}; in all ${seconds(started).toFixed(0)} s`);
-  if (failed.length) say(`failed: ${failed.join(', ')}. Each runs alone: ${failed.map((f) => `npm run ${f === 'typecheck' || f === 'lint' ? f : `test:${f}`}`).join(', ')}`);
+  const alone = (step: string): string => `npm run ${['build', 'typecheck', 'lint'].includes(step) ? step : `test:${step}`}`;
+  if (failed.length) say(`failed: ${failed.join(', ')}. Each runs alone: ${failed.map(alone).join(', ')}`);
 }
 
 async function main(): Promise<number> {
@@ -151,7 +152,9 @@ async function main(): Promise<number> {
 
   const from = performance.now();
   say(`fleet: vitest.mjs run ${FLEET_SUITE} (the app tier starts beside it once the first deploy has ended)`);
-  const fleet = execa(node, [VITEST, 'run', FLEET_SUITE], { cwd: ROOT, env, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
+  // The reliability report says what ran beside its scenarios (test/fleet/reliability-report.ts).
+  const fleetEnv = { ...env, CADFLEET_TEST_BESIDE: "`npm test`'s app tier (the app's tests on Node 24, in the background, for about five minutes from the end of the first deploy)" };
+  const fleet = execa(node, [VITEST, 'run', FLEET_SUITE], { cwd: ROOT, env: fleetEnv, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
   // The first deploy keeps both cores busy for a minute; after it the fleet waits on its hosts
   // often enough for the app tier, whose tests have deadlines of their own (tens of seconds).
   const firstDeployEnded = /fleet scenario: [\d.]+ s, deploys /;
