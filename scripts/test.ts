@@ -92,6 +92,7 @@ async function beside(commands: Array<{ name: string; file: string; args: string
 }
 
 function summary(): void {
+  if (!steps.length) return;
   const failed = steps.filter((s) => !s.ok).map((s) => s.name);
   say(`${steps.map((s) => `${s.name} ${s.seconds.toFixed(0)} s${s.ok ? '' : ' (failed)'}`).join(', ')}; in all ${seconds(started).toFixed(0)} s`);
   const alone = (step: string): string => `npm run ${['build', 'typecheck', 'lint'].includes(step) ? step : `test:${step}`}`;

@@ -1,7 +1,7 @@
 // `npm test`'s tiers (scripts/test-tiers.ts) against vitest's own listing of the test files:
 // every file runs in exactly one tier, so a new folder of tests cannot fall between them or run
 // twice.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { APP_SUITES, FLEET_SUITE, TOOLKIT_ARGS } from '../../scripts/test-tiers';
@@ -27,5 +27,13 @@ describe('the test tiers', () => {
     // The toolkit tier runs on this machine's Node: none of the app's suites, nothing of the fleet.
     expect(toolkit.filter((f) => APP_SUITES.some((s) => f.startsWith(`${s}/`)) || f.startsWith(`${FLEET_SUITE}/`))).toEqual([]);
     expect(toolkit).toContain('test/stacks/plan.test.ts');
+  });
+
+  it('refuses an argument it does not know, saying what it takes, before it runs anything', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/test.ts'), 'fleet-only'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('unknown arguments: fleet-only. Use: scripts/test.ts [all|fast|toolkit] [--serial]');
+    expect(r.stderr).not.toContain('build:');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
