@@ -6,21 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../stacks/app';
-import type { StackConfig } from '../../stacks/config';
 import { pinnedImageParameterName } from '../../stacks/contract';
 import { type Json, type Plan, type PlannedResource, type ResourceChange } from './helpers/plan';
 import { startAwsStandIn } from './helpers/aws-stand-in';
 import { type OfflineTerraform, offlineTerraform, terraformVersion } from './helpers/terraform';
-
-const repoRoot = path.resolve(import.meta.dirname, '../..');
-const exampleVars = path.join(repoRoot, 'terraform.tfvars.example');
-const ENV = 'staging';
-const config: StackConfig = {
-  environment: ENV,
-  production: false,
-  state: { kind: 's3', bucket: 'cadfleet-tfstate-example', key: `cadfleet/${ENV}/terraform.tfstate`, region: 'us-east-1' },
-};
+import { ENV, exampleVars, synthStaging } from './helpers/staging';
 
 let workDir: string;
 let stackDir: string;
@@ -28,8 +18,7 @@ let stackDir: string;
 beforeAll(async () => {
   await terraformVersion();
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-image-pin-'));
-  buildApp(config, { outdir: path.join(workDir, 'cdktf.out') }).app.synth();
-  stackDir = path.join(workDir, 'cdktf.out', 'stacks', `cadfleet-${ENV}`);
+  stackDir = synthStaging(workDir);
 }, 120_000);
 
 afterAll(() => {

@@ -8,8 +8,6 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../stacks/app';
-import type { StackConfig } from '../../stacks/config';
 import { DEPLOY_SESSION_SECONDS, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
 import { DEPLOY_LOCK_KEY, HOST_ROLES, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName, streamSecretName } from '../../stacks/contract';
@@ -31,15 +29,7 @@ import {
   strings,
 } from './helpers/plan';
 import { type OfflineTerraform, offlineTerraform, oneLine, terraformVersion } from './helpers/terraform';
-
-const repoRoot = path.resolve(import.meta.dirname, '../..');
-const exampleVars = path.join(repoRoot, 'terraform.tfvars.example');
-const ENV = 'staging';
-const config: StackConfig = {
-  environment: ENV,
-  production: false,
-  state: { kind: 's3', bucket: 'cadfleet-tfstate-example', key: `cadfleet/${ENV}/terraform.tfstate`, region: 'us-east-1' },
-};
+import { ENV, config, exampleVars, repoRoot, synthStaging } from './helpers/staging';
 
 let workDir: string;
 let stackDir: string;
@@ -53,9 +43,8 @@ beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-stacks-'));
   const times: string[] = [];
   let started = performance.now();
-  buildApp(config, { outdir: path.join(workDir, 'cdktf.out') }).app.synth();
+  stackDir = synthStaging(workDir);
   times.push(`synth ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  stackDir = path.join(workDir, 'cdktf.out', 'stacks', `cadfleet-${ENV}`);
   synthesized = JSON.parse(fs.readFileSync(path.join(stackDir, 'cdk.tf.json'), 'utf8'));
 
   // Data sources would ask AWS for the AMI and the zones: the variables answer instead.
