@@ -47,6 +47,18 @@ export async function cadfleetApp(app: FastifyInstance, options: AppOptions): Pr
   // Before the routes: it collects their schemas as they are added.
   await registerOpenApi(app);
 
+  // A request that reaches this api once it has begun to close (on a connection kept alive from
+  // before: its listening socket is closed) gets a 503 in the api's error shape, with the
+  // connection closed after it. Another api answers the request sent again.
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!ctx.closing()) return;
+    return reply
+      .code(503)
+      .header('retry-after', '1')
+      .header('connection', 'close')
+      .send(errorBody(503, 'shutting_down', 'this api is shutting down; send the request again and another api answers it'));
+  });
+
   // While PostgreSQL, Redis or S3 is down the api answers 503 at once instead of timing out.
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/api/')) return;

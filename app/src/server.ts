@@ -32,7 +32,9 @@ export function buildServer(ctx: ApiContext, streaming?: SessionService) {
     requestTimeout: 0, // uploads can be long; the LB enforces its own timeouts
     connectionTimeout: 0,
     keepAliveTimeout: 75_000, // longer than nginx's upstream keepalive_timeout (60 s)
-    return503OnClosing: true,
+    // A request that reaches a closing api is answered by the app in its own error shape
+    // (503 shutting_down, app.ts), not by Fastify's `{error, message}`.
+    return503OnClosing: false,
     requestIdHeader: 'x-request-id',
   });
   void server.register(cadfleetApp, { ctx, streaming });

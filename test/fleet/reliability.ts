@@ -1015,10 +1015,16 @@ export function reliabilityScenarios(): void {
     // without it, which never comes (the LB keeps its deployed list when no api is live).
     for (const h of ['api-1', 'api-2']) expect(ssh(h, 'sudo', 'systemctl', 'stop', '--no-block', 'cadfleet-api').code).toBe(0);
     let down: Answer | undefined;
+    let closing = 0;
     try {
       await until('the LB answering for the stopped apis', async () => {
         const r = await request('GET', '/api/v1/models?limit=1');
-        if (r.status === 502 || r.status === 503) down = r;
+        // An api that is closing answers for itself first (503 shutting_down, app.ts): the api's
+        // error shape too, but not the LB's refusal this waits for.
+        if (r.status === 503 && r.json.code === 'shutting_down') {
+          expect(r.headers['retry-after']).toBe('1');
+          closing++;
+        } else if (r.status === 502 || r.status === 503) down = r;
         return down !== undefined;
       }, 60);
       expect(down!.headers['content-type'], down!.body.toString('utf8')).toBe('application/json');
@@ -1032,7 +1038,7 @@ export function reliabilityScenarios(): void {
       ok = (await request('GET', '/api/v1/models?limit=1')).status === 200 ? ok + 1 : 0;
       return ok >= 3;
     }, 60);
-    console.log(`LB refusals: 413 ${announced.json.code} in ${announced.ms.toFixed(0)} ms; with no api: ${down!.status} ${String(down!.json.code)}; apis back after ${seconds(Date.now() - stopped)}`);
+    console.log(`LB refusals: 413 ${announced.json.code} in ${announced.ms.toFixed(0)} ms; with no api: ${down!.status} ${String(down!.json.code)} (${closing} answered 503 shutting_down by a closing api first); apis back after ${seconds(Date.now() - stopped)}`);
     report.access.push({ check: 'an upload announced at 300 MB (over the LB\'s 200m)', refused: `413 file_too_large, JSON, before any body (${announced.ms.toFixed(0)} ms)` });
     report.access.push({ check: 'both apis stopped behind the LB', refused: `${down!.status} ${String(down!.json.code)}, JSON in the api's error shape; served again when they started` });
   }, 180_000);
