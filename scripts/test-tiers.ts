@@ -11,5 +11,12 @@ export const APP_SUITES = ['test/app', 'test/service', 'test/converter', 'test/s
 /** The fleet tier: the local fleet's scenarios, one fleet boot. */
 export const FLEET_SUITE = 'test/fleet';
 
+/**
+ * The plans tier: the stacks' offline terraform plans, on this machine's Node. Two minutes of
+ * both cores and no deadline shorter than a terraform run, so `npm test` runs them in the
+ * background beside the fleet tier, after the app tier.
+ */
+export const PLAN_SUITES = ['test/stacks/plan.test.ts', 'test/stacks/image-pin.test.ts'];
+
 /** vitest arguments of the toolkit tier: everything else, on this machine's Node. */
-export const TOOLKIT_ARGS = ['--exclude', `${FLEET_SUITE}/**`, ...APP_SUITES.flatMap((suite) => ['--exclude', `${suite}/**`])];
+export const TOOLKIT_ARGS = ['--exclude', `${FLEET_SUITE}/**`, ...[...APP_SUITES.map((suite) => `${suite}/**`), ...PLAN_SUITES].flatMap((glob) => ['--exclude', glob])];

@@ -1,21 +1,23 @@
 // The test tiers, arranged for a 2-core machine:
 //
 //   npm test                 every tier (below)
-//   npm run test:fast        everything but the fleet: the toolkit tier, then the app tier
+//   npm run test:fast        everything but the fleet: the toolkit, plans and app tiers
 //   npm run test:toolkit     the toolkit tier alone
 //   npm test -- --serial     every tier, one after the other (nothing beside the fleet tier)
 //
 // 1. dist/ is built once; the tiers' global setup sees CADFLEET_TEST_BUILT and does not build
 //    it again (two vitest runs building into one folder at once would race).
 // 2. typecheck and lint, side by side: each is one process on one core.
-// 3. the toolkit tier: every test but the fleet's and the app's, on this machine's Node (the
-//    CLI, the stacks and their terraform plans, the playbooks, the viewer, the workflows).
+// 3. the toolkit tier: every test but the fleet's, the app's and the stacks' terraform plans,
+//    on this machine's Node (the CLI, the playbooks, the viewer, the workflows, the stacks'
+//    constructs and boot scripts).
 // 4. the fleet tier (`vitest run test/fleet`: one fleet boot, its scenarios in sequence), and
-//    beside it the app tier: the app's tests (scripts/test-tiers.ts) on the Node the release
-//    bundles, the only Node the app runs on (scripts/test-node24.ts). The fleet tier leaves
-//    about a third of the machine idle while it waits on its hosts; the app tier runs in that
-//    time, in the background (BACKGROUND_NICE), from the end of the fleet's first deploy (its
-//    busiest minute), its output kept and printed after the fleet tier's.
+//    beside it, one after the other, the app tier: the app's tests on the Node the release
+//    bundles, the only Node the app runs on (scripts/test-node24.ts), then the plans tier: the
+//    stacks' offline terraform plans (scripts/test-tiers.ts). The fleet tier leaves about a
+//    third of the machine idle while it waits on its hosts; these run in that time, in the
+//    background (BACKGROUND_NICE), from the end of the fleet's first deploy (its busiest
+//    minute), their output kept and printed after the fleet tier's.
 //
 // A failed step stops the steps after it; the two tiers of step 4 both run to their end.
 // Each step's time is printed, and the whole run's at the end.
@@ -24,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { FLEET_SUITE, TOOLKIT_ARGS } from './test-tiers';
+import { FLEET_SUITE, PLAN_SUITES, TOOLKIT_ARGS } from './test-tiers';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE24 = ['--import', 'tsx', path.join(ROOT, 'scripts/test-node24.ts')];
@@ -116,45 +118,55 @@ async function main(): Promise<number> {
   if (!(await run('toolkit', node, [VITEST, 'run', ...TOOLKIT_ARGS]))) return 1;
   if (mode === 'toolkit') return 0;
   if (mode === 'fast' || serial) {
+    if (!(await run('plans', node, [VITEST, 'run', ...PLAN_SUITES]))) return 1;
     if (!(await run('node24', node, NODE24))) return 1;
     if (mode === 'fast') return 0;
     return (await run('fleet', node, [VITEST, 'run', FLEET_SUITE])) ? 0 : 1;
   }
-  // The fleet tier in front, its output passed through as it comes; the app tier beside it in
-  // the background from the end of the fleet's first deploy, its output in a file until the
-  // fleet tier has ended.
+  // The fleet tier in front, its output passed through as it comes; beside it in the
+  // background, from the end of the fleet's first deploy, the app tier and then the plans tier,
+  // their output in files until the fleet tier has ended.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-test-'));
-  const log = path.join(dir, 'node24.log');
-  let app: { started: number; done: Promise<{ ok: boolean; took: number }> } | undefined;
-  const startApp = (): void => {
-    if (app) return;
+  const besides = [
+    { name: 'node24', args: NODE24 },
+    { name: 'plans', args: [VITEST, 'run', ...PLAN_SUITES] },
+  ];
+  type Beside = { name: string; log: string; started: number; ok: boolean; took: number };
+  const runBeside = async (b: { name: string; args: string[] }): Promise<Beside> => {
+    const log = path.join(dir, `${b.name}.log`);
     const from = performance.now();
-    const child = execa(node, NODE24, { cwd: ROOT, env, reject: false, all: true, buffer: false, detached: true });
-    say(`node24: beside the fleet tier, ${background(child.pid!)}; its output in ${log} until the fleet tier ends`);
+    const child = execa(node, b.args, { cwd: ROOT, env, reject: false, all: true, buffer: false, detached: true });
+    say(`${b.name}: beside the fleet tier, ${background(child.pid!)}; its output in ${log} until the fleet tier ends`);
     const out = fs.createWriteStream(log);
     child.all?.pipe(out);
-    process.once('exit', () => {
+    const kill = (): void => {
       try {
         process.kill(-child.pid!, 'SIGTERM');
       } catch {
         // Already gone.
       }
-    });
-    app = {
-      started: from,
-      done: child.then(async (r) => {
-        await new Promise<void>((resolve) => out.end(resolve));
-        say(`node24: ended (${r.exitCode === 0 ? 'passed' : `exit ${r.exitCode}`}) after ${seconds(from).toFixed(0)} s; its output follows the fleet tier's`);
-        return { ok: r.exitCode === 0, took: seconds(from) };
-      }),
     };
+    process.once('exit', kill);
+    const r = await child;
+    process.removeListener('exit', kill);
+    await new Promise<void>((resolve) => out.end(resolve));
+    say(`${b.name}: ended (${r.exitCode === 0 ? 'passed' : `exit ${r.exitCode}`}) after ${seconds(from).toFixed(0)} s; its output follows the fleet tier's`);
+    return { name: b.name, log, started: from, ok: r.exitCode === 0, took: seconds(from) };
+  };
+  let backgroundTiers: Promise<Beside[]> | undefined;
+  const startBackground = (): void => {
+    backgroundTiers ??= (async () => {
+      const done: Beside[] = [];
+      for (const b of besides) done.push(await runBeside(b));
+      return done;
+    })();
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
   const from = performance.now();
-  say(`fleet: vitest.mjs run ${FLEET_SUITE} (the app tier starts beside it once the first deploy has ended)`);
+  say(`fleet: vitest.mjs run ${FLEET_SUITE} (the app and plans tiers start beside it once the first deploy has ended)`);
   // The reliability report says what ran beside its scenarios (test/fleet/reliability-report.ts).
-  const fleetEnv = { ...env, CADFLEET_TEST_BESIDE: "`npm test`'s app tier (the app's tests on Node 24, in the background, for about five minutes from the end of the first deploy)" };
+  const fleetEnv = { ...env, CADFLEET_TEST_BESIDE: "`npm test`'s app and plans tiers (the app's tests on Node 24, then the stacks' terraform plans, in the background, for about seven minutes from the end of the first deploy)" };
   const fleet = execa(node, [VITEST, 'run', FLEET_SUITE], { cwd: ROOT, env: fleetEnv, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
   // The first deploy keeps both cores busy for a minute; after it the fleet waits on its hosts
   // often enough for the app tier, whose tests have deadlines of their own (tens of seconds).
@@ -163,17 +175,19 @@ async function main(): Promise<number> {
   fleet.stdout?.on('data', (chunk: Buffer) => {
     process.stdout.write(chunk);
     tail = (tail + chunk.toString()).slice(-4096);
-    if (firstDeployEnded.test(tail)) startApp();
+    if (firstDeployEnded.test(tail)) startBackground();
   });
   const fleetOk = record('fleet', from, (await fleet).exitCode === 0);
-  // A fleet tier that ended before its first deploy did: the app tier runs after it.
-  startApp();
-  const { ok: appOk, took } = await app!.done;
-  say("node24: the app tier on the release's Node, run beside the fleet tier:");
-  process.stdout.write(fs.readFileSync(log, 'utf8'));
-  record('node24', app!.started, appOk, took);
+  // A fleet tier that ended before its first deploy did: the background tiers run after it.
+  startBackground();
+  const done = await backgroundTiers!;
+  for (const b of done) {
+    say(`${b.name}: run beside the fleet tier:`);
+    process.stdout.write(fs.readFileSync(b.log, 'utf8'));
+    record(b.name, b.started, b.ok, b.took);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
-  return fleetOk && appOk ? 0 : 1;
+  return fleetOk && done.every((b) => b.ok) ? 0 : 1;
 }
 
 const code = await main();

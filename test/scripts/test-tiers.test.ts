@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { APP_SUITES, FLEET_SUITE, TOOLKIT_ARGS } from '../../scripts/test-tiers';
+import { APP_SUITES, FLEET_SUITE, PLAN_SUITES, TOOLKIT_ARGS } from '../../scripts/test-tiers';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -15,18 +15,20 @@ function files(args: string[]): string[] {
 }
 
 describe('the test tiers', () => {
-  it('run every test file exactly once: the toolkit tier, the app tier (on Node 24) or the fleet tier', () => {
+  it('run every test file exactly once: the toolkit tier, the plans tier, the app tier (on Node 24) or the fleet tier', () => {
     const all = files([]);
     const toolkit = files(TOOLKIT_ARGS);
+    const plans = files(PLAN_SUITES);
     const app = files(APP_SUITES);
     const fleet = files([FLEET_SUITE]);
     expect(all.length).toBeGreaterThan(60);
     for (const suite of APP_SUITES) expect(app.filter((f) => f.startsWith(`${suite}/`)).length, `${suite} has no test file`).toBeGreaterThan(0);
     expect(fleet).toEqual(['test/fleet/local-fleet.test.ts']);
-    expect([...toolkit, ...app, ...fleet].sort()).toEqual(all);
+    expect(plans).toEqual([...PLAN_SUITES].sort());
+    expect([...toolkit, ...plans, ...app, ...fleet].sort()).toEqual(all);
     // The toolkit tier runs on this machine's Node: none of the app's suites, nothing of the fleet.
     expect(toolkit.filter((f) => APP_SUITES.some((s) => f.startsWith(`${s}/`)) || f.startsWith(`${FLEET_SUITE}/`))).toEqual([]);
-    expect(toolkit).toContain('test/stacks/plan.test.ts');
+    expect(toolkit).toContain('test/stacks/constructs.test.ts');
   });
 
   it('refuses an argument it does not know, saying what it takes, before it runs anything', () => {
