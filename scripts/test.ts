@@ -19,8 +19,10 @@
 //    background (BACKGROUND_NICE), from the end of the fleet's first deploy (its busiest
 //    minute), their output kept and printed after the fleet tier's.
 //
-// A failed step stops the steps after it; the two tiers of step 4 both run to their end.
-// Each step's time is printed, and the whole run's at the end.
+// A failed step stops the steps after it; the tiers of step 4 all run to their end.
+// Each step's time is printed, and the whole run's at the end; a run that failed ends with the
+// tests that failed, each with the first line of its error (from vitest's JSON report of each
+// tier), since the last lines of a CI log are often the only ones read.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +33,17 @@ import { FLEET_SUITE, PLAN_SUITES, TOOLKIT_ARGS } from './test-tiers';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE24 = ['--import', 'tsx', path.join(ROOT, 'scripts/test-node24.ts')];
 const VITEST = path.join(ROOT, 'node_modules/vitest/vitest.mjs');
+/** The run's own files: each tier's JSON report, and the background tiers' output. */
+const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-test-'));
+const reportOf = (tier: string): string => path.join(WORK, `${tier}.json`);
+/** vitest's usual output, and a JSON report of each test for the digest of failures. */
+const reporters = (tier: string): string[] => ['--reporter=default', '--reporter=json', `--outputFile.json=${reportOf(tier)}`];
+const TIERS = {
+  toolkit: [VITEST, 'run', ...TOOLKIT_ARGS, ...reporters('toolkit')],
+  plans: [VITEST, 'run', ...PLAN_SUITES, ...reporters('plans')],
+  node24: [...NODE24, ...reporters('node24')],
+  fleet: [VITEST, 'run', FLEET_SUITE, ...reporters('fleet')],
+};
 /**
  * The app tier's priority beside the fleet tier, as a nice value for its whole session. The
  * scheduler groups a session's processes (autogroup) and weighs the groups against each other:
@@ -98,7 +111,34 @@ function summary(): void {
   const failed = steps.filter((s) => !s.ok).map((s) => s.name);
   say(`${steps.map((s) => `${s.name} ${s.seconds.toFixed(0)} s${s.ok ? '' : ' (failed)'}`).join(', ')}; in all ${seconds(started).toFixed(0)} s`);
   const alone = (step: string): string => `npm run ${['build', 'typecheck', 'lint'].includes(step) ? step : `test:${step}`}`;
-  if (failed.length) say(`failed: ${failed.join(', ')}. Each runs alone: ${failed.map(alone).join(', ')}`);
+  if (!failed.length) return;
+  for (const step of failed) for (const line of failures(step)) say(`  ${line}`);
+  say(`failed: ${failed.join(', ')}. Each runs alone: ${failed.map(alone).join(', ')}`);
+}
+
+/** The failed tests of a tier, one line each, from its JSON report. */
+function failures(tier: string): string[] {
+  if (!(tier in TIERS)) return [];
+  interface Report {
+    testResults: Array<{ name: string; status: string; message?: string; assertionResults: Array<{ fullName: string; status: string; failureMessages?: string[] }> }>;
+  }
+  let report: Report;
+  try {
+    report = JSON.parse(fs.readFileSync(reportOf(tier), 'utf8')) as Report;
+  } catch {
+    return [`${tier}: no report of its tests (it stopped before vitest wrote one): its output above says why`];
+  }
+  // eslint-disable-next-line no-control-regex
+  const first = (text = ''): string => (text.replace(/\u001b\[[\d;]*m/g, '').split('\n').find((l) => l.trim()) ?? '').trim().slice(0, 300);
+  const lines: string[] = [];
+  for (const file of report.testResults) {
+    const where = path.relative(ROOT, file.name);
+    const failed = file.assertionResults.filter((a) => a.status === 'failed');
+    for (const a of failed) lines.push(`${tier}: ${where} > ${a.fullName}: ${first(a.failureMessages?.[0])}`);
+    // A file that failed outside its tests (an import, a hook).
+    if (!failed.length && file.status === 'failed') lines.push(`${tier}: ${where}: ${first(file.message)}`);
+  }
+  return lines.length ? lines : [`${tier}: its tests passed, but vitest exited non-zero: its output above says why`];
 }
 
 async function main(): Promise<number> {
@@ -115,25 +155,24 @@ async function main(): Promise<number> {
     const eslint = path.join(ROOT, 'node_modules/eslint/bin/eslint.js');
     if (!(await beside([{ name: 'typecheck', file: node, args: [tsc, '--noEmit'] }, { name: 'lint', file: node, args: [eslint, '.'] }]))) return 1;
   }
-  if (!(await run('toolkit', node, [VITEST, 'run', ...TOOLKIT_ARGS]))) return 1;
+  if (!(await run('toolkit', node, TIERS.toolkit))) return 1;
   if (mode === 'toolkit') return 0;
   if (mode === 'fast' || serial) {
-    if (!(await run('plans', node, [VITEST, 'run', ...PLAN_SUITES]))) return 1;
-    if (!(await run('node24', node, NODE24))) return 1;
+    if (!(await run('plans', node, TIERS.plans))) return 1;
+    if (!(await run('node24', node, TIERS.node24))) return 1;
     if (mode === 'fast') return 0;
-    return (await run('fleet', node, [VITEST, 'run', FLEET_SUITE])) ? 0 : 1;
+    return (await run('fleet', node, TIERS.fleet)) ? 0 : 1;
   }
   // The fleet tier in front, its output passed through as it comes; beside it in the
   // background, from the end of the fleet's first deploy, the app tier and then the plans tier,
   // their output in files until the fleet tier has ended.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-test-'));
   const besides = [
-    { name: 'node24', args: NODE24 },
-    { name: 'plans', args: [VITEST, 'run', ...PLAN_SUITES] },
+    { name: 'node24', args: TIERS.node24 },
+    { name: 'plans', args: TIERS.plans },
   ];
   type Beside = { name: string; log: string; started: number; ok: boolean; took: number };
   const runBeside = async (b: { name: string; args: string[] }): Promise<Beside> => {
-    const log = path.join(dir, `${b.name}.log`);
+    const log = path.join(WORK, `${b.name}.log`);
     const from = performance.now();
     const child = execa(node, b.args, { cwd: ROOT, env, reject: false, all: true, buffer: false, detached: true });
     say(`${b.name}: beside the fleet tier, ${background(child.pid!)}; its output in ${log} until the fleet tier ends`);
@@ -167,7 +206,7 @@ async function main(): Promise<number> {
   say(`fleet: vitest.mjs run ${FLEET_SUITE} (the app and plans tiers start beside it once the first deploy has ended)`);
   // The reliability report says what ran beside its scenarios (test/fleet/reliability-report.ts).
   const fleetEnv = { ...env, CADFLEET_TEST_BESIDE: "`npm test`'s app and plans tiers (the app's tests on Node 24, then the stacks' terraform plans, in the background, for about seven minutes from the end of the first deploy)" };
-  const fleet = execa(node, [VITEST, 'run', FLEET_SUITE], { cwd: ROOT, env: fleetEnv, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
+  const fleet = execa(node, TIERS.fleet, { cwd: ROOT, env: fleetEnv, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
   // The first deploy keeps both cores busy for a minute; after it the fleet waits on its hosts
   // often enough for the app tier, whose tests have deadlines of their own (tens of seconds).
   const firstDeployEnded = /fleet scenario: [\d.]+ s, deploys /;
@@ -186,10 +225,10 @@ async function main(): Promise<number> {
     process.stdout.write(fs.readFileSync(b.log, 'utf8'));
     record(b.name, b.started, b.ok, b.took);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
   return fleetOk && done.every((b) => b.ok) ? 0 : 1;
 }
 
 const code = await main();
 summary();
+fs.rmSync(WORK, { recursive: true, force: true });
 process.exit(code);
