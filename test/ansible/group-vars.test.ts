@@ -84,6 +84,7 @@ function render<K extends string>(cases: Record<K, Record<string, string>>): Rec
 const SETTINGS = {
   CADFLEET_REDIS_URL: 'rediss://data:6379',
   CADFLEET_STREAM_TOKEN_SECRET: 's'.repeat(32),
+  CADFLEET_STREAM_TOKEN_TTL_MS: '30000',
   CADFLEET_WORKER_CONCURRENCY: '2',
 };
 
@@ -91,12 +92,13 @@ const SETTINGS = {
 const moved = (a: Record<Role, HostView>, b: Record<Role, HostView>): Role[] => ROLES.filter((r) => a[r].digest !== b[r].digest);
 
 describe('the playbooks\' group_vars', () => {
-  it('give each app host the settings its role reads: worker settings to workers, the stream-token secret to the api and streamers', () => {
+  it('give each app host the settings its role reads: worker settings to workers, streaming settings (the token secret above all) to the api and streamers', () => {
     const view = render({ base: SETTINGS }).base;
     expect(view.worker.serviceEnv).toMatchObject({ CADFLEET_REDIS_URL: SETTINGS.CADFLEET_REDIS_URL, CADFLEET_WORKER_CONCURRENCY: '2' });
     expect(view.worker.serviceEnv).not.toHaveProperty('CADFLEET_STREAM_TOKEN_SECRET');
+    expect(view.worker.serviceEnv).not.toHaveProperty('CADFLEET_STREAM_TOKEN_TTL_MS');
     for (const role of ['api', 'streamer'] as const) {
-      expect(view[role].serviceEnv, role).toMatchObject({ CADFLEET_REDIS_URL: SETTINGS.CADFLEET_REDIS_URL, CADFLEET_STREAM_TOKEN_SECRET: SETTINGS.CADFLEET_STREAM_TOKEN_SECRET });
+      expect(view[role].serviceEnv, role).toMatchObject({ CADFLEET_REDIS_URL: SETTINGS.CADFLEET_REDIS_URL, CADFLEET_STREAM_TOKEN_SECRET: SETTINGS.CADFLEET_STREAM_TOKEN_SECRET, CADFLEET_STREAM_TOKEN_TTL_MS: '30000' });
       expect(view[role].serviceEnv, role).not.toHaveProperty('CADFLEET_WORKER_CONCURRENCY');
     }
     expect(view.lb.serviceEnv).toBeNull();
@@ -122,6 +124,7 @@ describe('the playbooks\' group_vars', () => {
       same: { ...SETTINGS },
       concurrency: { ...SETTINGS, CADFLEET_WORKER_CONCURRENCY: '3' },
       secret: { ...SETTINGS, CADFLEET_STREAM_TOKEN_SECRET: 't'.repeat(32) },
+      sessions: { ...SETTINGS, CADFLEET_STREAM_SESSION_TTL_MS: '600000' },
       redis: { ...SETTINGS, CADFLEET_REDIS_URL: 'rediss://other:6379' },
       linger: { ...SETTINGS, CADFLEET_LB_LINGER_MS: '5000' },
     });
@@ -129,6 +132,7 @@ describe('the playbooks\' group_vars', () => {
     expect(moved(v.base, v.same)).toEqual([]);
     expect(moved(v.base, v.concurrency)).toEqual(['worker']);
     expect(moved(v.base, v.secret)).toEqual(['api', 'streamer']);
+    expect(moved(v.base, v.sessions)).toEqual(['api', 'streamer']);
     expect(moved(v.base, v.redis)).toEqual(['lb', 'api', 'worker', 'streamer']);
     expect(moved(v.base, v.linger)).toEqual(['lb', 'api', 'worker', 'streamer']);
   });
