@@ -177,6 +177,11 @@ const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   CADFLEET_NODE_TTL_MS: int(300).optional(),
   /** How often the api checks PostgreSQL, Redis and S3 (answers 503 while one is down). */
   CADFLEET_DEPENDENCY_CHECK_MS: int(100).default(2000),
+  /**
+   * How long one check may take before it counts as slow (two slow checks in a row close the
+   * gate). @default CADFLEET_DEPENDENCY_CHECK_MS, within 1 to 5 seconds
+   */
+  CADFLEET_DEPENDENCY_TIMEOUT_MS: int(100, 60_000).optional(),
   /** S3, once it answered, is checked again after this long (while it fails: every CADFLEET_DEPENDENCY_CHECK_MS). */
   CADFLEET_S3_CHECK_MS: int(100).default(15_000),
   /** Seconds a client is told to wait (Retry-After) while a dependency is down. */
@@ -227,6 +232,7 @@ const streamerSchema = serviceSchema
     CADFLEET_HEARTBEAT_INTERVAL_MS: true,
     CADFLEET_NODE_TTL_MS: true,
     CADFLEET_DEPENDENCY_CHECK_MS: true,
+    CADFLEET_DEPENDENCY_TIMEOUT_MS: true,
     CADFLEET_S3_CHECK_MS: true,
     CADFLEET_STREAM_SESSION_TTL_MS: true,
     CADFLEET_LB_DEREGISTER_TIMEOUT_MS: true,
@@ -336,6 +342,7 @@ export interface Config {
   heartbeatMs: number;
   nodeTtlMs: number;
   dependencyCheckMs: number;
+  dependencyTimeoutMs: number;
   s3CheckMs: number;
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
@@ -357,6 +364,7 @@ export interface StreamerConfig {
   heartbeatMs: number;
   nodeTtlMs: number;
   dependencyCheckMs: number;
+  dependencyTimeoutMs: number;
   s3CheckMs: number;
   lbDeregisterTimeoutMs: number;
   stream: {
@@ -512,6 +520,7 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
     nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
+    dependencyTimeoutMs: e.CADFLEET_DEPENDENCY_TIMEOUT_MS ?? Math.max(1000, Math.min(5000, e.CADFLEET_DEPENDENCY_CHECK_MS)),
     s3CheckMs: e.CADFLEET_S3_CHECK_MS,
     retryAfterSeconds: e.CADFLEET_RETRY_AFTER_SECONDS,
     shutdownTimeoutMs: e.CADFLEET_SHUTDOWN_TIMEOUT_MS,
@@ -548,6 +557,7 @@ export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
     heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
     nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
+    dependencyTimeoutMs: e.CADFLEET_DEPENDENCY_TIMEOUT_MS ?? Math.max(1000, Math.min(5000, e.CADFLEET_DEPENDENCY_CHECK_MS)),
     s3CheckMs: e.CADFLEET_S3_CHECK_MS,
     lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
     stream: {

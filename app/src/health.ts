@@ -35,7 +35,11 @@ class CheckTimeout extends Error {}
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new CheckTimeout(`${what} did not answer within ${ms} ms`)), ms);
+    // When the deadline passes, what has arrived is read first: this process may itself have
+    // stalled past it (a long GC pause, a starved CPU) with the answer waiting in its socket. The
+    // event loop runs expired timers before it polls for I/O, and setImmediate after it, so an
+    // answer already there settles the check and the timeout below changes nothing.
+    const timer = setTimeout(() => setImmediate(() => reject(new CheckTimeout(`${what} did not answer within ${ms} ms`))), ms);
     p.then(
       (v) => {
         clearTimeout(timer);

@@ -64,7 +64,7 @@ export async function createServices(config: Config, log: Logger, role: string, 
       redis: () => redis.ping(),
       s3: okForAWhile(() => storage.ping(), config.s3CheckMs),
     },
-    { timeoutMs: Math.max(1000, Math.min(5000, config.dependencyCheckMs)) },
+    { timeoutMs: config.dependencyTimeoutMs },
   );
   health.onChange = (s) =>
     s.ok ? log.info({ dependency: s.name }, 'dependency is back') : log.warn({ dependency: s.name, error: s.error }, 'dependency is down');

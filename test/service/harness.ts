@@ -26,6 +26,11 @@ export const FAST_ENV: Record<string, string> = {
   CADFLEET_HEARTBEAT_INTERVAL_MS: '500',
   CADFLEET_DEPENDENCY_CHECK_MS: '300',
   CADFLEET_S3_CHECK_MS: '300',
+  // The outages these tests make are refusals (a stopped Redis, PostgreSQL or S3), which close
+  // the gate at once. A slow check here means CPU: `npm test` runs the app's tests in the
+  // background beside the fleet tier, where a check may wait seconds to be scheduled. The gate's
+  // handling of slow checks is tested with its own timeout (units.test.ts).
+  CADFLEET_DEPENDENCY_TIMEOUT_MS: '5000',
   CADFLEET_JOB_LOCK_MS: '2000',
   CADFLEET_STALLED_INTERVAL_MS: '1000',
   CADFLEET_JOB_BACKOFF_MS: '200',

@@ -1,5 +1,6 @@
 // Pure pieces of the service: configuration, names, keys in headers, error classification,
 // the registry record format.
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { keyFromHeader } from '../../app/src/auth';
 import { ConfigError, loadConfig, loadDatabaseConfig } from '../../app/src/config';
@@ -24,6 +25,10 @@ describe('configuration', () => {
     expect(config.uploads.maxBytes).toBe(100 * 1024 * 1024);
     expect(config.worker).toMatchObject({ attempts: 3, converterMode: 'pool', concurrency: 1 });
     expect(config.nodeTtlMs).toBe(3 * config.heartbeatMs);
+    // A check may take as long as the interval between checks, within 1 to 5 s, unless set.
+    expect(config.dependencyTimeoutMs).toBe(2000);
+    expect(loadConfig({ ...BASE, CADFLEET_DEPENDENCY_CHECK_MS: '300' }).dependencyTimeoutMs).toBe(1000);
+    expect(loadConfig({ ...BASE, CADFLEET_DEPENDENCY_CHECK_MS: '300', CADFLEET_DEPENDENCY_TIMEOUT_MS: '5000' }).dependencyTimeoutMs).toBe(5000);
   });
 
   it('takes sslmode and sslrootcert from the URL and keeps them out of the driver URL', () => {
@@ -153,5 +158,26 @@ describe('dependency health (the api 503 gate)', () => {
     mode = 'refused';
     await health.check();
     expect(health.down()).toMatchObject([{ name: 's3', failures: 1, timedOut: false }]);
+  });
+
+  it('does not take a stall of its own process for a slow dependency: an answer that arrived meanwhile is read first', async () => {
+    // The dependency: another process, which answers while this one is stalled.
+    const peer = spawn('sh', ['-c', 'while read line; do echo pong; done'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const health = createHealth({ peer: () => new Promise((resolve) => (peer.stdout.once('data', resolve), peer.stdin.write('ping\n'))) }, { timeoutMs: 100 });
+      expect(await health.check()).toMatchObject([{ name: 'peer', ok: true }]);
+      for (let i = 0; i < 3; i++) {
+        const round = health.check();
+        // This process stalls past the deadline (a long GC pause, a starved CPU); the answer
+        // arrives meanwhile.
+        const until = Date.now() + 400;
+        while (Date.now() < until) {
+          // busy
+        }
+        expect(await round, `round ${i}`).toMatchObject([{ name: 'peer', ok: true, failures: 0 }]);
+      }
+    } finally {
+      peer.kill();
+    }
   });
 });

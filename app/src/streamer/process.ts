@@ -47,7 +47,7 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
   const storage = createStorage(config.s3);
   const registry = createRegistry(redis, config.redis.prefix);
   const sessions = createSessionStore(redis, config.redis.prefix, config.stream.sessionTtlMs);
-  const health = createHealth({ redis: () => redis.ping(), s3: okForAWhile(() => storage.ping(), config.s3CheckMs) }, { timeoutMs: Math.max(1000, Math.min(5000, config.dependencyCheckMs)) });
+  const health = createHealth({ redis: () => redis.ping(), s3: okForAWhile(() => storage.ping(), config.s3CheckMs) }, { timeoutMs: config.dependencyTimeoutMs });
   health.onChange = (s) => (s.ok ? log.info({ dependency: s.name }, 'dependency is back') : log.warn({ dependency: s.name, error: s.error }, 'dependency is down'));
   health.start(config.dependencyCheckMs);
 
