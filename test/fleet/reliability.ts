@@ -941,11 +941,16 @@ export function reliabilityScenarios(): void {
     // `wave` at once: uploads go six at a time, under the 8 in progress per address, so that the
     // request rate is what is limited.
     // Every 429 is the LB's own, in the api's JSON error shape, with Retry-After.
-    const burst = async (n: number, send: () => Promise<Answer>, wave = n): Promise<Record<string, number>> => {
+    // At most `limit.burst` plus what the rate admits while the burst lasts gets through (plus one:
+    // nginx counts in milliseconds, from the first request); a slow machine admits more, not fewer.
+    const burst = async (n: number, send: () => Promise<Answer>, limit: { rate: number; burst: number }, wave = n): Promise<Record<string, number>> => {
       const answers: Answer[] = [];
       const started = Date.now();
       for (let i = 0; i < n; i += wave) answers.push(...(await Promise.all(Array.from({ length: Math.min(wave, n - i) }, send))));
-      expect(Date.now() - started, 'the burst took so long that the limiter refilled').toBeLessThan(4000);
+      const took = (Date.now() - started) / 1000;
+      expect(took, 'the burst took so long that the limiter refilled').toBeLessThan(4);
+      const admitted = answers.filter((a) => a.status !== 429).length;
+      expect(admitted, `admitted in ${took.toFixed(2)} s`).toBeLessThanOrEqual(limit.burst + Math.ceil(limit.rate * took) + 1);
       const counts: Record<string, number> = {};
       for (const x of answers) counts[x.status] = (counts[x.status] ?? 0) + 1;
       for (const x of answers.filter((a) => a.status === 429)) {
@@ -956,13 +961,11 @@ export function reliabilityScenarios(): void {
       return counts;
     };
     await sleep(5000);
-    const uploads = await burst(40, () => upload('burst.stl', box, { key: keyA }), 6);
-    const sessions = await burst(80, () => request('POST', `/api/v1/models/${modelId}/sessions`, { key: keyA, body: '{}', headers: json }));
+    const uploads = await burst(40, () => upload('burst.stl', box, { key: keyA }), { rate: 5, burst: 20 }, 6);
+    const sessions = await burst(80, () => request('POST', `/api/v1/models/${modelId}/sessions`, { key: keyA, body: '{}', headers: json }), { rate: 10, burst: 40 });
     console.log(`rate limits: uploads ${JSON.stringify(uploads)}, sessions ${JSON.stringify(sessions)}`);
     expect(Object.keys(uploads).sort()).toEqual(['201', '429']);
-    expect(uploads['429']).toBeGreaterThanOrEqual(10);
     expect(Object.keys(sessions).sort()).toEqual(['201', '429']);
-    expect(sessions['429']).toBeGreaterThanOrEqual(20);
     report.access.push({ check: '40 uploads within a few seconds from one address (six at a time)', refused: `${uploads['429']} answered 429 (JSON rate_limited, Retry-After), ${uploads['201']} accepted (5/s, burst 20)` });
     report.access.push({ check: '80 session hand-outs at once from one address', refused: `${sessions['429']} answered 429, ${sessions['201']} handed out (10/s, burst 40)` });
     // The limiter refills before the next scenario's traffic.
