@@ -35,6 +35,7 @@ const NODE24 = ['--import', 'tsx', path.join(ROOT, 'scripts/test-node24.ts')];
 const VITEST = path.join(ROOT, 'node_modules/vitest/vitest.mjs');
 /** The run's own files: each tier's JSON report, and the background tiers' output. */
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-test-'));
+process.once('exit', () => fs.rmSync(WORK, { recursive: true, force: true }));
 const reportOf = (tier: string): string => path.join(WORK, `${tier}.json`);
 /** vitest's usual output, and a JSON report of each test for the digest of failures. */
 const reporters = (tier: string): string[] => ['--reporter=default', '--reporter=json', `--outputFile.json=${reportOf(tier)}`];
@@ -230,5 +231,4 @@ async function main(): Promise<number> {
 
 const code = await main();
 summary();
-fs.rmSync(WORK, { recursive: true, force: true });
 process.exit(code);

@@ -463,6 +463,10 @@ export function loadDatabaseConfig(env: Env = process.env): { database: Database
   return { database: databaseFrom(e), logLevel: e.CADFLEET_LOG_LEVEL };
 }
 
+/** A dependency check's deadline: as set, else the check interval within 1 to 5 s. */
+const dependencyTimeoutMs = (e: { CADFLEET_DEPENDENCY_TIMEOUT_MS?: number; CADFLEET_DEPENDENCY_CHECK_MS: number }): number =>
+  e.CADFLEET_DEPENDENCY_TIMEOUT_MS ?? Math.max(1000, Math.min(5000, e.CADFLEET_DEPENDENCY_CHECK_MS));
+
 /** The whole configuration of the api and worker roles (the streamer has loadStreamerConfig). */
 export function loadConfig(env: Env = process.env): Config {
   const e = parseEnv(serviceSchema, env);
@@ -520,7 +524,7 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
     nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
-    dependencyTimeoutMs: e.CADFLEET_DEPENDENCY_TIMEOUT_MS ?? Math.max(1000, Math.min(5000, e.CADFLEET_DEPENDENCY_CHECK_MS)),
+    dependencyTimeoutMs: dependencyTimeoutMs(e),
     s3CheckMs: e.CADFLEET_S3_CHECK_MS,
     retryAfterSeconds: e.CADFLEET_RETRY_AFTER_SECONDS,
     shutdownTimeoutMs: e.CADFLEET_SHUTDOWN_TIMEOUT_MS,
@@ -557,7 +561,7 @@ export function loadStreamerConfig(env: Env = process.env): StreamerConfig {
     heartbeatMs: e.CADFLEET_HEARTBEAT_INTERVAL_MS,
     nodeTtlMs: e.CADFLEET_NODE_TTL_MS ?? e.CADFLEET_HEARTBEAT_INTERVAL_MS * 3,
     dependencyCheckMs: e.CADFLEET_DEPENDENCY_CHECK_MS,
-    dependencyTimeoutMs: e.CADFLEET_DEPENDENCY_TIMEOUT_MS ?? Math.max(1000, Math.min(5000, e.CADFLEET_DEPENDENCY_CHECK_MS)),
+    dependencyTimeoutMs: dependencyTimeoutMs(e),
     s3CheckMs: e.CADFLEET_S3_CHECK_MS,
     lbDeregisterTimeoutMs: e.CADFLEET_LB_DEREGISTER_TIMEOUT_MS,
     stream: {
