@@ -329,7 +329,7 @@ if os.path.exists(secrets_env):
             name, _, value = line.partition('=')
             settings[name] = value
 variables = json.loads(host_vars)
-variables.update(release_version=version, release_sha256=sha256, release_tarball=bundle,
+variables.update(release_version=version, release_sha256=sha256, release_tarball=bundle, release_tarball_on_host=True,
                  cadfleet_service_env_common=settings, cadfleet_private_address=address)
 tls = os.path.join(state, 'tls.pem')
 if os.path.exists(tls):

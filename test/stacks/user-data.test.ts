@@ -258,6 +258,7 @@ describe('the boot program, run', () => {
       release_version: '1.4.0',
       release_sha256: sha,
       release_tarball: `${state}/release/cadfleet-1.4.0-linux-x64.tar.gz`,
+      release_tarball_on_host: true,
       cadfleet_private_address: '10.40.128.7',
       cadfleet_service_env_common: {
         CADFLEET_ENV: 'staging',

@@ -122,7 +122,7 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
 
   local
     .command('scale-out')
-    .description('Add a host to a role as an auto scaling group does on AWS: it boots from the base image with the stacks\' user-data, which cloud-init runs; it installs the current release from the releases bucket\'s pointer and starts serving. No Ansible runs.')
+    .description('Add a host to a role as an auto scaling group does on AWS: it boots from the base image with the stacks\' user-data, which cloud-init runs; it installs the current release from the releases bucket\'s pointer and configures itself with that release\'s host.yml (Ansible on the host itself; no deploy from this machine), then serves.')
     .argument('<role>', `${SCALABLE_ROLES.join(', ')}`, roleArgument)
     .option('--json', 'print the report as JSON')
     .addOption(
