@@ -269,6 +269,9 @@ const streamerSchema = serviceSchema
     CADFLEET_STREAM_SEND_BUFFER_KB: int(16).default(512),
   });
 
+/** The settings a streamer reads: the deploy withholds others from it (ansible/playbooks/group_vars/all/role.yml). */
+export const STREAMER_SETTINGS: readonly string[] = Object.keys(streamerSchema.shape);
+
 export interface DatabaseConfig {
   url: string;
   sslMode: SslMode;

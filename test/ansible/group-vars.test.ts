@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STREAMER_SETTINGS } from '../../app/src/config';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const ROLES = ['lb', 'data', 'api', 'worker', 'streamer'] as const;
@@ -105,6 +106,12 @@ describe('the playbooks\' group_vars', () => {
     expect(view.data.serviceEnv).toBeNull();
   });
 
+  it('withhold nothing a streamer reads (every setting of its schema reaches it)', () => {
+    const every = Object.fromEntries(STREAMER_SETTINGS.map((name) => [name, 'x']));
+    const view = render({ every: { ...SETTINGS, ...every } }).every;
+    expect(Object.keys(view.streamer.serviceEnv ?? {}).filter((name) => name in every).sort()).toEqual([...STREAMER_SETTINGS].sort());
+  });
+
   it('keep the LB\'s keepalive_time below the api\'s linger, whatever the linger is set to', () => {
     const lingers = { unset: undefined, '12000': '12000', '5000': '5000', '2500': '2500', '0': '0', '60000': '60000' } as const;
     const expected: Record<keyof typeof lingers, string> = { unset: '10s', '12000': '10s', '5000': '3s', '2500': '1s', '0': '1s', '60000': '10s' };
@@ -127,6 +134,8 @@ describe('the playbooks\' group_vars', () => {
       sessions: { ...SETTINGS, CADFLEET_STREAM_SESSION_TTL_MS: '600000' },
       redis: { ...SETTINGS, CADFLEET_REDIS_URL: 'rediss://other:6379' },
       linger: { ...SETTINGS, CADFLEET_LB_LINGER_MS: '5000' },
+      webhooks: { ...SETTINGS, CADFLEET_WEBHOOK_ATTEMPTS: '3' },
+      exports: { ...SETTINGS, CADFLEET_EXPORT_TIMEOUT_MS: '60000', CADFLEET_DOWNLOAD_URL_EXPIRES_SECONDS: '600' },
     });
     expect(new Set(ROLES.map((r) => v.base[r].digest)).size).toBe(ROLES.length);
     expect(moved(v.base, v.same)).toEqual([]);
@@ -135,5 +144,8 @@ describe('the playbooks\' group_vars', () => {
     expect(moved(v.base, v.sessions)).toEqual(['api', 'streamer']);
     expect(moved(v.base, v.redis)).toEqual(['lb', 'api', 'worker', 'streamer']);
     expect(moved(v.base, v.linger)).toEqual(['lb', 'api', 'worker', 'streamer']);
+    // Read by the api and the workers (loadConfig), never by the streamers (loadStreamerConfig).
+    expect(moved(v.base, v.webhooks)).toEqual(['api', 'worker']);
+    expect(moved(v.base, v.exports)).toEqual(['api', 'worker']);
   });
 });
