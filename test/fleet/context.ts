@@ -77,7 +77,7 @@ export function patch(file: string, from: string, to: string): void {
 
 /** A copy of this tree's tracked files (node_modules linked), changed by `change`, then built. */
 export function variantTree(dir: string, change: (tree: string) => void): string {
-  execFileSync('sh', ['-c', 'mkdir -p "$1" && git ls-files -z | xargs -0 -I{} cp --parents {} "$1" && ln -s "$PWD/node_modules" "$1/node_modules"', 'copy', dir]);
+  execFileSync('sh', ['-c', 'mkdir -p "$1" && git ls-files -z | xargs -0 cp --parents -t "$1" && ln -s "$PWD/node_modules" "$1/node_modules"', 'copy', dir]);
   change(dir);
   execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: dir });
   return dir;
