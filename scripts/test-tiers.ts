@@ -12,6 +12,12 @@ export const APP_SUITES = ['test/app', 'test/service', 'test/converter', 'test/s
 export const FLEET_SUITE = 'test/fleet';
 
 /**
+ * The line the fleet tier prints once its first deploy has ended (test/fleet/local-fleet.test.ts):
+ * `npm test` then starts the background tiers beside it.
+ */
+export const FIRST_DEPLOY_ENDED = 'fleet: the first deploy has ended';
+
+/**
  * The plans tier: the stacks' offline terraform plans, on this machine's Node. Two minutes of
  * both cores and no deadline shorter than a terraform run, so `npm test` runs them in the
  * background beside the fleet tier, after the app tier.

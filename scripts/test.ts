@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { FLEET_SUITE, PLAN_SUITES, TOOLKIT_ARGS } from './test-tiers';
+import { FIRST_DEPLOY_ENDED, FLEET_SUITE, PLAN_SUITES, TOOLKIT_ARGS } from './test-tiers';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE24 = ['--import', 'tsx', path.join(ROOT, 'scripts/test-node24.ts')];
@@ -210,12 +210,11 @@ async function main(): Promise<number> {
   const fleet = execa(node, TIERS.fleet, { cwd: ROOT, env: fleetEnv, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
   // The first deploy keeps both cores busy for a minute; after it the fleet waits on its hosts
   // often enough for the app tier, whose tests have deadlines of their own (tens of seconds).
-  const firstDeployEnded = /fleet scenario: [\d.]+ s, deploys /;
   let tail = '';
   fleet.stdout?.on('data', (chunk: Buffer) => {
     process.stdout.write(chunk);
     tail = (tail + chunk.toString()).slice(-4096);
-    if (firstDeployEnded.test(tail)) startBackground();
+    if (tail.includes(FIRST_DEPLOY_ENDED)) startBackground();
   });
   const fleetOk = record('fleet', from, (await fleet).exitCode === 0);
   // A fleet tier that ended before its first deploy did: the background tiers run after it.

@@ -8,6 +8,7 @@ import { shellQuote } from '../../cli/src/commands/keys';
 import { sshCommand } from '../../cli/src/local/commands';
 import { systemRunner } from '../../cli/src/local/exec';
 import { switchScript } from '../../cli/src/upgrade/runner';
+import { FIRST_DEPLOY_ENDED } from '../../scripts/test-tiers';
 import { runCli } from '../helpers/cli';
 import { tempDir, validateGlb } from '../helpers/convert';
 import { cax, stlSample } from '../helpers/samples';
@@ -75,6 +76,8 @@ describe('the local fleet', () => {
   it('deploys the data services with TLS, and a second deploy changes nothing', async () => {
     const first = await cli('deploy', '--env', 'local', '--json');
     expect(first.code, first.stderr).toBe(0);
+    // `npm test` starts its background tiers on this line (scripts/test.ts).
+    console.log(FIRST_DEPLOY_ENDED);
     e2e.version = (JSON.parse(first.stdout) as { release: { version: string } }).release.version;
     // Hosts booted from the base image need no package installation: every apt task of the
     // first deploy finds its packages there already.
