@@ -79,9 +79,15 @@ describe('the conversion pipeline', () => {
     expect(attempts.rows).toEqual([{ worker_node: 'worker-1', worker_host: os.hostname(), outcome: 'ready' }]);
     expect(worker.logLines((l) => l.msg === 'conversion ready').length).toBe(1);
 
-    // The worker's own metrics, on its private port.
-    const workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    expect(workerMetrics).toMatch(/cadfleet_conversions_total\{outcome="ready"[^}]*\} 1/);
+    // The worker's own metrics, on its private port. It counts the conversion once it has
+    // cleaned up after recording the outcome (its `finally`): a starved worker may still be at it.
+    const counted = /cadfleet_conversions_total\{outcome="ready"[^}]*\} 1/;
+    let workerMetrics = '';
+    for (let i = 0; i < 100 && !counted.test(workerMetrics); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    }
+    expect(workerMetrics).toMatch(counted);
   });
 
   it('lists the project models and refuses files the model does not have', async () => {
