@@ -131,6 +131,18 @@ export interface PlaybookResult {
 }
 
 /**
+ * The variables a deploy's digest takes, as JSON: all but two. The app settings stay out: each host
+ * adds the part it reads (cadfleet_deploy_settings in ansible/playbooks/group_vars), so a changed
+ * setting re-runs only the hosts it reaches. A presigned release URL (AWS) stays out: it is signed
+ * anew on every run, and would make every deploy configure every host again; the release is named
+ * by release_version and release_sha256, which stay in.
+ */
+export function digestedVars(vars: Record<string, unknown>): string {
+  const { cadfleet_service_env_common: _settings, release_url: _url, ...rest } = vars;
+  return JSON.stringify(rest);
+}
+
+/**
  * What decides a host's configuration in a deploy, as one sha256: every file of the Ansible
  * content (playbooks, group_vars, roles, ansible.cfg), the variables and the inventory. site.yml
  * leaves out a host whose record of the last deploy that completed there holds the same digest
@@ -165,10 +177,7 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   }
   const varsFile = path.join(dir, 'vars.json');
   const vars = aws ? await awsReleaseVars(opts.env.outputs, release) : await localVars(opts, release);
-  // The app settings stay out: each host adds the part it reads (cadfleet_deploy_settings in
-  // ansible/playbooks/group_vars), so a changed setting re-runs only the hosts it reaches.
-  const { cadfleet_service_env_common: _settings, ...rest } = vars;
-  const digest = deployDigest(ansibleDir(), JSON.stringify(rest), inventoryText);
+  const digest = deployDigest(ansibleDir(), digestedVars(vars), inventoryText);
   fs.writeFileSync(varsFile, `${JSON.stringify({ ...vars, cadfleet_deploy_digest: digest, cadfleet_deploy_full: opts.full ?? false })}\n`, { mode: 0o600 });
   const secrets = aws ? null : ensureLocalSecrets(opts.stateRoot);
   const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ansibleDir, deployDigest, runPlaybook } from '../../../cli/src/deploy/deploy';
+import { ansibleDir, deployDigest, digestedVars, runPlaybook } from '../../../cli/src/deploy/deploy';
 import type { Environment } from '../../../cli/src/environment';
 import { systemRunner } from '../../../cli/src/local/exec';
 import type { Release } from '../../../cli/src/release/bundle';
@@ -86,6 +86,15 @@ describe('deployDigest', () => {
     expect(deployDigest(dir, '{"a":1}', 'inventory 2')).not.toBe(base);
     fs.writeFileSync(path.join(dir, 'roles/x/templates/a.j2'), 'A={{ a }} \n');
     expect(deployDigest(dir, '{"a":1}', 'inventory')).not.toBe(base);
+  });
+
+  it('takes the variables but the app settings and a presigned release URL, which is signed anew on every run', () => {
+    const aws = (url: string, sha = 'a'.repeat(64)) => ({ release_version: '1.4.0', release_sha256: sha, release_url: url });
+    const signed = 'https://releases.s3.amazonaws.com/releases/cadfleet-1.4.0-linux-x64.tar.gz?X-Amz-Date=20261206T060000Z&X-Amz-Signature=';
+    expect(digestedVars(aws(`${signed}1`))).toBe(digestedVars(aws(`${signed}2`)));
+    expect(digestedVars(aws(`${signed}1`, 'b'.repeat(64)))).not.toBe(digestedVars(aws(`${signed}1`)));
+    expect(digestedVars({ release_version: '1.4.0', cadfleet_service_env_common: { A: '1' } })).toBe(digestedVars({ release_version: '1.4.0', cadfleet_service_env_common: { A: '2' } }));
+    expect(digestedVars({ release_version: '1.4.0', release_tarball: '/a' })).not.toBe(digestedVars({ release_version: '1.4.0', release_tarball: '/b' }));
   });
 
   it('covers the real Ansible content', () => {
