@@ -727,6 +727,11 @@ export function reliabilityScenarios(): void {
     const drip = setInterval(() => slowHeader.socket.writable && slowHeader.socket.write('X'), 1000);
     const stalled = connect();
     stalled.socket.write(uploadHead);
+    // nginx counts an upload in progress once it has read its header: the stalled one must hold
+    // its slot before the trickled ones come (on a starved machine their handshakes could finish
+    // first, take the 8 slots and leave it a 429: seen once in CI).
+    await Promise.race([new Promise<void>((resolve) => stalled.socket.once('secureConnect', () => resolve())), sleep(10_000)]);
+    await sleep(1000);
     const trickled = Array.from({ length: 12 }, () => connect());
     for (const t of trickled) t.socket.write(uploadHead);
     const trickle = setInterval(() => trickled.forEach((t) => t.socket.writable && t.socket.write('f')), 2000);
