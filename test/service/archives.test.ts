@@ -182,9 +182,7 @@ describe('hostile archives', () => {
     expect(String(failed.error)).toMatch(/more bytes than its header declares/);
     // The job's folder goes and nothing is left beside it. The worker removes it after it has
     // recorded the outcome (its `finally`): a worker starved of CPU may still be at it.
-    const left = (): string[] => (fs.existsSync(workDir) ? fs.readdirSync(workDir) : []);
-    for (let i = 0; i < 100 && left().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(left()).toEqual([]);
+    await expect.poll(() => (fs.existsSync(workDir) ? fs.readdirSync(workDir) : []), { timeout: 10_000 }).toEqual([]);
     expect(await attemptsOf(String(up.body.id))).toEqual(['failed']);
   });
 });

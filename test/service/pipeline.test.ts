@@ -81,13 +81,8 @@ describe('the conversion pipeline', () => {
 
     // The worker's own metrics, on its private port. It counts the conversion once it has
     // cleaned up after recording the outcome (its `finally`): a starved worker may still be at it.
-    const counted = /cadfleet_conversions_total\{outcome="ready"[^}]*\} 1/;
-    let workerMetrics = '';
-    for (let i = 0; i < 100 && !counted.test(workerMetrics); i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 100));
-      workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    }
-    expect(workerMetrics).toMatch(counted);
+    const workerMetrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    await expect.poll(workerMetrics, { timeout: 10_000 }).toMatch(/cadfleet_conversions_total\{outcome="ready"[^}]*\} 1/);
   });
 
   it('lists the project models and refuses files the model does not have', async () => {
