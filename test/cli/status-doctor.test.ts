@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { runChecks } from '../../cli/src/commands/doctor';
+import { checksFor, runChecks } from '../../cli/src/commands/doctor';
 import { parseStatus, statusScript } from '../../cli/src/commands/status';
 
 const api = { name: 'cf-api-1', role: 'api' as const, index: 1, address: '10.213.0.21' };
@@ -62,5 +63,25 @@ describe('doctor', () => {
     const old = runChecks((argv) => ({ ok: true, out: argv[0] === 'ansible-playbook' ? 'ansible-playbook [core 2.12.1]' : 'v9.9.9' }), { AWS_PROFILE: 'x' }, 0);
     expect(old.find((c) => c.name === 'ansible-playbook')).toMatchObject({ ok: false, found: '2.12.1' });
     expect(old.find((c) => c.name === 'terraform')).toMatchObject({ ok: true });
+  });
+});
+
+describe('doctor --env', () => {
+  it("for local, requires the fleet's tools and kernel features, probed for real, and drops the AWS checks", async () => {
+    const checks = await checksFor('local', runChecks(() => ({ ok: true, out: 'v9.9.9' }), {}, 0, '24.21.0'));
+    const byName = Object.fromEntries(checks.map((c) => [c.name, c]));
+    for (const name of ['root', 'systemd-nspawn', 'debootstrap', 'ip', 'unshare', 'overlay file system', 'cgroups', 'network namespaces']) {
+      expect(byName[name], `${name} (scripts/setup.sh installs the tools; the tests run as root)`).toMatchObject({ ok: true, optional: false });
+    }
+    expect(byName['network namespaces']!.found).toBe('netns, bridge, veth');
+    expect(byName['AWS credentials']).toBeUndefined();
+    // The probe left nothing behind: its bridge lived in a namespace that is gone.
+    expect(execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })).not.toContain('cfprobe');
+  });
+
+  it('for an AWS environment, requires its credentials and drops the local fleet checks', async () => {
+    const checks = await checksFor('staging', runChecks(() => ({ ok: false, out: '' }), {}, 1000));
+    expect(checks.find((c) => c.name === 'AWS credentials')).toMatchObject({ ok: false, optional: false });
+    expect(checks.find((c) => c.name === 'systemd-nspawn')).toBeUndefined();
   });
 });

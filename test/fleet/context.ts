@@ -86,6 +86,9 @@ export function variantTree(dir: string, change: (tree: string) => void): string
 export const links = (): string => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
 
 
+/** A host's nspawn pid, the first field of its pid file (`<pid> <start time>`). */
+export const nspawnPid = (hostName: string): number => Number(fs.readFileSync(path.join(root, 'hosts', hostName, 'nspawn.pid'), 'utf8').split(' ')[0]);
+
 /**
  * Pulls the plug on a host, as a crash or a power cut does: its network goes first (the wire is
  * cut: nothing it held open gets a FIN or a reset), then nspawn and every process of its
@@ -95,7 +98,7 @@ export const links = (): string => execFileSync('ip', ['-o', 'link', 'show'], { 
 export async function killHost(hostName: string): Promise<void> {
   const host = fleet.hosts.find((h) => h.name === hostName)!;
   execFileSync('ip', ['link', 'delete', host.veth]);
-  const pid = Number(fs.readFileSync(path.join(root, 'hosts', hostName, 'nspawn.pid'), 'utf8'));
+  const pid = nspawnPid(hostName);
   try {
     process.kill(pid, 'SIGKILL');
   } catch {

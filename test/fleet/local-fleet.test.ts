@@ -13,7 +13,7 @@ import { runCli } from '../helpers/cli';
 import { tempDir, validateGlb } from '../helpers/convert';
 import { cax, stlSample } from '../helpers/samples';
 import { decoderReady, openStream } from '../streamer/client';
-import { NAME, SERVICE_ENV, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, patch, root, ssh, state, statusJson, variantTree } from './context';
+import { NAME, SERVICE_ENV, SUBNET, cli, e2e, env, fleet, id, ipOf, lb, lbAddress, links, nspawnPid, patch, root, ssh, state, statusJson, variantTree } from './context';
 import { awsWayScenarios } from './aws-way';
 import { reliabilityScenarios } from './reliability';
 import { featureScenarios } from './features';
@@ -357,7 +357,7 @@ describe('the local fleet', () => {
   }, 300_000);
 
   it('repairs a fleet whose processes died and whose network is half gone', async () => {
-    for (const host of fleet.hosts) process.kill(Number(fs.readFileSync(path.join(root, 'hosts', host.name, 'nspawn.pid'), 'utf8')), 'SIGKILL');
+    for (const host of fleet.hosts) process.kill(nspawnPid(host.name), 'SIGKILL');
     await new Promise((r) => setTimeout(r, 1000));
     execFileSync('ip', ['netns', 'delete', id('api-1')]);
     execFileSync('ip', ['link', 'delete', fleet.hosts.find((h) => h.name === 'worker-2')!.veth]);

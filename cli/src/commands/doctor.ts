@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { execaSync } from 'execa';
+import { systemRunner } from '../local/exec';
+import { localPrerequisites } from '../local/prerequisites';
 
 export interface Check {
   name: string;
@@ -74,18 +76,38 @@ export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.e
   ];
 }
 
+const LOCAL_ONLY = new Set(['root', 'systemd-nspawn', 'debootstrap']);
+const AWS_ONLY = new Set(['AWS credentials', 'boto3 (for Ansible)', 'session-manager-plugin']);
+
+/**
+ * The checks for one environment: for `local`, the fleet's own prerequisites (tools, overlay
+ * file system, cgroups, network namespaces), the ones `cadfleet local up` checks before anything
+ * boots, all required; for an AWS environment, its credentials and host access are required.
+ */
+export async function checksFor(env: string | undefined, machine: Check[] = runChecks()): Promise<Check[]> {
+  if (env === undefined) return machine;
+  if (env === 'local') {
+    const kept = machine.filter((c) => !LOCAL_ONLY.has(c.name) && !AWS_ONLY.has(c.name));
+    const names = new Set(kept.map((c) => c.name));
+    const local = (await localPrerequisites(systemRunner)).filter((c) => !names.has(c.name));
+    return [...kept, ...local.map((c) => ({ ...c, optional: false }))];
+  }
+  return machine.filter((c) => !LOCAL_ONLY.has(c.name)).map((c) => (AWS_ONLY.has(c.name) ? { ...c, optional: false } : c));
+}
+
 export function doctorCommand(): Command {
   return new Command('doctor')
     .description('Check what cadfleet needs on this machine, and say how to fix what is missing. Exit 1 if a required piece is missing.')
+    .option('--env <name>', "check for one environment: local (the fleet's tools and kernel features, checked before anything boots) or an AWS environment (its credentials and host access required)")
     .option('--json', 'JSON')
-    .addHelpText('after', '\nExamples:\n  $ cadfleet doctor\n  $ cadfleet doctor --json | jq \'.[] | select(.ok | not)\'')
-    .action((opts: { json?: boolean }) => {
-      const checks = runChecks();
+    .addHelpText('after', "\nExamples:\n  $ cadfleet doctor\n  $ cadfleet doctor --env local\n  $ cadfleet doctor --json | jq '.[] | select(.ok | not)'")
+    .action(async (opts: { env?: string; json?: boolean }) => {
+      const checks = await checksFor(opts.env);
       if (opts.json) process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
       else {
         for (const c of checks) {
           const mark = c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL';
-          process.stdout.write(`${mark}  ${c.name.padEnd(17)} ${c.found.padEnd(12)} ${c.for}${c.fix ? ` -> ${c.fix}` : ''}\n`);
+          process.stdout.write(`${mark}  ${c.name.padEnd(19)} ${c.found.padEnd(12)} ${c.for}${c.fix ? ` -> ${c.fix}` : ''}\n`);
         }
       }
       if (checks.some((c) => !c.ok && !c.optional)) process.exitCode = 1;

@@ -93,17 +93,81 @@ export function writeKnownHosts(fleet: Fleet, paths: FleetPaths): void {
   fs.writeFileSync(paths.knownHosts, `${lines.join('\n')}\n`);
 }
 
-/** The nspawn process of a host, if it is running (checked against its command line, not just the pid). */
+/** How a host's nspawn process ended, as this process saw it (it is the process's parent). */
+export interface HostExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * The nspawn processes this cadfleet process started, by pid, and how each ended once it has.
+ * The parent's exit event is the one certain word that a host stopped: anything read from
+ * /proc is a sample of a moment.
+ */
+const started = new Map<number, { exit?: HostExit; exited: Promise<HostExit> }>();
+
+/** A process's state letter and its start time (clock ticks since boot), from /proc/<pid>/stat. */
+export function processStat(pid: number): { state: string; startTime: string } | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0]!, startTime: fields[19]! };
+}
+
+/**
+ * The nspawn process of a host, if it is running. The pid file holds the pid and the process's
+ * start time, which stays the same across the `exec` from the cgroup shell to nspawn and tells a
+ * reused pid apart. Not the command line: while a process is inside `execve` the kernel reports
+ * it empty, for a few milliseconds on a warm machine and far longer on one that has just booted
+ * (binaries read from a cold disk), and a check in that window declared a booting host stopped.
+ * A pid file of an older cadfleet (the pid alone) is still checked by its command line.
+ */
 export function runningPid(fleet: Fleet, paths: FleetPaths, host: HostSpec): number | undefined {
-  const pidFile = path.join(paths.hostDir(host), 'nspawn.pid');
-  if (!fs.existsSync(pidFile)) return undefined;
-  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  const { pid, startTime } = readPidFile(paths, host) ?? {};
+  if (pid === undefined) return undefined;
+  if (started.get(pid)?.exit) return undefined;
+  const stat = processStat(pid);
+  if (!stat || stat.state === 'Z' || stat.state === 'X') return undefined;
+  if (startTime !== undefined) return stat.startTime === startTime ? pid : undefined;
   try {
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     return cmdline.includes(`--machine=${host.hostname}`) ? pid : undefined;
   } catch {
     return undefined;
   }
+}
+
+const pidFile = (paths: FleetPaths, host: HostSpec): string => path.join(paths.hostDir(host), 'nspawn.pid');
+
+/** The pid file: `<pid> <start time>` (an older cadfleet wrote the pid alone). */
+function readPidFile(paths: FleetPaths, host: HostSpec): { pid: number; startTime?: string } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(pidFile(paths, host), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const [pidText, startTime] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
+  return Number.isInteger(pid) && pid > 0 ? { pid, startTime } : undefined;
+}
+
+/** How a host's nspawn ended, when this process started it; waits briefly for the exit event, which follows the process's end by a moment. */
+export async function hostExit(pid: number, waitMs = 2000): Promise<HostExit | undefined> {
+  const entry = started.get(pid);
+  if (!entry) return undefined;
+  return entry.exit ?? (await Promise.race([entry.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), waitMs).unref())]));
+}
+
+/** "exited with status 1", "was killed by SIGKILL", or why it is not known. */
+export function describeExit(exit: HostExit | undefined): string {
+  if (!exit) return 'it was started by another cadfleet process, so its exit status is not known here';
+  return exit.signal ? `it was killed by ${exit.signal}` : `it exited with status ${exit.code}`;
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -137,11 +201,8 @@ function groupPids(dir: string): number[] {
   if (!fs.existsSync(dir)) return [];
   // Zombies count as gone: this machine's PID 1 may be slow to reap what a dead nspawn left.
   const alive = (pid: number): boolean => {
-    try {
-      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
+    const state = processStat(pid)?.state;
+    return state !== undefined && state !== 'Z';
   };
   const own = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number).filter(alive);
   const nested = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => groupPids(path.join(dir, e.name)));
@@ -179,7 +240,7 @@ export async function bootHost(runner: Runner, fleet: Fleet, paths: FleetPaths, 
     if (!(err instanceof BootStopped)) throw err;
     const first = `${err.consoleLog}.1`;
     fs.renameSync(err.consoleLog, first);
-    log(`${host.hostname} stopped while booting; starting it once more (first console log: ${first}; it ends:\n${consoleTail(first)})`);
+    log(`${host.hostname} stopped while booting (${err.how}); starting it once more (first console log: ${first}; ${outputOf(first)})`);
     await startHost(fleet, paths, host, base);
     return await waitForSsh(runner, fleet, paths, host, timeoutMs);
   }
@@ -198,9 +259,26 @@ export async function startHost(fleet: Fleet, paths: FleetPaths, host: HostSpec,
     env: { ...process.env, CADFLEET_CGROUPS: groups.join(' ') },
   });
   fs.closeSync(console);
+  const pid = child.pid;
+  if (pid === undefined) {
+    const failure = await new Promise<Error>((resolve) => child.once('error', resolve));
+    throw new Error(`could not start ${host.hostname}'s ${argv[0]}: ${failure.message}`);
+  }
+  // Read at once: until this process has handled its exit, even a child that already died
+  // is a zombie whose stat still holds the start time.
+  const stat = processStat(pid);
+  const entry: { exit?: HostExit; exited: Promise<HostExit> } = {
+    exited: new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        entry.exit = { code, signal };
+        resolve(entry.exit);
+      }),
+    ),
+  };
+  started.set(pid, entry);
   child.unref();
-  fs.writeFileSync(path.join(paths.hostDir(host), 'nspawn.pid'), `${child.pid}\n`);
-  return child.pid!;
+  fs.writeFileSync(pidFile(paths, host), `${pid} ${stat?.startTime ?? ''}`.trim() + '\n');
+  return pid;
 }
 
 function tcpOpen(ip: string, port: number, timeoutMs: number): Promise<boolean> {
@@ -225,13 +303,20 @@ export function consoleTail(file: string, lines = 12): string {
   }
 }
 
-/** nspawn exited before the host answered SSH. */
+/** What a console log says for an error message: its last lines, or that nothing was written. */
+export function outputOf(file: string): string {
+  const tail = consoleTail(file);
+  return tail.trim() === '' || tail.trim() === '(no console log)' ? 'it wrote nothing' : `its output ends:\n${tail}`;
+}
+
+/** nspawn exited before the host answered SSH: how it ended (exit status or signal) and what it wrote. */
 export class BootStopped extends Error {
   constructor(
     readonly host: HostSpec,
     readonly consoleLog: string,
+    readonly how: string,
   ) {
-    super(`host ${host.hostname} stopped while booting; its console log: ${consoleLog}; it ends:\n${consoleTail(consoleLog)}`);
+    super(`host ${host.hostname} stopped while booting: ${how}; console log ${consoleLog}, ${outputOf(consoleLog)}`);
   }
 }
 
@@ -247,7 +332,9 @@ export async function waitForSsh(runner: Runner, fleet: Fleet, paths: FleetPaths
       throw new Error(`host ${host.hostname} (${host.ip}) did not answer SSH within ${timeoutMs / 1000} s; its console log: ${path.join(paths.hostDir(host), 'console.log')}`);
     }
     if (runningPid(fleet, paths, host) === undefined) {
-      throw new BootStopped(host, path.join(paths.hostDir(host), 'console.log'));
+      const pid = readPidFile(paths, host)?.pid;
+      const how = describeExit(pid === undefined ? undefined : await hostExit(pid));
+      throw new BootStopped(host, path.join(paths.hostDir(host), 'console.log'), how);
     }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -7,6 +7,7 @@ import { LOCAL_ENVIRONMENT, type Fleet, type FleetSpec, type HostSpec, parseFlee
 import { ensureCa, pkiPaths } from './pki';
 import { bootHost, ensureFleetKey, fleetPaths, type FleetPaths, prepareHost, runningPid, startHost, stopHost, waitForSsh, writeKnownHosts } from './hosts';
 import { ensureNetwork, removeNetwork } from './network';
+import { localPrerequisites } from './prerequisites';
 
 export interface LocalContext {
   runner: Runner;
@@ -42,22 +43,9 @@ function findRepoRoot(): string {
   return dir;
 }
 
-/** What `up` needs of this machine, each missing piece with the way to get it. */
+/** What `up` needs of this machine (the checks of `cadfleet doctor --env local`), each missing piece with the way to get it. */
 export async function preflight(runner: Runner): Promise<string[]> {
-  const problems: string[] = [];
-  if (process.getuid?.() !== 0) problems.push('the local fleet needs root (namespaces, bridges, containers): run it with sudo');
-  const tools: Array<[string, string]> = [
-    ['systemd-nspawn', 'apt-get install systemd-container'],
-    ['debootstrap', 'apt-get install debootstrap'],
-    ['ip', 'apt-get install iproute2'],
-    ['ssh', 'apt-get install openssh-client'],
-    ['ssh-keygen', 'apt-get install openssh-client'],
-  ];
-  for (const [tool, fix] of tools) {
-    const found = await runner.run(['sh', '-c', `command -v ${tool}`]);
-    if (found.code !== 0) problems.push(`${tool} is missing: ${fix}`);
-  }
-  return problems;
+  return (await localPrerequisites(runner)).filter((c) => !c.ok).map((c) => `${c.name}: ${c.found} -> ${c.fix}`);
 }
 
 function loadSpec(ctx: LocalContext, name: string, overrides: Partial<FleetSpec>): FleetSpec {
