@@ -33,13 +33,32 @@ export interface Health {
 
 class CheckTimeout extends Error {}
 
+/**
+ * A deadline for a dependency's answer that counts only time this process was awake to read it.
+ * When the deadline passes, what has arrived is read first: this process may itself have stalled
+ * past it (a long GC pause, a starved CPU) with the answer waiting in its socket. The event loop
+ * runs expired timers before it polls for I/O, and setImmediate after it, so an answer already
+ * there settles the check and the timeout changes nothing. A deadline that fired later than its
+ * own length past due (the process slept through more than a whole deadline) starts once more
+ * from the moment it woke: on a starved host the dependency's answer, or the peer sending it,
+ * was held up by the same starvation, and a 503 gate closed for that would refuse requests
+ * because this host is busy, not because a dependency is down.
+ */
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   new Promise((resolve, reject) => {
-    // When the deadline passes, what has arrived is read first: this process may itself have
-    // stalled past it (a long GC pause, a starved CPU) with the answer waiting in its socket. The
-    // event loop runs expired timers before it polls for I/O, and setImmediate after it, so an
-    // answer already there settles the check and the timeout below changes nothing.
-    const timer = setTimeout(() => setImmediate(() => reject(new CheckTimeout(`${what} did not answer within ${ms} ms`))), ms);
+    let due = performance.now() + ms;
+    let restarted = false;
+    const expire = (): void => {
+      const overslept = performance.now() - due;
+      if (!restarted && overslept > ms) {
+        restarted = true;
+        due = performance.now() + ms;
+        timer = setTimeout(expire, ms);
+        return;
+      }
+      setImmediate(() => reject(new CheckTimeout(`${what} did not answer within ${ms} ms`)));
+    };
+    let timer = setTimeout(expire, ms);
     p.then(
       (v) => {
         clearTimeout(timer);

@@ -180,7 +180,8 @@ describe('token cache', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(cache.current()).toBe('token-1');
       clock.now = 12 * 60_000;
-      const deadline = Date.now() + 2000;
+      // A poll with a deadline far past the 10 ms timer: the app tier runs beside the fleet tier, starved.
+      const deadline = Date.now() + 10_000;
       while (cache.current() === 'token-1' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(cache.current()).toBe('token-2');
     } finally {

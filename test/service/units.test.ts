@@ -1,6 +1,9 @@
 // Pure pieces of the service: configuration, names, keys in headers, error classification,
 // the registry record format.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keyFromHeader } from '../../app/src/auth';
 import { ConfigError, loadConfig, loadDatabaseConfig } from '../../app/src/config';
@@ -139,7 +142,7 @@ describe('dependency health (the api 503 gate)', () => {
     const health = createHealth(
       {
         s3: () =>
-          mode === 'ok' ? Promise.resolve() : mode === 'slow' ? new Promise((r) => setTimeout(r, 200)) : Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
+          mode === 'ok' ? Promise.resolve() : mode === 'slow' ? new Promise(() => undefined) : Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
       },
       { timeoutMs: 50 },
     );
@@ -161,23 +164,57 @@ describe('dependency health (the api 503 gate)', () => {
   });
 
   it('does not take a stall of its own process for a slow dependency: an answer that arrived meanwhile is read first', async () => {
-    // The dependency: another process, which answers while this one is stalled.
-    const peer = spawn('sh', ['-c', 'while read line; do echo pong; done'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // The dependency: another process, which answers while this one is stalled. It writes its
+    // answer, then a marker file: the stall below ends only once the answer is known to be
+    // waiting in the pipe, however long a starved machine takes to run the peer.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-health-'));
+    const peer = spawn('sh', ['-c', 'n=0; while read line; do echo pong; n=$((n+1)); : > "$0/$n"; done', dir], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
       const health = createHealth({ peer: () => new Promise((resolve) => (peer.stdout.once('data', resolve), peer.stdin.write('ping\n'))) }, { timeoutMs: 100 });
       expect(await health.check()).toMatchObject([{ name: 'peer', ok: true }]);
       for (let i = 0; i < 3; i++) {
         const round = health.check();
-        // This process stalls past the deadline (a long GC pause, a starved CPU); the answer
-        // arrives meanwhile.
-        const until = Date.now() + 400;
-        while (Date.now() < until) {
-          // busy
+        // This process stalls past the deadline (a long GC pause, a starved CPU) while the
+        // answer arrives.
+        const deadline = Date.now() + 200;
+        const giveUp = Date.now() + 30_000;
+        while (Date.now() < deadline || !fs.existsSync(path.join(dir, String(i + 2)))) {
+          if (Date.now() > giveUp) throw new Error(`round ${i}: the peer did not answer in 30 s`);
         }
         expect(await round, `round ${i}`).toMatchObject([{ name: 'peer', ok: true, failures: 0 }]);
       }
     } finally {
       peer.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('gives a dependency held up by the same starvation one more deadline, and times out one that stays silent', async () => {
+    // Starved along with this process: the answer comes 30 ms after this process wakes from a
+    // stall three deadlines long.
+    let answer = (): void => undefined;
+    let silent = false;
+    const health = createHealth({ peer: () => new Promise<void>((resolve) => (answer = silent ? () => undefined : resolve)) }, { timeoutMs: 50 });
+    const stall = (ms: number): void => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) {
+        // busy
+      }
+    };
+    const round = health.check();
+    stall(150);
+    setTimeout(() => answer(), 30);
+    expect(await round).toMatchObject([{ name: 'peer', ok: true, failures: 0 }]);
+    // The second deadline is the last: a dependency that stays silent after it is reported slow,
+    // and the gate closes on the second slow round as it does without a stall.
+    silent = true;
+    for (const failures of [1, 2]) {
+      const started = performance.now();
+      const slow = health.check();
+      stall(150);
+      expect(await slow).toMatchObject([{ name: 'peer', ok: false, timedOut: true, failures }]);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(200);
+    }
+    expect(health.down().map((d) => d.name)).toEqual(['peer']);
   });
 });
