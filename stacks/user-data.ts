@@ -61,7 +61,7 @@ export interface UserDataOptions {
   readonly ssmEndpoint?: string;
   /** Directory prefix for every path the scripts write; only tests set it. @default "" (the real root) */
   readonly root?: string;
-  /** Seconds between retries of a network step within one run (6 tries, growing delay). @default 5 */
+  /** Seconds between retries of a network step within one run (RETRY_TRIES tries, growing delay). @default 5 */
   readonly retryDelaySeconds?: number;
   /** Seconds systemd waits before it runs a failed boot again. @default 20 */
   readonly restartSeconds?: number;
@@ -83,6 +83,8 @@ export const BOOT_STATE_DIR = '/var/lib/cadfleet-boot';
 export const BOOT_PROGRAM = '/usr/local/sbin/cadfleet-boot';
 export const BOOT_UNIT = 'cadfleet-boot.service';
 export const BOOT_LOG = '/var/log/cadfleet-bootstrap.log';
+/** How many times the boot program tries a network step within one run before it gives up until systemd runs it again. */
+export const RETRY_TRIES = 6;
 
 function validateOptions(o: UserDataOptions): void {
   must(!/[\n\r]/.test(o.environment), 'environment', 'be one line', o.environment);
@@ -204,11 +206,11 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# Up to 6 tries with a growing delay, for steps that fail for a moment (credentials, routes).
+# Up to ${RETRY_TRIES} tries with a growing delay, for steps that fail for a moment (credentials, routes).
 retry() {
   local attempt=1
   until "$@"; do
-    if [ "$attempt" -ge 6 ]; then return 1; fi
+    if [ "$attempt" -ge ${RETRY_TRIES} ]; then return 1; fi
     sleep $((attempt * RETRY_DELAY))
     attempt=$((attempt + 1))
   done

@@ -135,8 +135,8 @@ export function awsWayScenarios(): void {
     const registry = async (): Promise<Array<{ id: string; extra: Record<string, string> }>> =>
       ((await request('GET', '/status?format=json')).json as unknown as { nodes?: Array<{ id: string; extra: Record<string, string> }> }).nodes ?? [];
     // A second worker, booted the AWS way as on a fresh account: its settings parameter appears
-    // only 40 s after the boot began (two boot runs failed, restarted by systemd); the host keeps
-    // trying and becomes ready by itself.
+    // only 40 s after the boot began and after a whole boot run gave up on it (restarted by
+    // systemd); the host keeps trying and becomes ready by itself.
     const settingsAfter = 40;
     const out = await cli('local', 'scale-out', 'worker', '--settings-after', String(settingsAfter), '--json');
     expect(out.code, out.stderr).toBe(0);

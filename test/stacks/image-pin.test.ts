@@ -98,6 +98,7 @@ describe('the image the fleet runs, across plans', () => {
     expect(aws.parameters.get(pinnedImageParameterName(ENV))).toMatchObject({ type: 'String', value: FIRST.id, version: 1 });
   });
 
+  // Three plans each (about 35 s alone, beside the fleet tier on a 2-core machine up to 100 s).
   it('plans the same launch templates after Debian published a newer AMI: no change to the inputs, no change to the fleet', async () => {
     const before = await planAt('before');
     aws.images.push(NEWER);
@@ -113,7 +114,7 @@ describe('the image the fleet runs, across plans', () => {
     await freshTf.ok(['plan', '-input=false', '-lock=false', ...vars, '-out=fresh.bin']);
     const freshPlan = JSON.parse((await freshTf.ok(['show', '-json', 'fresh.bin'])).stdout) as Plan;
     expect(templateImages(freshPlan)).toEqual([NEWER.id, NEWER.id, NEWER.id, NEWER.id]);
-  });
+  }, 300_000);
 
   it('moves the fleet when the operator says so: a new value in the parameter, a replaced pin, or ami_id', async () => {
     // `aws ssm put-parameter --overwrite`: the next plan reads it back (refresh) and the templates follow.
@@ -133,5 +134,5 @@ describe('the image the fleet runs, across plans', () => {
     expect(templateImages(explicit)).toEqual([own, own, own, own]);
     // Only the calls this stand-in answers were made, and none wrote the pin but the apply.
     expect(aws.calls.filter((c) => c === 'ssm:PutParameter')).toHaveLength(1);
-  });
+  }, 300_000);
 });

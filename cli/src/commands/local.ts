@@ -126,7 +126,7 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
     .argument('<role>', `${SCALABLE_ROLES.join(', ')}`, roleArgument)
     .option('--json', 'print the report as JSON')
     .addOption(
-      new Option('--settings-after <seconds>', 'rehearse a fresh account: the settings parameter exists only this long after the boot starts (the host keeps trying)')
+      new Option('--settings-after <seconds>', 'rehearse a fresh account: the settings parameter exists only this long after the boot starts, and not before one boot run gave up on it (the host keeps trying)')
         .argParser((v) => {
           const n = Number(v);
           if (!Number.isInteger(n) || n < 0 || n > 1800) throw new InvalidArgumentError('must be a whole number of seconds from 0 to 1800');

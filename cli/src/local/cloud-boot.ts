@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { STREAM_SECRET_ROLES, configParameterName, lifecycleHostVars, streamSecretName, type HostRole } from '../../../stacks/contract';
-import { BOOT_LOG, BOOT_STATE_DIR, BOOT_UNIT, renderUserData } from '../../../stacks/user-data';
+import { BOOT_LOG, BOOT_STATE_DIR, BOOT_UNIT, RETRY_TRIES, renderUserData } from '../../../stacks/user-data';
 import { deploy, localFirewallSources, localReleaseStore, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment } from '../environment';
 import { localSecretsSchema } from '../deploy/local-secrets';
@@ -117,7 +117,7 @@ export async function bootAwsWay(
   fleet: Fleet,
   paths: FleetPaths,
   hosts: HostSpec[],
-  options: { timeoutMs?: number; acme?: LocalAcme; /** The settings parameter exists only this long after the start (a fresh account). */ settingsAfterMs?: number } = {},
+  options: { timeoutMs?: number; acme?: LocalAcme; /** The settings parameter exists only this long after the start, and not before one boot run gave up on it (a fresh account). */ settingsAfterMs?: number } = {},
 ): Promise<AwsWayBoot> {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const name = fleet.spec.name;
@@ -193,7 +193,9 @@ export async function startLocalAws(ctx: LocalContext, fleet: Fleet, paths: Flee
       // The instance role's credentials: what the data host's S3 server accepts.
       credentials: S3RVER_KEYS,
       parameters: new Map([[configParameterName(LOCAL_ENVIRONMENT), `${settings}\n`], ...Object.entries(extra)]),
-      parametersAppearAt: settingsAfterMs > 0 ? new Map([[configParameterName(LOCAL_ENVIRONMENT), Date.now() + settingsAfterMs]]) : undefined,
+      // Late settings are refused until the time has come and a whole boot run has given up on
+      // them (its RETRY_TRIES tries), so that the rehearsal always goes through systemd's restart.
+      parametersAppear: settingsAfterMs > 0 ? new Map([[configParameterName(LOCAL_ENVIRONMENT), { at: Date.now() + settingsAfterMs, afterRefusals: RETRY_TRIES }]]) : undefined,
       secrets: new Map([[streamSecretName(LOCAL_ENVIRONMENT), { roles: STREAM_SECRET_ROLES, current: secrets.streamTokenSecret }]]),
       region: REGION,
       metadataAddress: METADATA_ADDRESS,

@@ -29,8 +29,11 @@ export interface StandInOptions {
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** SSM parameters by name. */
   parameters: ReadonlyMap<string, string>;
-  /** Parameters that do not exist before this time (ms since epoch): a fresh account's settings, written late. */
-  parametersAppearAt?: ReadonlyMap<string, number>;
+  /**
+   * Parameters that do not exist before a time (ms since epoch) nor before they were asked for
+   * and refused so many times: a fresh account's settings, written late.
+   */
+  parametersAppear?: ReadonlyMap<string, { at: number; afterRefusals: number }>;
   /** Secrets Manager secrets by name: the roles that may use each, and its value (none: created without one). */
   secrets?: ReadonlyMap<string, { roles: readonly string[]; current?: string; previous?: string }>;
   region: string;
@@ -243,8 +246,10 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
       if (target.startsWith('secretsmanager.')) return secretsManager(target.slice('secretsmanager.'.length), JSON.parse(text) as Record<string, string | undefined>, req, reply, fault);
       if (target !== 'AmazonSSM.GetParameter') return fault(400, 'InvalidAction', `${target || 'no X-Amz-Target'}: the stand-in serves GetParameter only`);
       const { Name: name } = JSON.parse(text) as { Name?: string };
-      const notYet = name !== undefined && (o.parametersAppearAt?.get(name) ?? 0) > Date.now();
-      if (notYet) count(`ssm GetParameter ${name} (not there yet)`);
+      const appear = name === undefined ? undefined : o.parametersAppear?.get(name);
+      const refusedKey = `ssm GetParameter ${name} (not there yet)`;
+      const notYet = appear !== undefined && (appear.at > Date.now() || (served.get(refusedKey) ?? 0) < appear.afterRefusals);
+      if (notYet) count(refusedKey);
       const value = name === undefined || notYet ? undefined : o.parameters.get(name);
       if (value === undefined) return fault(400, 'ParameterNotFound', `Parameter ${name ?? '(none)'} not found.`);
       count(`ssm GetParameter ${name}`);

@@ -67,7 +67,7 @@ function writable(parent: string, kind: string): { ok: boolean; found: string; f
 export async function localPrerequisites(runner: Runner, cgroupRoot = '/sys/fs/cgroup'): Promise<Prerequisite[]> {
   const uid = process.getuid?.() ?? 0;
   const checks: Prerequisite[] = [
-    { name: 'root', for: 'namespaces, bridges, containers', ok: uid === 0, found: uid === 0 ? 'yes' : `uid ${uid}`, fix: uid === 0 ? '' : 'run it with sudo' },
+    { name: 'root', for: 'namespaces, bridges, containers', ok: uid === 0, found: uid === 0 ? 'yes' : `uid ${uid}`, fix: uid === 0 ? '' : 'the local fleet needs root (namespaces, bridges, containers): run it with sudo' },
   ];
   for (const [tool, fix] of TOOLS) {
     const found = await runner.run(['sh', '-c', `command -v ${tool}`]);
