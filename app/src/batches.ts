@@ -4,6 +4,7 @@
 // which webhooks and the event stream carry (app/migrations: cadfleet_batch_check).
 import { randomUUID } from 'node:crypto';
 import type { Db } from './db';
+import { type Page, type PageRequest, Where, pageOf } from './pages';
 import { MODEL_STATES, type Model, type ModelState, type Scope, isModelId, modelFromJson } from './models';
 
 export interface BatchRecord {
@@ -65,7 +66,8 @@ export interface BatchStore {
   create(b: { project: string; name?: string; createdByKey?: string }): Promise<BatchRecord>;
   /** With counts. */
   get(id: string, scope: Scope): Promise<BatchRecord | undefined>;
-  list(scope: Scope, limit: number): Promise<BatchRecord[]>;
+  /** A page of batches, newest first, with counts. */
+  list(scope: Scope, page: PageRequest): Promise<Page<BatchRecord>>;
   /**
    * Open -> started, returning the models to queue; undefined when it was not open. A batch
    * whose models have all ended already (all reused, say) ends at once.
@@ -87,9 +89,17 @@ export function createBatchStore(db: Db): BatchStore {
       const { rows } = await db.query<Row>(`SELECT b.*, ${COUNTS} FROM batches b WHERE b.id = $1 AND ($2::text IS NULL OR b.project = $2)`, [id, scope.project ?? null]);
       return rows[0] ? fromRow(rows[0]) : undefined;
     },
-    async list(scope, limit) {
-      const { rows } = await db.query<Row>(`SELECT b.*, ${COUNTS} FROM batches b WHERE ($1::text IS NULL OR b.project = $1) ORDER BY b.created_at DESC LIMIT $2`, [scope.project ?? null, limit]);
-      return rows.map(fromRow);
+    async list(scope, page) {
+      // A statement for a project key and one for an admin key, each with its index.
+      const where = new Where();
+      if (scope.project !== undefined) where.add('b.project = ?', scope.project);
+      where.after(page.after, 'b.');
+      const limit = where.limitOf(page);
+      const { rows } = await db.query<Row & { cursor_at: string }>(
+        `SELECT b.*, b.created_at::text AS cursor_at, ${COUNTS} FROM batches b ${where} ORDER BY b.created_at DESC, b.id DESC LIMIT ${limit}`,
+        where.params,
+      );
+      return pageOf(rows, page, fromRow);
     },
     async start(id, scope) {
       if (!isModelId(id)) return undefined;

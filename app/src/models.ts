@@ -2,6 +2,7 @@
 // is scoped to the caller's project; `project: undefined` means an admin key.
 import type { ConvertStats } from './converter/types';
 import type { Db } from './db';
+import { type Page, type PageRequest, Where, pageOf } from './pages';
 
 export const MODEL_STATES = ['queued', 'converting', 'ready', 'failed'] as const;
 export type ModelState = (typeof MODEL_STATES)[number];
@@ -38,6 +39,34 @@ export interface Model {
   reusedFrom: string | null;
   reuse: boolean;
   batchId: string | null;
+}
+
+/** What a model list may be narrowed to; each served by an index (app/migrations: list-indexes). */
+export interface ModelFilters {
+  state?: ModelState;
+  /** Names that start with these characters (case-sensitive). */
+  namePrefix?: string;
+  /** The SHA-256 of the uploaded bytes, lowercase hex. */
+  sha256?: string;
+  batch?: string;
+  /** Created at or after. */
+  createdAfter?: Date;
+  /** Created before. */
+  createdBefore?: Date;
+}
+
+/**
+ * The smallest string greater than every string that starts with `prefix`, in byte order (the
+ * "C" collation, which compares UTF-8 bytes, the order of code points): the prefix with its last
+ * code point one higher. Undefined when none is (a prefix of U+10FFFF only).
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  const points = [...prefix];
+  while (points.length) {
+    const last = points.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) return points.join('') + String.fromCodePoint(last + 1 === 0xd800 ? 0xe000 : last + 1);
+  }
+  return undefined;
 }
 
 /** Who asks: a project's key sees its project; an admin key (project undefined) sees all. */
@@ -171,7 +200,8 @@ export interface ModelRepository {
   /** Models (any project) whose outputs live under `prefix`. */
   countUsingOutputs(prefix: string): Promise<number>;
   get(id: string, scope: Scope): Promise<Model | undefined>;
-  list(scope: Scope, options?: { limit?: number; state?: ModelState }): Promise<Model[]>;
+  /** A page of models, newest first. */
+  list(scope: Scope, filters: ModelFilters, page: PageRequest): Promise<Page<Model>>;
   remove(id: string, scope: Scope): Promise<Model | undefined>;
   countByState(): Promise<Record<ModelState, number>>;
   /** Queued models older than `olderThanMs`, for re-enqueueing jobs that Redis lost. */
@@ -263,13 +293,28 @@ export function createModelRepository(db: Db): ModelRepository {
       const { rows } = await db.query<Row>('SELECT * FROM models WHERE id = $1 AND ($2::text IS NULL OR project = $2)', [id, scope.project ?? null]);
       return rows[0] ? fromRow(rows[0]) : undefined;
     },
-    async list(scope, options = {}) {
-      const { rows } = await db.query<Row>(
-        `SELECT * FROM models WHERE ($1::text IS NULL OR project = $1) AND ($2::text IS NULL OR state = $2)
-         ORDER BY created_at DESC, id LIMIT $3`,
-        [scope.project ?? null, options.state ?? null, options.limit ?? 100],
+    async list(scope, filters, page) {
+      // Only the conditions given, so that each combination is a statement of its own with a
+      // plan of its own (tested with generic plans in test/service/lists.test.ts).
+      const where = new Where();
+      if (scope.project !== undefined) where.add('project = ?', scope.project);
+      if (filters.state) where.add('state = ?', filters.state);
+      if (filters.batch) where.add('batch_id = ?::uuid', filters.batch);
+      if (filters.sha256) where.add('content_sha256 = ?', filters.sha256);
+      if (filters.namePrefix) {
+        where.add('name COLLATE "C" >= ?', filters.namePrefix);
+        const end = prefixEnd(filters.namePrefix);
+        if (end !== undefined) where.add('name COLLATE "C" < ?', end);
+      }
+      if (filters.createdAfter) where.add('created_at >= ?::timestamptz', filters.createdAfter.toISOString());
+      if (filters.createdBefore) where.add('created_at < ?::timestamptz', filters.createdBefore.toISOString());
+      where.after(page.after);
+      const limit = where.limitOf(page);
+      const { rows } = await db.query<Row & { cursor_at: string }>(
+        `SELECT *, created_at::text AS cursor_at FROM models ${where} ORDER BY created_at DESC, id DESC LIMIT ${limit}`,
+        where.params,
       );
-      return rows.map(fromRow);
+      return pageOf(rows, page, fromRow);
     },
     async remove(id, scope) {
       if (!isModelId(id)) return undefined;

@@ -6,6 +6,7 @@
 // real answers against the schemas.
 import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifySchema } from 'fastify';
+import { bindingOf, encodeCursor } from './pages';
 import { VERSION } from './version';
 
 type Json = Record<string, unknown>;
@@ -34,6 +35,7 @@ export const schemas = {
       code: str('stable, for programs'),
       message: str('for people: what was wrong and what to do'),
       candidates: array(str(), 'archive_root_ambiguous: the model files the archive holds'),
+      parameter: str('a query parameter that was wrong (invalid_cursor, invalid_limit, a bad filter)'),
       dependencies: array({ type: 'object' }),
     },
     ['statusCode', 'error', 'code', 'message'],
@@ -128,6 +130,18 @@ const errors = (...statuses: number[]): Record<number, Json> => Object.fromEntri
 const idParam = (what: string): Json => object({ id: str(`the ${what}'s id`) }, ['id']);
 const KEYED = [{ bearer: [] }];
 
+// Every list that grows without bound pages the same way: newest first, `limit` items, and a
+// `next` token while more follow, passed back unchanged as `cursor` (with the same filters).
+const CURSOR_EXAMPLE = encodeCursor({ at: '2026-12-07 10:15:03.456212+00', id: '3f6f2a9c-1b2c-4d5e-8f90-123456789abc' }, bindingOf('models', 'acme', {}));
+const PAGE_QUERY = {
+  limit: { ...int('items per page, 1 to 1000 (100)'), example: 100 },
+  cursor: str('the `next` of the previous page, unchanged; leave it out for the newest. A cursor is bound to its list, project and filters: another is refused with 400 invalid_cursor', { example: CURSOR_EXAMPLE }),
+};
+const NEXT = str('present while more items follow: pass it as `cursor` for the next page; absent on the last page', { example: CURSOR_EXAMPLE });
+const PAGING =
+  'Pages are keyset pages on (createdAt, id), newest first: a walk from the first page to the last returns every item that existed when it began exactly once, in order, whatever is inserted meanwhile (new items come before the first page). ' +
+  'Example: `GET ?limit=2` answers `{"items": [...], "next": "eyJi…"}`; `GET ?limit=2&cursor=eyJi…` the two after them; the last page has no `next`.';
+
 /** Route schemas by name; the routes take theirs from here. */
 export const routeSchemas = {
   uploadModel: {
@@ -150,10 +164,19 @@ export const routeSchemas = {
     security: KEYED,
   },
   listModels: {
-    summary: 'The project\'s models, newest first',
+    summary: 'The project\'s models (every project\'s for an admin key), newest first, a page at a time, filtered',
+    description: `${PAGING.replace('"items"', '"models"')} Filters combine (AND); each is served by an index. A batch's models: \`?batch=<id>\`.`,
     tags: ['models'],
-    querystring: object({ state: MODEL_STATE, limit: int('1 to 1000 (100)') }),
-    response: { 200: object({ models: array(ref('Model')) }, ['models']), ...errors(400, 401) },
+    querystring: object({
+      state: MODEL_STATE,
+      namePrefix: str('names that start with this (case-sensitive)', { example: 'gearbox-' }),
+      sha256: str('the SHA-256 of the uploaded bytes (a model\'s `sha256`): every upload of the same file', { pattern: '^[0-9a-f]{64}$', example: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' }),
+      batch: str('the models uploaded into this batch', { format: 'uuid' }),
+      createdAfter: dateTime('created at or after this time (RFC 3339, or a date: midnight UTC)'),
+      createdBefore: dateTime('created before this time'),
+      ...PAGE_QUERY,
+    }),
+    response: { 200: object({ models: array(ref('Model')), next: NEXT }, ['models']), ...errors(400, 401) },
     security: KEYED,
   },
   getModel: { summary: 'One model, with its exports', tags: ['models'], params: idParam('model'), response: { 200: ref('Model'), ...errors(401, 404) }, security: KEYED },
@@ -216,9 +239,10 @@ export const routeSchemas = {
   listDeliveries: {
     summary: 'An endpoint\'s delivery log, newest first',
     tags: ['webhooks'],
+    description: PAGING.replace('"items"', '"deliveries"'),
     params: idParam('webhook'),
-    querystring: object({ limit: int() }),
-    response: { 200: object({ deliveries: array(ref('Delivery')) }, ['deliveries']), ...errors(400, 401, 404) },
+    querystring: object(PAGE_QUERY),
+    response: { 200: object({ deliveries: array(ref('Delivery')), next: NEXT }, ['deliveries']), ...errors(400, 401, 404) },
     security: KEYED,
   },
   events: {
@@ -229,7 +253,14 @@ export const routeSchemas = {
     security: KEYED,
   },
   createBatch: { summary: 'A batch to upload into', tags: ['batches'], body: object({ name: str() }), response: { 201: ref('Batch'), ...errors(400, 401) }, security: KEYED },
-  listBatches: { summary: 'The project\'s batches', tags: ['batches'], querystring: object({ limit: int() }), response: { 200: object({ batches: array(ref('Batch')) }, ['batches']), ...errors(400, 401) }, security: KEYED },
+  listBatches: {
+    summary: 'The project\'s batches, newest first, a page at a time (a batch\'s models: GET /api/v1/models?batch=<id>)',
+    description: PAGING.replace('"items"', '"batches"'),
+    tags: ['batches'],
+    querystring: object(PAGE_QUERY),
+    response: { 200: object({ batches: array(ref('Batch')), next: NEXT }, ['batches']), ...errors(400, 401) },
+    security: KEYED,
+  },
   getBatch: { summary: 'A batch\'s status: counts of its models by state', tags: ['batches'], params: idParam('batch'), response: { 200: ref('Batch'), ...errors(401, 404) }, security: KEYED },
   startBatch: { summary: 'Queue every model of the batch', tags: ['batches'], params: idParam('batch'), response: { 200: ref('Batch'), ...errors(401, 404, 409) }, security: KEYED },
 } satisfies Record<string, FastifySchema & Json>;

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppProcess, type Harness, ROOT, SAMPLES, apiClient, startHarness } from '../service/harness';
 import { STREAM_ENV, type StreamerProcess, startStreamer } from '../streamer/streamers';
 import { VIEWER_CSP } from '../../app/src/viewer-static';
+import { seedModels } from '../helpers/seed-models';
 
 // The page's globals, for the functions that run inside it (the tests compile without the DOM library).
 interface PageCanvas {
@@ -217,6 +218,30 @@ describe('viewer', () => {
     await row.waitFor({ timeout: 90_000 });
     expect(await row.locator('.name').getAttribute('title')).toContain('opened at BoxTextured.gltf');
     expect(await page.locator('#root').isHidden()).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('loads the next page of models as the list is scrolled to its end, each model once, in order', async () => {
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    const many = await h.createKey('viewer-many');
+    await seedModels(h.db, { count: 130, project: 'viewer-many', name: 'scrolled-', sameTime: 2 });
+    await page.click('#forget-key');
+    await page.locator('#key-form').waitFor();
+    await page.fill('#key', many);
+    await page.click('#key-form button[type=submit]');
+    await page.waitForFunction(() => document.body.dataset.modelsListed === '50', undefined, { timeout: 30_000 });
+    expect(await page.locator('#models li').count()).toBe(50);
+    // Scrolling the side panel to the list's end brings the next page, twice.
+    for (const shown of ['100', '130']) {
+      await page.locator('#models-more').scrollIntoViewIfNeeded();
+      await page.waitForFunction((want) => document.body.dataset.modelsListed === want, shown, { timeout: 30_000 });
+    }
+    const ids = await page.locator('#models li').evaluateAll((items) => items.map((li) => (li as unknown as { dataset: { id: string } }).dataset.id));
+    const { rows } = await h.db.query<{ id: string }>("SELECT id FROM models WHERE project = 'viewer-many' ORDER BY created_at DESC, id DESC");
+    expect(ids).toEqual(rows.map((r) => r.id));
+    // The last page has no next: nothing more to load.
+    expect(await page.locator('#models-more').isHidden()).toBe(true);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -70,7 +70,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 export const api = {
-  listModels: () => call<{ models: ModelView[] }>('GET', '/api/v1/models?limit=50').then((r) => r.models),
+  /** A page of the project's models, newest first; `next` while more follow (pass it back as `cursor`). */
+  listModels: (cursor?: string) => call<{ models: ModelView[]; next?: string }>('GET', `/api/v1/models?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
   openSession: (modelId: string, resume?: string) => call<OpenedSession>('POST', `/api/v1/models/${encodeURIComponent(modelId)}/sessions`, resume ? { resume } : {}),
 
   /** Multipart upload with progress (fetch cannot report upload progress). */

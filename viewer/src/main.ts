@@ -66,6 +66,8 @@ $('forget-key').addEventListener('click', () => {
 let models: ModelInfo[] = [];
 let openModel: string | undefined;
 let refreshTimer: number | undefined;
+/** Where the list goes on, while older models than those shown exist. */
+let nextPage: string | undefined;
 
 function renderModels(): void {
   const list = $('models');
@@ -111,15 +113,50 @@ function renderModels(): void {
  */
 async function refreshModels(): Promise<void> {
   window.clearTimeout(refreshTimer);
-  const listed = await api.listModels();
+  const { models: listed, next } = await api.listModels();
   // An event may have brought a newer state while the list was on its way: keep the newer one.
   const known = new Map(models.map((m) => [m.id, m]));
-  models = listed.map((m) => {
+  const fresh = listed.map((m) => {
     const k = known.get(m.id);
     return k && k.updatedAt > m.updatedAt ? k : m;
   });
+  // Older pages loaded before stay, with the cursor after them; without them, the first page's.
+  const oldest = listed.at(-1);
+  const ids = new Set(listed.map((m) => m.id));
+  const older = next && oldest ? models.filter((m) => !ids.has(m.id) && m.createdAt < oldest.createdAt) : [];
+  if (!older.length) nextPage = next;
+  models = [...fresh, ...older];
   renderModels();
+  showMore();
 }
+
+// The next page loads as the list is scrolled to its end (or on the button, without scrolling).
+let loadingMore = false;
+async function loadMore(): Promise<void> {
+  if (loadingMore || !nextPage) return;
+  loadingMore = true;
+  try {
+    const { models: page, next } = await api.listModels(nextPage);
+    const ids = new Set(models.map((m) => m.id));
+    models.push(...page.filter((m) => !ids.has(m.id)));
+    nextPage = next;
+    renderModels();
+  } finally {
+    loadingMore = false;
+    showMore();
+  }
+}
+
+const more = $<HTMLButtonElement>('models-more');
+function showMore(): void {
+  more.hidden = !nextPage;
+  document.body.dataset.modelsListed = String(models.length);
+}
+more.addEventListener('click', () => void loadMore().catch(() => undefined));
+// Within 200 px of the side panel's end: the button is in view, the next page comes.
+new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting)) void loadMore().catch(() => undefined);
+}, { root: $('side'), rootMargin: '0px 0px 200px 0px' }).observe(more);
 
 let following: AbortController | undefined;
 function followModels(): void {

@@ -6,6 +6,7 @@ import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
 import { batchView } from '../batches';
 import { HttpError } from '../http-errors';
+import { bindingOf, readPage } from '../pages';
 
 const createBody = z.object({ name: z.string().max(200).optional() }).optional().nullable();
 
@@ -20,11 +21,11 @@ export function batchRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     return reply.code(201).header('location', `/api/v1/batches/${batch.id}`).send(batchView(batch));
   });
 
-  app.get<{ Querystring: { limit?: string } }>('/api/v1/batches', { schema: routeSchemas.listBatches }, async (request) => {
+  app.get<{ Querystring: { limit?: string; cursor?: string } }>('/api/v1/batches', { schema: routeSchemas.listBatches }, async (request) => {
     const principal = await authenticate(request);
-    const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, 'invalid_limit', 'limit must be a whole number from 1 to 1000');
-    return { batches: (await ctx.batches.list(scopeOf(principal), limit)).map(batchView) };
+    const page = readPage(request.query, bindingOf('batches', principal.project, {}));
+    const { items, next } = await ctx.batches.list(scopeOf(principal), page);
+    return { batches: items.map(batchView), ...(next ? { next } : {}) };
   });
 
   app.get<{ Params: { id: string } }>('/api/v1/batches/:id', { schema: routeSchemas.getBatch }, async (request) => {

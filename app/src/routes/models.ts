@@ -9,7 +9,8 @@ import { sha256Tap } from '../content-hash';
 import { checkQuality, checkUploadName } from '../file-names';
 import { HttpError, isDependencyError } from '../http-errors';
 import { admitOrReuse, checkBatch, checkReuse, checkRoot, classifyUpload, formField, inspectArchive } from '../intake';
-import { MODEL_STATES, type ModelState } from '../models';
+import { MODEL_STATES, type ModelFilters, type ModelState } from '../models';
+import { badParameter, bindingOf, readPage } from '../pages';
 import { DOWNLOADABLE, modelView } from './model-view';
 import { checkTargets, exportView, requestExports } from './exports';
 import type { Target } from '../exporter/index';
@@ -17,6 +18,45 @@ import { CONTENT_TYPES, type ModelFile, objectKeys } from '../storage';
 import type { SessionService } from '../streamer/session-service';
 
 export { DOWNLOADABLE, type ModelView, modelView } from './model-view';
+
+const SHA256 = /^[0-9a-f]{64}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+// RFC 3339 with a zone (Z or an offset), or a date alone (midnight UTC).
+const TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+function timeParameter(name: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const at = TIME.test(value) ? new Date(value) : undefined;
+  if (!at || Number.isNaN(at.getTime())) throw badParameter(name, 'invalid_time', `${name} must be a time as 2026-12-07T10:00:00Z (or with an offset), or a date, got ${JSON.stringify(value)}`);
+  return at;
+}
+
+/** The filters of GET /api/v1/models, each checked; a bad one is a 400 naming the parameter. */
+export function modelFilters(query: Record<string, string | undefined>): ModelFilters {
+  const { state, namePrefix, sha256, batch } = query;
+  if (state !== undefined && !MODEL_STATES.includes(state as ModelState)) {
+    throw badParameter('state', 'invalid_state', `state must be one of ${MODEL_STATES.join(', ')}, got ${JSON.stringify(state)}`);
+  }
+  if (namePrefix !== undefined && (namePrefix.length < 1 || namePrefix.length > 255)) {
+    throw badParameter('namePrefix', 'invalid_name_prefix', 'namePrefix must be 1 to 255 characters');
+  }
+  if (sha256 !== undefined && !SHA256.test(sha256)) {
+    throw badParameter('sha256', 'invalid_sha256', `sha256 must be 64 lowercase hex digits (the model's sha256), got ${JSON.stringify(sha256)}`);
+  }
+  if (batch !== undefined && !UUID.test(batch)) throw badParameter('batch', 'invalid_batch', `batch must be a batch id (a UUID), got ${JSON.stringify(batch)}`);
+  const createdAfter = timeParameter('createdAfter', query.createdAfter);
+  const createdBefore = timeParameter('createdBefore', query.createdBefore);
+  return { state: state as ModelState | undefined, namePrefix, sha256, batch, createdAfter, createdBefore };
+}
+
+const filterBinding = (f: ModelFilters): Record<string, string | undefined> => ({
+  state: f.state,
+  namePrefix: f.namePrefix,
+  sha256: f.sha256,
+  batch: f.batch,
+  createdAfter: f.createdAfter?.toISOString(),
+  createdBefore: f.createdBefore?.toISOString(),
+});
 
 const notFound = (id: string): HttpError => new HttpError(404, 'model_not_found', `no model ${JSON.stringify(id)} in this project`);
 
@@ -136,14 +176,10 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
   app.get('/api/v1/models', { schema: routeSchemas.listModels }, async (request) => {
     const principal = await authenticate(request);
     const query = request.query as Record<string, string | undefined>;
-    const limit = query.limit === undefined ? 100 : Number(query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, 'invalid_limit', `limit must be a whole number from 1 to 1000, got ${JSON.stringify(query.limit)}`);
-    const state = query.state as ModelState | undefined;
-    if (state !== undefined && !MODEL_STATES.includes(state)) {
-      throw new HttpError(400, 'invalid_state', `state must be one of ${MODEL_STATES.join(', ')}, got ${JSON.stringify(state)}`);
-    }
-    const models = await ctx.models.list(scopeOf(principal), { limit, state });
-    return { models: models.map(modelView) };
+    const filters = modelFilters(query);
+    const page = readPage(query, bindingOf('models', principal.project, filterBinding(filters)));
+    const { items, next } = await ctx.models.list(scopeOf(principal), filters, page);
+    return { models: items.map(modelView), ...(next ? { next } : {}) };
   });
 
   app.get<{ Params: { id: string } }>('/api/v1/models/:id', { schema: routeSchemas.getModel }, async (request) => {

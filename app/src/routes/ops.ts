@@ -21,7 +21,7 @@ export async function statusDocument(ctx: ApiContext): Promise<StatusDocument> {
     ctx.registry.list(ctx.config.nodeTtlMs).catch(() => []),
     ctx.queue.counts().catch(() => null),
     ctx.models.countByState().catch(() => null),
-    ctx.models.list({}, { limit: 20 }).catch(() => []),
+    ctx.models.list({}, {}, { limit: 20, binding: 'status' }).then((page) => page.items).catch(() => []),
   ]);
   return {
     generatedAt: new Date(now).toISOString(),

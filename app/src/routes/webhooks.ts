@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { ApiContext } from '../api-context';
 import { type Authenticate, scopeOf } from '../auth';
 import { HttpError } from '../http-errors';
+import { bindingOf, readPage } from '../pages';
 import { eventBody } from '../webhooks/deliver';
 import { newWebhookSecret } from '../webhooks/sign';
 import { WebhookUrlError, checkWebhookUrl, resolveWebhookUrl } from '../webhooks/ssrf';
@@ -74,13 +75,14 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     return reply.code(204).send();
   });
 
-  app.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/api/v1/webhooks/:id/deliveries', { schema: routeSchemas.listDeliveries }, async (request) => {
+  app.get<{ Params: { id: string }; Querystring: { limit?: string; cursor?: string } }>('/api/v1/webhooks/:id/deliveries', { schema: routeSchemas.listDeliveries }, async (request) => {
     const principal = await authenticate(request);
     const webhook = await store.get(request.params.id, scopeOf(principal));
     if (!webhook) throw notFound(request.params.id);
-    const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, 'invalid_limit', 'limit must be a whole number from 1 to 1000');
-    return { deliveries: (await store.deliveries(webhook.id, limit)).map(deliveryView) };
+    // The webhook's id binds the cursor (its project is the webhook's).
+    const page = readPage(request.query, bindingOf(`deliveries/${webhook.id}`, principal.project, {}));
+    const { items, next } = await store.deliveries(webhook.id, page);
+    return { deliveries: items.map(deliveryView), ...(next ? { next } : {}) };
   });
 
   // Server-Sent Events: `id: <event id>`, `event: <type>`, `data: <the webhook body>`. A client

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db';
 import { type BatchRecord, batchFromJson } from '../batches';
 import { type Model, type Scope, isModelId, modelFromJson } from '../models';
+import { type Page, type PageRequest, Where, pageOf } from '../pages';
 
 export const EVENT_TYPES = ['model.queued', 'model.converting', 'model.ready', 'model.failed', 'model.deleted', 'batch.ended'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -97,7 +98,8 @@ export interface WebhookStore {
   list(scope: Scope): Promise<Webhook[]>;
   get(id: string, scope: Scope): Promise<Webhook | undefined>;
   remove(id: string, scope: Scope): Promise<boolean>;
-  deliveries(webhookId: string, limit: number): Promise<Delivery[]>;
+  /** A page of an endpoint's deliveries, newest first. */
+  deliveries(webhookId: string, page: PageRequest): Promise<Page<Delivery>>;
   /** Events after `afterId`, of one project (or all for an admin), oldest first. */
   eventsAfter(afterId: number, scope: Scope, limit: number): Promise<ModelEvent[]>;
   /** The newest event id (where a new stream starts). */
@@ -137,9 +139,14 @@ export function createWebhookStore(db: Db): WebhookStore {
       const { rowCount } = await db.query('DELETE FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR project = $2)', [id, scope.project ?? null]);
       return (rowCount ?? 0) > 0;
     },
-    async deliveries(webhookId, limit) {
-      const { rows } = await db.query<DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY created_at DESC, event_id DESC LIMIT $2', [webhookId, limit]);
-      return rows.map(deliveryFromRow);
+    async deliveries(webhookId, page) {
+      const where = new Where().add('webhook_id = ?', webhookId).after(page.after);
+      const limit = where.limitOf(page);
+      const { rows } = await db.query<DeliveryRow & { cursor_at: string }>(
+        `SELECT *, created_at::text AS cursor_at FROM webhook_deliveries ${where} ORDER BY created_at DESC, id DESC LIMIT ${limit}`,
+        where.params,
+      );
+      return pageOf(rows, page, deliveryFromRow);
     },
     async eventsAfter(afterId, scope, limit) {
       const { rows } = await db.query<EventRow>(
