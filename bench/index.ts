@@ -2,6 +2,7 @@ import { benchApi } from './api';
 import { benchConvert } from './convert';
 import { QUICK, requireFleetAccess } from './fleet';
 import { benchLbLocal } from './lb-local';
+import { benchLists } from './lists';
 import { benchOperate } from './operate';
 import { benchPipeline } from './pipeline';
 import { benchStream } from './stream';
@@ -9,14 +10,15 @@ import { benchThroughput } from './throughput';
 import { table, writeReport, type Section } from './report';
 
 /** Sub-benchmarks by name: `npm run bench -- convert`. Each runs against baselines measured in the same run. */
-const BENCHMARKS: Record<string, () => Promise<Section>> = {
+const BENCHMARKS: Record<string, () => Promise<Section | Section[]>> = {
   convert: benchConvert,
   pipeline: benchPipeline,
   stream: benchStream,
   // The LB's nginx.conf as a private nginx on 127.0.0.1, no fleet (the fleet's LB: `api`).
   'lb-local': benchLbLocal,
   // These run on the local fleet `cf` (root): they bring it up and deploy it when needed.
-  api: benchApi,
+  // api: throughput through the LB, then list latency at 10^4..10^6 models (bench/lists.ts).
+  api: async () => [await benchApi(), await benchLists()],
   throughput: benchThroughput,
   // Last: it destroys and rebuilds the fleet.
   operate: benchOperate,
@@ -42,16 +44,19 @@ if (chosen.some((name) => FLEET_BENCHMARKS.has(name))) {
 }
 for (const name of chosen) {
   process.stderr.write(`bench ${name}...\n`);
-  let section: Section;
+  let sections: Section[];
   try {
-    section = await BENCHMARKS[name]!();
+    sections = [await BENCHMARKS[name]!()].flat();
   } catch (err) {
     process.stderr.write(`bench ${name} failed: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  if (QUICK) section.title += ' — quick run (BENCH_QUICK=1): for checking the benchmark, not for comparison';
-  process.stdout.write(`${table(section)}\n\n`);
-  writeReport('docs/benchmarks.md', name, section);
+  // A benchmark's first section is its report block; the others follow as <name>-2, <name>-3.
+  sections.forEach((section, i) => {
+    if (QUICK) section.title += ' — quick run (BENCH_QUICK=1): for checking the benchmark, not for comparison';
+    process.stdout.write(`${table(section)}\n\n`);
+    writeReport('docs/benchmarks.md', i === 0 ? name : `${name}-${i + 1}`, section);
+  });
 }
 // Keep-alive sockets and timers of the fleet benchmarks must not hold the process open.
 process.exit(0);

@@ -34,7 +34,7 @@ export interface Page<T> {
 const digest = (text: string): string => createHash('sha256').update(text).digest('base64url');
 const checkValue = (payload: string): string => digest(`cadfleet-cursor-v1\n${payload}`).slice(0, 16);
 
-/** The binding of a list request: the list's name, the project (`*` for an admin key) and each filter given. */
+/** The binding of a list request: the list's name, the project it lists (`*`: every project, an admin key's) and each filter given. */
 export function bindingOf(list: string, project: string | undefined, filters: Record<string, string | undefined>): string {
   const given = Object.entries(filters)
     .filter(([, v]) => v !== undefined)

@@ -4,6 +4,7 @@ import { completionCommand } from './commands/completion';
 import { convertCommand } from './commands/convert';
 import { deployCommand } from './commands/deploy';
 import { keysCommand } from './commands/keys';
+import { modelsCommand } from './commands/models';
 import { stackCommands } from './commands/stack';
 import { statusCommand } from './commands/status';
 import { doctorCommand } from './commands/doctor';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(statusCommand());
   program.addCommand(doctorCommand());
   program.addCommand(keysCommand());
+  program.addCommand(modelsCommand());
   program.addCommand(sshCommandLine());
   program.addCommand(execCommandLine());
   program.addCommand(logsCommandLine());

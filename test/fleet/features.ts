@@ -12,7 +12,7 @@ import { expect, it } from 'vitest';
 import { verifySignature } from '../../app/src/webhooks/sign';
 import { tempDir } from '../helpers/convert';
 import { cax } from '../helpers/samples';
-import { e2e, fleet, ipOf, lbAddress } from './context';
+import { cli, e2e, fleet, ipOf, lbAddress } from './context';
 import { caPem, request, until, upload } from './reliability';
 import { report } from './reliability-report';
 
@@ -202,4 +202,28 @@ export function featureScenarios(): void {
     report.access.push({ check: `webhook URLs at the metadata service, the fleet's Redis and api, loopback, IPv6 loopback, a mapped link-local address, a gopher URL (${hostile.length})`, refused: '400 invalid_webhook_url each' });
     report.access.push({ check: 'an export asked of a failed model', refused: '409 model_failed; the target asked with the upload failed with it (model-failed)' });
   }, 180_000);
+
+  it('lists the models through the LB with cadfleet models list, page after page, with the API\'s filters; a bad flag or key says what to do', async () => {
+    type Listed = { models: Array<{ id: string }> };
+    const all = (await request('GET', '/api/v1/models?limit=1000')).json as unknown as Listed;
+    expect(all.models.length).toBeGreaterThan(3);
+    const lines = (out: string): string[] => out.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
+    // Two models a request: the CLI follows `next` to the end.
+    const paged = await cli('models', 'list', '--env', 'local', '--key', e2e.key, '--all', '--page-size', '2', '--json');
+    expect(paged.code, paged.stderr).toBe(0);
+    expect(lines(paged.stdout)).toEqual(all.models.map((m) => m.id));
+    const ready = (await request('GET', '/api/v1/models?state=ready&limit=1000')).json as unknown as Listed;
+    const filtered = await cli('models', 'list', '--env', 'local', '--key', e2e.key, '--state', 'ready', '--limit', '3', '--page-size', '2', '--json');
+    expect(filtered.code, filtered.stderr).toBe(0);
+    expect(lines(filtered.stdout)).toEqual(ready.models.slice(0, 3).map((m) => m.id));
+    const table = await cli('models', 'list', '--env', 'local', '--key', e2e.key, '--limit', '2');
+    expect(table.stdout.split('\n')[0]).toMatch(/^id\s+state\s+created\s+name$/);
+    expect(table.stderr).toContain('2 models (the newest 2; --all for every one)');
+    const badFlag = await cli('models', 'list', '--env', 'local', '--key', e2e.key, '--sha256', 'XYZ');
+    expect(badFlag.code).not.toBe(0);
+    expect(badFlag.stderr).toMatch(/--sha256.*64 lowercase hex digits/);
+    const wrongKey = await cli('models', 'list', '--env', 'local', '--key', 'cfk_not_a_key');
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr).toMatch(/answered 401 .*check the key/);
+  }, 120_000);
 }

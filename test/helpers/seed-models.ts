@@ -16,6 +16,13 @@ export interface ModelSeed {
   batch?: string;
   /** Rows share a content SHA-256 `shaGroups` at a time (the SHA-256 of the row number modulo it). */
   shaGroups?: number;
+  /**
+   * How the triggers go off: for this session (a superuser's, the tests'), or for the table in
+   * the seeding transaction (the table's owner, the app's own user on a fleet: others wait).
+   */
+  triggersOff?: 'session' | 'table';
+  /** The rows get numbers from this one on (seeding in steps). */
+  from?: number;
 }
 
 /** Runs `fn` on one connection with triggers and foreign-key checks off (a superuser's session). */
@@ -30,9 +37,28 @@ export async function withoutTriggers<T>(pool: pg.Pool, fn: (client: pg.PoolClie
   }
 }
 
+/** The same with the table's triggers disabled inside the transaction (the table's owner may). */
+async function withTableTriggersOff<T>(pool: pg.Pool, table: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
+    const result = await fn(client);
+    await client.query(`ALTER TABLE ${table} ENABLE TRIGGER USER`);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
 export async function seedModels(pool: pg.Pool, s: ModelSeed): Promise<void> {
   const projects = s.projects ?? 1;
-  await withoutTriggers(pool, (client) =>
+  const off = s.triggersOff === 'table' ? <T>(fn: (c: pg.PoolClient) => Promise<T>) => withTableTriggersOff(pool, 'models', fn) : <T>(fn: (c: pg.PoolClient) => Promise<T>) => withoutTriggers(pool, fn);
+  await off((client) =>
     client.query(
       `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, content_sha256, batch_id, created_at, updated_at)
        SELECT gen_random_uuid(),
@@ -43,8 +69,8 @@ export async function seedModels(pool: pg.Pool, s: ModelSeed): Promise<void> {
               $7::uuid,
               $4::timestamptz - (i / $5::int) * interval '1 millisecond',
               $4::timestamptz
-       FROM generate_series(0, $8::int - 1) AS i`,
-      [s.project, projects, s.name ?? 'part-', (s.newest ?? new Date()).toISOString(), s.sameTime ?? 1, s.shaGroups ?? 1_000_000_000, s.batch ?? null, s.count],
+       FROM generate_series($9::int, $9::int + $8::int - 1) AS i`,
+      [s.project, projects, s.name ?? 'part-', (s.newest ?? new Date()).toISOString(), s.sameTime ?? 1, s.shaGroups ?? 1_000_000_000, s.batch ?? null, s.count, s.from ?? 0],
     ),
   );
 }
@@ -87,4 +113,9 @@ export async function seedDeliveries(pool: pg.Pool, s: { project: string; webhoo
     );
     return hooks.rows.map((r) => r.id);
   });
+}
+
+/** Deletes the models of the projects that match `projectPattern` (LIKE), with no events (the table's owner may). */
+export async function deleteSeeded(pool: pg.Pool, projectPattern: string): Promise<number> {
+  return withTableTriggersOff(pool, 'models', async (client) => (await client.query('DELETE FROM models WHERE project LIKE $1', [projectPattern])).rowCount ?? 0);
 }

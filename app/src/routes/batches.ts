@@ -23,7 +23,7 @@ export function batchRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>('/api/v1/batches', { schema: routeSchemas.listBatches }, async (request) => {
     const principal = await authenticate(request);
-    const page = readPage(request.query, bindingOf('batches', principal.project, {}));
+    const page = readPage(request.query, bindingOf('batches', scopeOf(principal).project, {}));
     const { items, next } = await ctx.batches.list(scopeOf(principal), page);
     return { batches: items.map(batchView), ...(next ? { next } : {}) };
   });

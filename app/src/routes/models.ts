@@ -177,7 +177,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ApiContext, authenticate:
     const principal = await authenticate(request);
     const query = request.query as Record<string, string | undefined>;
     const filters = modelFilters(query);
-    const page = readPage(query, bindingOf('models', principal.project, filterBinding(filters)));
+    const page = readPage(query, bindingOf('models', scopeOf(principal).project, filterBinding(filters)));
     const { items, next } = await ctx.models.list(scopeOf(principal), filters, page);
     return { models: items.map(modelView), ...(next ? { next } : {}) };
   });

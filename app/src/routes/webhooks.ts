@@ -80,7 +80,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     const webhook = await store.get(request.params.id, scopeOf(principal));
     if (!webhook) throw notFound(request.params.id);
     // The webhook's id binds the cursor (its project is the webhook's).
-    const page = readPage(request.query, bindingOf(`deliveries/${webhook.id}`, principal.project, {}));
+    const page = readPage(request.query, bindingOf(`deliveries/${webhook.id}`, scopeOf(principal).project, {}));
     const { items, next } = await store.deliveries(webhook.id, page);
     return { deliveries: items.map(deliveryView), ...(next ? { next } : {}) };
   });
