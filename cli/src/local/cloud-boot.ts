@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { STREAM_SECRET_ROLES, configParameterName, lifecycleHostVars, streamSecretName, type HostRole } from '../../../stacks/contract';
 import { BOOT_LOG, BOOT_STATE_DIR, BOOT_UNIT, RETRY_TRIES, renderUserData } from '../../../stacks/user-data';
@@ -112,6 +113,14 @@ async function ssh(runner: Runner, target: ReturnType<typeof sshTarget>, command
  * that release's host.yml. No playbook runs from this machine. `fleet` is the fleet as it will
  * be (the hosts included); their layers must not exist yet.
  */
+/**
+ * How long hosts booting the AWS way at once may take: 300 s while each has a core of this
+ * machine, 90 s more for each host beyond. They share its CPUs, and a host configures itself
+ * with about 45 CPU s of its own (the boot program's AWS CLI calls and host.yml): six at once on
+ * two cores took 290 s on a slow day.
+ */
+export const awsWayTimeoutMs = (hosts: number, cores = os.availableParallelism()): number => 300_000 + Math.max(0, hosts - cores) * 90_000;
+
 export async function bootAwsWay(
   ctx: LocalContext,
   fleet: Fleet,
@@ -119,7 +128,7 @@ export async function bootAwsWay(
   hosts: HostSpec[],
   options: { timeoutMs?: number; acme?: LocalAcme; /** The settings parameter exists only this long after the start, and not before one boot run gave up on it (a fresh account). */ settingsAfterMs?: number } = {},
 ): Promise<AwsWayBoot> {
-  const timeoutMs = options.timeoutMs ?? 300_000;
+  const timeoutMs = options.timeoutMs ?? awsWayTimeoutMs(hosts.length);
   const name = fleet.spec.name;
   if (!fs.existsSync(path.join(paths.root, 'secrets.json'))) throw new Error(`fleet ${name} was never deployed: run cadfleet deploy --env local first (hosts booted the AWS way install the release that a deploy published)`);
   const base = fs.readFileSync(path.join(paths.root, 'base-image'), 'utf8').trim();
