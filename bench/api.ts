@@ -19,7 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { type Answer, type LbClient, h2Client } from '../test/helpers/lb-clients';
 import { CA, type FleetInfo, cadfleet, cadfleetSync, cores, cpuMeter, ensureFleet, hostCpuSeconds, onHosts, onInterrupt, param, say, until } from './fleet';
-import { type Row, type Section, median, spread } from './report';
+import { type Row, type Section, median, spread, percentile } from './report';
 
 const log = say('api');
 
@@ -49,7 +49,6 @@ interface Run {
   hostCpuPer1000: Record<string, number>;
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 /** The requests of one measurement: `send(i)` is client i's next request; it resolves to the status, 0 when it failed. */
 interface LoadClients {

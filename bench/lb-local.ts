@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { type LbClient, h1Client, h2Client } from '../test/helpers/lb-clients';
 import { startBackend, startPrivateNginx } from '../test/helpers/private-nginx';
 import { cores, cpuMeter, param, say } from './fleet';
-import { type Row, type Section, median, spread } from './report';
+import { type Row, type Section, median, spread, percentile } from './report';
 
 const log = say('lb-local');
 const PATH = '/api/v1/models?limit=20';
@@ -50,7 +50,6 @@ function cpuSeconds(pids: number[]): number {
   return ticks / 100;
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 async function loadOnce(make: () => LbClient, concurrency: number, seconds: number, pids: { nginx: () => number[]; backend: number }): Promise<Run> {
   const client = make();

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { bindingOf, encodeCursor } from '../app/src/pages';
 import { deleteSeeded, seedModels } from '../test/helpers/seed-models';
 import { CA, QUICK, STATE, type Agents, type FleetInfo, call, cadfleet, closeAgents, ensureFleet, fleetAgents, param, say } from './fleet';
-import { type Row, type Section, median, spread } from './report';
+import { type Row, type Section, median, spread, percentile } from './report';
 
 const log = say('api lists');
 const PREFIX = 'bench-scale';
@@ -32,7 +32,6 @@ interface Measured {
   latencies: number[];
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 function database(fleet: FleetInfo): pg.Pool {
   const secrets = JSON.parse(fs.readFileSync(path.join(STATE, 'secrets.json'), 'utf8')) as { postgresPassword: string };

@@ -20,6 +20,9 @@ export interface Section {
   notes?: string[];
 }
 
+/** The p-th percentile of values sorted ascending (nearest rank). */
+export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

@@ -12,6 +12,10 @@ import { HttpError } from './http-errors';
 
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1000;
+/** A time filter of a list: RFC 3339 with a zone (Z or an offset), or a date alone (midnight UTC). */
+export const LIST_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
+/** A SHA-256 as the api shows it: 64 lowercase hex digits. */
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** Where a page starts: after the row with this creation time (PostgreSQL's text, exact to the microsecond) and id. */
 export interface Position {

@@ -9,8 +9,9 @@ import { sha256Tap } from '../content-hash';
 import { checkQuality, checkUploadName } from '../file-names';
 import { HttpError, isDependencyError } from '../http-errors';
 import { admitOrReuse, checkBatch, checkReuse, checkRoot, classifyUpload, formField, inspectArchive } from '../intake';
-import { MODEL_STATES, type ModelFilters, type ModelState } from '../models';
-import { badParameter, bindingOf, readPage } from '../pages';
+// Batch ids are UUIDs, as model ids are.
+import { MODEL_STATES, type ModelFilters, type ModelState, isModelId } from '../models';
+import { LIST_TIME, SHA256_HEX, badParameter, bindingOf, readPage } from '../pages';
 import { DOWNLOADABLE, modelView } from './model-view';
 import { checkTargets, exportView, requestExports } from './exports';
 import type { Target } from '../exporter/index';
@@ -19,14 +20,10 @@ import type { SessionService } from '../streamer/session-service';
 
 export { DOWNLOADABLE, type ModelView, modelView } from './model-view';
 
-const SHA256 = /^[0-9a-f]{64}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-// RFC 3339 with a zone (Z or an offset), or a date alone (midnight UTC).
-const TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
 function timeParameter(name: string, value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
-  const at = TIME.test(value) ? new Date(value) : undefined;
+  const at = LIST_TIME.test(value) ? new Date(value) : undefined;
   if (!at || Number.isNaN(at.getTime())) throw badParameter(name, 'invalid_time', `${name} must be a time as 2026-12-07T10:00:00Z (or with an offset), or a date, got ${JSON.stringify(value)}`);
   return at;
 }
@@ -40,10 +37,10 @@ export function modelFilters(query: Record<string, string | undefined>): ModelFi
   if (namePrefix !== undefined && (namePrefix.length < 1 || namePrefix.length > 255)) {
     throw badParameter('namePrefix', 'invalid_name_prefix', 'namePrefix must be 1 to 255 characters');
   }
-  if (sha256 !== undefined && !SHA256.test(sha256)) {
+  if (sha256 !== undefined && !SHA256_HEX.test(sha256)) {
     throw badParameter('sha256', 'invalid_sha256', `sha256 must be 64 lowercase hex digits (the model's sha256), got ${JSON.stringify(sha256)}`);
   }
-  if (batch !== undefined && !UUID.test(batch)) throw badParameter('batch', 'invalid_batch', `batch must be a batch id (a UUID), got ${JSON.stringify(batch)}`);
+  if (batch !== undefined && !isModelId(batch)) throw badParameter('batch', 'invalid_batch', `batch must be a batch id (a UUID), got ${JSON.stringify(batch)}`);
   const createdAfter = timeParameter('createdAfter', query.createdAfter);
   const createdBefore = timeParameter('createdBefore', query.createdBefore);
   return { state: state as ModelState | undefined, namePrefix, sha256, batch, createdAfter, createdBefore };

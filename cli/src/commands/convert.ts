@@ -1,15 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { positiveInt } from './arguments';
 import { createConverter } from '../../../app/src/converter/index';
 import { QUALITIES, type ConvertResult, type Quality } from '../../../app/src/converter/types';
-
-const positiveInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a whole number of 1 or more, got ${JSON.stringify(value)}.`);
-  return n;
-};
 
 /** A folder name for each input that cannot collide when two inputs share a base name. */
 export function outputFolders(inputs: string[], outDir: string): string[] {

@@ -4,14 +4,15 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { MODEL_STATES } from '../../../app/src/models';
+import { LIST_TIME, MAX_PAGE, SHA256_HEX } from '../../../app/src/pages';
 import { awsEnvironment, readAwsOutputs } from '../aws/terraform';
 import { localFleetName, repoRoot } from '../environment';
 import { systemRunner } from '../local/exec';
 import { defaultContext, openFleet } from '../local/local-fleet';
 import { pkiPaths } from '../local/pki';
+import { positiveInt, positiveIntUpTo } from './arguments';
 
-const STATES = ['queued', 'converting', 'ready', 'failed'] as const;
-const MAX_PAGE = 1000;
 
 export interface ApiTarget {
   /** https://<LB address>, the environment's outputs' `lb.url`. */
@@ -107,21 +108,15 @@ export async function listModels(target: ApiTarget, key: string, query: ModelQue
   }
 }
 
-const positiveInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a whole number of 1 or more, got ${JSON.stringify(value)}.`);
-  return n;
-};
-
 const time = (value: string): string => {
-  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value) || Number.isNaN(new Date(value).getTime())) {
+  if (!LIST_TIME.test(value) || Number.isNaN(new Date(value).getTime())) {
     throw new InvalidArgumentError(`must be a time as 2026-12-07T10:00:00Z (or with an offset), or a date, got ${JSON.stringify(value)}.`);
   }
   return value;
 };
 
 const sha256 = (value: string): string => {
-  if (!/^[0-9a-f]{64}$/.test(value)) throw new InvalidArgumentError(`must be 64 lowercase hex digits (a model's sha256), got ${JSON.stringify(value)}.`);
+  if (!SHA256_HEX.test(value)) throw new InvalidArgumentError(`must be 64 lowercase hex digits (a model's sha256), got ${JSON.stringify(value)}.`);
   return value;
 };
 
@@ -132,7 +127,7 @@ export function modelsCommand(): Command {
     .description('List models newest first, following the pages; filters combine.')
     .requiredOption('--env <name>', 'environment')
     .option('--key <key>', 'an API key (default: $CADFLEET_API_KEY; an admin key lists every project)')
-    .addOption(new Option('--state <state>', 'only models in this state').choices(STATES))
+    .addOption(new Option('--state <state>', 'only models in this state').choices(MODEL_STATES))
     .option('--name-prefix <text>', 'names that start with this (case-sensitive)')
     .addOption(new Option('--sha256 <hex>', 'every upload of the same file (a model\'s sha256)').argParser(sha256))
     .option('--batch <id>', 'the models of a batch')
@@ -140,11 +135,7 @@ export function modelsCommand(): Command {
     .addOption(new Option('--created-before <time>', 'created before').argParser(time))
     .addOption(new Option('--limit <n>', 'at most this many models').argParser(positiveInt).default(100))
     .option('--all', 'every model the filters select (no --limit)')
-    .addOption(new Option('--page-size <n>', `models per request, 1 to ${MAX_PAGE}`).argParser((v: string) => {
-      const n = positiveInt(v);
-      if (n > MAX_PAGE) throw new InvalidArgumentError(`must be at most ${MAX_PAGE}, got ${n}.`);
-      return n;
-    }).default(MAX_PAGE))
+    .addOption(new Option('--page-size <n>', `models per request, 1 to ${MAX_PAGE}`).argParser(positiveIntUpTo(MAX_PAGE)).default(MAX_PAGE))
     .option('--ca <file>', "the CA of the LB's certificate, when it is not a public one (default for local: the fleet's)")
     .option('--json', 'one JSON object per line, as the API gives each model')
     .addHelpText(
