@@ -5,6 +5,7 @@ import { benchLbLocal } from './lb-local';
 import { benchLists } from './lists';
 import { benchOperate } from './operate';
 import { benchPipeline } from './pipeline';
+import { benchScale } from './scale';
 import { benchStream } from './stream';
 import { benchThroughput } from './throughput';
 import { table, writeReport, type Section } from './report';
@@ -12,6 +13,8 @@ import { table, writeReport, type Section } from './report';
 /** Sub-benchmarks by name: `npm run bench -- convert`. Each runs against baselines measured in the same run. */
 const BENCHMARKS: Record<string, () => Promise<Section | Section[]>> = {
   convert: benchConvert,
+  // Assemblies of 100 to 5,000 parts against native OpenCASCADE (bench/scale.ts).
+  scale: benchScale,
   pipeline: benchPipeline,
   stream: benchStream,
   // The LB's nginx.conf as a private nginx on 127.0.0.1, no fleet (the fleet's LB: `api`).

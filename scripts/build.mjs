@@ -2,6 +2,7 @@
 // Packages stay external: the converter's WebAssembly libraries load their .wasm files from
 // their own package folders.
 import { build } from 'esbuild';
+import { buildNative } from './build-native.mjs';
 
 const common = {
   outdir: 'dist',
@@ -36,6 +37,9 @@ await build({
   // touches textures, and the browser build of the same helper needs no native code (as the release).
   alias: { 'ndarray-pixels': './node_modules/ndarray-pixels/dist/ndarray-pixels-browser.js' },
 });
+
+// The native B-rep engine of the converter (C++ against Debian's OpenCASCADE).
+buildNative();
 
 // The viewer: a static page the api serves in single-machine mode and nginx on the LB in a fleet.
 const { buildViewer } = await import('../viewer/build.mjs');

@@ -7,7 +7,13 @@ cd "$(dirname "$0")/.."
 # Debian packages the project uses, and why.
 PACKAGES=(
   assimp-testmodels # real sample models (IFC, OBJ, PLY, FBX, DAE, glTF, 3DS, OFF) for tests and the demo
-  occt-draw         # native OpenCASCADE: the baseline of `npm run bench -- convert`
+  occt-draw         # native OpenCASCADE: the baseline of `npm run bench -- convert` and `-- scale`
+  g++               # builds the converter's native B-rep engine (app/native, scripts/build-native.mjs)
+  libocct-data-exchange-dev       # ... against OpenCASCADE 7.6: STEP, IGES, XDE and the glTF writer
+  libocct-modeling-algorithms-dev # ... meshing (BRepMesh)
+  libocct-ocaf-dev                # ... the XDE document
+  libocct-visualization-dev       # ... whose headers the glTF writer includes
+  time              # GNU time: peak memory in `npm run bench -- scale`
   ca-certificates
   curl              # tests reach the fleet's load balancer as an outside client; terraform's download
   unzip             # terraform's release zip (scripts/ensure-terraform.sh)

@@ -34,10 +34,10 @@ export function tempDir(prefix = 'cadfleet-test-', { keep = false } = {}): strin
   return dir;
 }
 
-/** Runs the real cadfleet-convert binary. */
-export function runConvert(args: string[], outDir: string): Promise<Run> {
+/** Runs the real cadfleet-convert binary (with `env` added to this process's environment). */
+export function runConvert(args: string[], outDir: string, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -51,9 +51,9 @@ export function runConvert(args: string[], outDir: string): Promise<Run> {
   });
 }
 
-export function convertSample(input: string, extra: string[] = []): Promise<Run> {
+export function convertSample(input: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Run> {
   const outDir = path.join(tempDir(), 'out');
-  return runConvert(['--input', input, '--output-dir', outDir, ...extra], outDir);
+  return runConvert(['--input', input, '--output-dir', outDir, ...extra], outDir, env);
 }
 
 export function readManifest(outDir: string): Manifest {

@@ -2,16 +2,41 @@ import fs from 'node:fs/promises';
 import { Logger } from '@gltf-transform/core';
 import path from 'node:path';
 import { ConvertError, toConvertError } from './errors';
-import { checkFileName, formatFromName, sniffFormat } from './formats';
+import { checkFileName, engineFor, formatFromName, sniffFormat } from './formats';
 import { importModel } from './importers/index';
 import { draftParts, finishManifest } from './manifest';
 import { cleanUp, compress } from './optimize';
 import { writeOutput } from './output';
-import type { ConvertJob, ConvertResult } from './types';
+import { occtEngine } from './importers/occt-native';
+import type { ConvertJob, ConvertLimits, ConvertResult } from './types';
 
 export interface ConvertOptions {
   /** Inputs larger than this are refused before any parsing. */
   maxInputBytes: number;
+  /** The job's limits, for an engine that runs as a process of its own (the native B-rep engine). */
+  limits?: ConvertLimits;
+}
+
+/** What sniffFormat reads of a file: its first 64 KiB and its last 4 KiB. */
+const SAMPLE_HEAD = 64 * 1024;
+const SAMPLE_TAIL = 4096;
+
+/**
+ * The whole file for an engine that parses it in this process; for one that reads the file
+ * itself, only what sniffing needs (the head and the tail, joined), so that a 200 MB STEP
+ * never sits in this process's memory.
+ */
+async function readInput(file: string, size: number, whole: boolean): Promise<Uint8Array> {
+  if (whole || size <= SAMPLE_HEAD + SAMPLE_TAIL) return new Uint8Array(await fs.readFile(file));
+  const handle = await fs.open(file, 'r');
+  try {
+    const sample = new Uint8Array(SAMPLE_HEAD + SAMPLE_TAIL);
+    await handle.read(sample, 0, SAMPLE_HEAD, 0);
+    await handle.read(sample, SAMPLE_HEAD, SAMPLE_TAIL, size - SAMPLE_TAIL);
+    return sample;
+  } finally {
+    await handle.close();
+  }
 }
 
 export const DEFAULT_MAX_INPUT_BYTES = 2 * 1024 ** 3;
@@ -51,7 +76,8 @@ export async function convertFile(job: ConvertJob, options: ConvertOptions): Pro
         `the file has ${stat.size} bytes, over the limit of ${options.maxInputBytes} bytes; raise --max-input-mb or split the model`,
       );
     }
-    const content = new Uint8Array(await fs.readFile(job.input));
+    const native = engineFor(format) === 'occt' && occtEngine() === 'native';
+    const content = await readInput(job.input, stat.size, !native);
     const effective = sniffFormat(format, content);
     const dir = path.dirname(path.resolve(job.input));
     const baseDir = job.baseDir ? path.resolve(job.baseDir) : dir;
@@ -59,9 +85,13 @@ export async function convertFile(job: ConvertJob, options: ConvertOptions): Pro
     if (rel.startsWith('..') || path.isAbsolute(rel)) {
       throw new ConvertError('unsafe-reference', `the input ${JSON.stringify(job.input)} is not inside --base-dir ${JSON.stringify(job.baseDir)}`);
     }
-    const { doc, units } = await importModel({ name, format: effective, content, dir, baseDir }, quality);
+    const { doc, units } = await importModel({ name, format: effective, content, dir, baseDir }, quality, {
+      path: job.input,
+      outputDir: job.outputDir,
+      limits: options.limits,
+    });
     doc.setLogger(new Logger(Logger.Verbosity.WARN));
-    await cleanUp(doc);
+    await cleanUp(doc, { weld: !native });
     const draft = draftParts(doc);
     if (draft.triangles === 0) throw new ConvertError('corrupt', 'the file holds no triangle geometry to show');
     const glb = await compress(doc, quality);

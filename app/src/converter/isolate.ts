@@ -112,7 +112,7 @@ export class IsolatedConverter {
           resolve(failed(new ConvertError('memory', `the conversion used ${Math.round(rssMb)} MiB, over the limit of ${limits.maxMemoryMb} MiB, and was stopped; try --quality coarse or raise the memory limit`)));
         }
       }, SAMPLE_MS);
-      worker.postMessage({ id, job, options: { maxInputBytes: this.options.maxInputBytes } } satisfies WorkerRequest);
+      worker.postMessage({ id, job, options: { maxInputBytes: this.options.maxInputBytes, limits } } satisfies WorkerRequest);
     });
     const result = await outcome;
     clearTimeout(timer);

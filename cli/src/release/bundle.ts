@@ -123,6 +123,11 @@ async function stage(repoRoot: string, payload: string, nodeBinary: string): Pro
     for (const file of files) copy(path.join(repoRoot, 'node_modules', pkg, file), path.join(payload, 'app/node_modules', pkg, file));
   }
   copy(path.join(repoRoot, 'app/migrations'), path.join(payload, 'app/migrations'));
+  // The converter's native B-rep engine, built against Debian 12's OpenCASCADE 7.6 (the hosts'
+  // release): the worker hosts carry its libraries (the host image's libocct-data-exchange-7.6).
+  const { buildNative } = (await import(pathToFileURL(path.join(repoRoot, 'scripts/build-native.mjs')).href)) as { buildNative: () => string };
+  copy(buildNative(), path.join(payload, 'app/native/cadfleet-occt'));
+  fs.chmodSync(path.join(payload, 'app/native/cadfleet-occt'), 0o755);
   // The viewer's static files: nginx on the LB serves <release>/viewer at `/`.
   const { buildViewer } = (await import(pathToFileURL(path.join(repoRoot, 'viewer/build.mjs')).href)) as { buildViewer: (o: { outdir: string }) => Promise<void> };
   await buildViewer({ outdir: path.join(payload, 'viewer') });

@@ -11,6 +11,9 @@ export type Rgb = readonly [number, number, number];
 
 const DEFAULT_COLOR: Rgb = [0.7, 0.7, 0.72];
 
+/** How a CAD colour looks: matte plastic, not metal. */
+export const MATTE = { metallic: 0.1, roughness: 0.6 } as const;
+
 const srgbToLinear = (c: number): number => (c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
 
 /**
@@ -30,8 +33,8 @@ export class MaterialCache {
       material = this.doc
         .createMaterial(`color-${this.byKey.size}`)
         .setBaseColorFactor([srgbToLinear(rgb[0]), srgbToLinear(rgb[1]), srgbToLinear(rgb[2]), alpha])
-        .setMetallicFactor(0.1)
-        .setRoughnessFactor(0.6)
+        .setMetallicFactor(MATTE.metallic)
+        .setRoughnessFactor(MATTE.roughness)
         .setDoubleSided(true);
       if (alpha < 1) material.setAlphaMode('BLEND');
       this.byKey.set(key, material);

@@ -1,9 +1,10 @@
 import type { Document } from '@gltf-transform/core';
 import { engineFor, type Format } from '../formats';
-import type { Quality } from '../types';
+import type { ConvertLimits, Quality } from '../types';
 import { importAssimp, loadAssimp } from './assimp';
 import { importIfc, loadIfc } from './ifc';
 import { importOcct, loadOcct } from './occt';
+import { importOcctNative, occtEngine } from './occt-native';
 
 export interface ImportInput {
   /** The file's base name, as the user named it. */
@@ -23,10 +24,17 @@ export interface Imported {
   units: Units;
 }
 
-export function importModel(input: ImportInput, quality: Quality): Promise<Imported> {
+/** Where the file is and where the conversion may write: the native engine reads and writes files. */
+export interface ImportPlace {
+  path: string;
+  outputDir: string;
+  limits?: ConvertLimits;
+}
+
+export function importModel(input: ImportInput, quality: Quality, place: ImportPlace): Promise<Imported> {
   switch (engineFor(input.format)) {
     case 'occt':
-      return importOcct(input, quality);
+      return occtEngine() === 'native' ? importOcctNative(input, quality, place) : importOcct(input, quality);
     case 'ifc':
       return importIfc(input);
     case 'assimp':
@@ -36,5 +44,6 @@ export function importModel(input: ImportInput, quality: Quality): Promise<Impor
 
 /** Loads every engine ahead of the first job (the warm mode's reason to exist). */
 export async function preloadEngines(): Promise<void> {
-  await Promise.all([loadOcct(), loadAssimp(), loadIfc()]);
+  // The native B-rep engine is a process per file: nothing of it to load ahead.
+  await Promise.all([occtEngine() === 'wasm' ? loadOcct() : undefined, loadAssimp(), loadIfc()]);
 }
