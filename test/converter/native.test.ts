@@ -3,28 +3,18 @@
 // behind when the conversion thread is stopped.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { NodeIO } from '@gltf-transform/core';
 import { ALL_EXTENSIONS } from '@gltf-transform/extensions';
 import { MeshoptDecoder } from 'meshoptimizer';
 import { describe, expect, it } from 'vitest';
-import { occtLibraryLinks } from '../../app/src/exporter/brep';
 import { createConverter } from '../../app/src/converter/index';
 import { nativeBinary, runNative } from '../../app/src/converter/importers/occt-native';
 import type { Manifest, ManifestPart } from '../../app/src/converter/manifest';
 import { convertSample, readManifest, tempDir } from '../helpers/convert';
+import { assembly } from '../helpers/assembly';
 import { cax, CAX_IF_STEP } from '../helpers/samples';
 
-
-/** A synthetic assembly written by OpenCASCADE with the bench's own generator (bench/assembly.tcl). */
-function assembly(parts: number, instanced: boolean): string {
-  const out = path.join(tempDir('cadfleet-assembly-'), `${instanced ? 'instanced' : 'distinct'}-${parts}.stp`);
-  const env = { ...process.env, LD_LIBRARY_PATH: occtLibraryLinks(path.join(os.tmpdir(), 'cadfleet-test-occt')), PARTS: String(parts), INSTANCED: instanced ? '1' : '0', OUT: out };
-  const r = spawnSync('occt-draw', ['-b', '-f', path.resolve('bench/assembly.tcl')], { env, encoding: 'utf8' });
-  if (r.error || r.status !== 0) throw new Error(`occt-draw could not write the test assembly (install it: bash scripts/setup.sh): ${r.error?.message ?? r.stdout.slice(-500)}`);
-  return out;
-}
 
 /** The converter's colour for a part with none (build.ts: DEFAULT_COLOR). */
 const DEFAULT_GREY = '#b3b3b8';

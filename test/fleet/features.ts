@@ -10,10 +10,12 @@ import fs from 'node:fs';
 import { chromium } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { verifySignature } from '../../app/src/webhooks/sign';
-import { tempDir } from '../helpers/convert';
+import { assembly } from '../helpers/assembly';
+import { convertSample, tempDir } from '../helpers/convert';
 import { cax } from '../helpers/samples';
-import { cli, e2e, fleet, ipOf, lbAddress } from './context';
-import { caPem, request, until, upload } from './reliability';
+import { openStream } from '../streamer/client';
+import { cli, e2e, fleet, id, ipOf, lbAddress, ssh } from './context';
+import { caPem, request, settle, until, upload } from './reliability';
 import { report } from './reliability-report';
 
 const CHROMIUM = process.env.CADFLEET_CHROMIUM ?? '/usr/bin/chromium';
@@ -226,4 +228,43 @@ export function featureScenarios(): void {
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toMatch(/answered 401 .*check the key/);
   }, 120_000);
+
+  it('converts a real-size assembly through the LB on a worker host within the default limits (1,024 parts, 33 MB of STEP), as the native engine does here, and streams every part', async () => {
+    const file = assembly(1024, false);
+    // What the same engine gives on this machine: the host must give the same parts and triangles.
+    const here = await convertSample(file);
+    expect(here.result.ok, here.result.error).toBe(true);
+    const started = Date.now();
+    const up = await upload('assembly-1024.stp', fs.readFileSync(file));
+    expect(up.status, up.body.toString()).toBe(201);
+    const modelId = up.json.id!;
+    const model = (await settle([modelId], 600)).get(modelId) as unknown as { state: string; error?: string; workerHost?: string; stats: { triangles: number; parts: number; seconds: number } };
+    expect(model.state, model.error).toBe('ready');
+    const readyAfter = (Date.now() - started) / 1000;
+    expect(model.stats.triangles).toBe(here.result.stats.triangles);
+    expect(model.stats.parts).toBe(here.result.stats.parts);
+    // The worker's log names the engine and where its time went.
+    const worker = fleet.hosts.find((h) => h.ip === model.workerHost || id(h.name) === model.workerHost)?.name ?? 'worker-1';
+    expect(ssh(worker, 'sudo', 'journalctl', '-u', 'cadfleet-worker', '--no-pager', '-g', 'cadfleet-occt: 2048 parts').out).toMatch(/read [\d.]+ s, mesh [\d.]+ s/);
+
+    const opened = await request('POST', `/api/v1/models/${modelId}/sessions`, { body: '{}', headers: json });
+    expect(opened.status, opened.body.toString()).toBe(201);
+    const streamUrl = (opened.json as unknown as { streamUrl: string }).streamUrl;
+    const streamer = fleet.hosts.find((h) => streamUrl.includes(`/${id(h.name)}/`))!.name;
+    const t0 = Date.now();
+    let firstFrame = 0;
+    const stream = openStream(`wss://${lbAddress()}${streamUrl}`, { ca: caPem(), onFrame: () => (firstFrame ||= Date.now() - t0) });
+    expect(await stream.closed).toEqual({ code: 1000, reason: 'complete' });
+    const streamed = (Date.now() - t0) / 1000;
+    const drawnParts = new Set(stream.frames.map((f) => f.header.part));
+    expect(drawnParts.size).toBe(model.stats.parts);
+    expect(stream.frames.reduce((sum, f) => sum + f.triangles, 0)).toBe(model.stats.triangles);
+    const memory = ssh(streamer, 'sh', '-c', 'grep -E "^Vm(HWM|RSS)" /proc/$(systemctl show -p MainPID --value cadfleet-streamer)/status').out.replace(/\s+/g, ' ');
+    report.load.push({
+      measure: 'a 1,024-part, 33 MB STEP assembly through the LB (native engine, default limits)',
+      value: `ready ${readyAfter.toFixed(1)} s after the upload (conversion ${model.stats.seconds} s on ${worker}, ${model.stats.triangles} triangles); first geometry ${firstFrame} ms after the stream opened, every part in ${streamed.toFixed(1)} s`,
+      note: `streamer ${streamer} afterwards: ${memory}`,
+    });
+    console.log(`real-size assembly: ${JSON.stringify(report.load.at(-1))}`);
+  }, 900_000);
 }
