@@ -25,8 +25,8 @@ function occtDrawEnv(): NodeJS.ProcessEnv {
   return { ...process.env, LD_LIBRARY_PATH: links };
 }
 
-/** The same job natively: read STEP with XDE, mesh with the same relative deflection, write GLB. */
-function drawScript(input: string, output: string): string {
+/** The same job natively: read STEP with XDE, mesh with the same relative deflection, write GLB (the scale bench's baseline too). */
+export function drawScript(input: string, output: string): string {
   const { linearDeflection, angularDeflection } = OCCT_QUALITY.normal;
   return [
     'pload XDE OCAF MODELING VISUALIZATION',
@@ -36,7 +36,8 @@ function drawScript(input: string, output: string): string {
     `set d [expr {(([lindex $b 3]-[lindex $b 0])+([lindex $b 4]-[lindex $b 1])+([lindex $b 5]-[lindex $b 2]))/3.0*${linearDeflection}}]`,
     `incmesh s $d -a ${((angularDeflection * 180) / Math.PI).toFixed(2)}`,
     `WriteGltf D {${output}}`,
-    'exit',
+    `if {![file exists {${output}}]} { exit 3 }`,
+    'exit 0',
   ].join('\n');
 }
 

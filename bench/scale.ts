@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { occtLibraryLinks } from '../app/src/exporter/brep';
-import { OCCT_QUALITY } from '../app/src/converter/importers/occt';
+import { drawScript } from './convert';
 import { QUICK } from './fleet';
 import { median, type Row, type Section, spread } from './report';
 
@@ -72,22 +72,6 @@ function measure(argv: string[], env: NodeJS.ProcessEnv, what: string): Measured
   fs.rmSync(report, { force: true });
   if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status})`);
   return { seconds: seconds!, peakMb: kb! / 1024 };
-}
-
-/** The native job as the converter does it: XDE read, one relative deflection, GLB out. */
-function drawScript(input: string, output: string): string {
-  const { linearDeflection, angularDeflection } = OCCT_QUALITY.normal;
-  return [
-    'pload XDE OCAF MODELING VISUALIZATION',
-    `ReadStep D {${input}}`,
-    'XGetOneShape s D',
-    'set b [bounding s]',
-    `set d [expr {(([lindex $b 3]-[lindex $b 0])+([lindex $b 4]-[lindex $b 1])+([lindex $b 5]-[lindex $b 2]))/3.0*${linearDeflection}}]`,
-    `incmesh s $d -a ${((angularDeflection * 180) / Math.PI).toFixed(2)}`,
-    `WriteGltf D {${output}}`,
-    `if {![file exists {${output}}]} { exit 3 }`,
-    'exit 0',
-  ].join('\n');
 }
 
 /** The sizes of a GLB's JSON chunk (the scene: nodes, names, placements) and binary chunk (geometry). */
