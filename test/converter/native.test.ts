@@ -13,7 +13,7 @@ import { nativeBinary, runNative } from '../../app/src/converter/importers/occt-
 import type { Manifest, ManifestPart } from '../../app/src/converter/manifest';
 import { convertSample, readManifest, tempDir } from '../helpers/convert';
 import { assembly } from '../helpers/assembly';
-import { cax, CAX_IF_STEP } from '../helpers/samples';
+import { assimpSample, cax, CAX_IF_STEP } from '../helpers/samples';
 
 
 /** The converter's colour for a part with none (build.ts: DEFAULT_COLOR). */
@@ -76,6 +76,16 @@ describe('the native B-rep engine', () => {
       if (part.color === DEFAULT_GREY) expect(was).toBe(DEFAULT_GREY);
       else channels(part.color!).forEach((c, i) => expect(Math.abs(srgbToLinear(c) - channels(was)[i]!)).toBeLessThan(2.5 / 255));
     }
+  });
+
+  it('reads a 4 MB IFC file named .stp whole, as IFC, though a STEP name sends only a sample to the format check', async () => {
+    const named = path.join(tempDir(), 'house.stp');
+    fs.copyFileSync(assimpSample('IFC/AC14-FZK-Haus.ifc'), named);
+    const [run, asIfc] = await Promise.all([convertSample(named), convertSample(assimpSample('IFC/AC14-FZK-Haus.ifc'))]);
+    expect(run.result.ok, run.result.error).toBe(true);
+    expect(readManifest(run.outDir).source).toMatchObject({ name: 'house.stp', format: 'ifc' });
+    // All of it: the same house as the file under its own name.
+    expect(run.result.stats).toMatchObject({ triangles: asIfc.result.stats.triangles, parts: asIfc.result.stats.parts });
   });
 
   it('shows a STEP colour as the file states it', async () => {

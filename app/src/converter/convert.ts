@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { Logger } from '@gltf-transform/core';
 import path from 'node:path';
 import { ConvertError, toConvertError } from './errors';
-import { checkFileName, engineFor, formatFromName, sniffFormat } from './formats';
+import { checkFileName, engineFor, type Format, formatFromName, sniffFormat } from './formats';
 import { importModel } from './importers/index';
 import { draftParts, finishManifest } from './manifest';
 import { cleanUp, compress } from './optimize';
@@ -76,9 +76,13 @@ export async function convertFile(job: ConvertJob, options: ConvertOptions): Pro
         `the file has ${stat.size} bytes, over the limit of ${options.maxInputBytes} bytes; raise --max-input-mb or split the model`,
       );
     }
-    const native = engineFor(format) === 'occt' && occtEngine() === 'native';
-    const content = await readInput(job.input, stat.size, !native);
+    // The native B-rep engine reads the file itself; the others parse it in this process.
+    const readsItself = (f: Format): boolean => engineFor(f) === 'occt' && occtEngine() === 'native';
+    let content = await readInput(job.input, stat.size, !readsItself(format));
     const effective = sniffFormat(format, content);
+    // An IFC file named .stp is sniffed from its sample, then parsed here in full.
+    if (content.length < stat.size && !readsItself(effective)) content = await readInput(job.input, stat.size, true);
+    const native = readsItself(effective);
     const dir = path.dirname(path.resolve(job.input));
     const baseDir = job.baseDir ? path.resolve(job.baseDir) : dir;
     const rel = path.relative(baseDir, dir);
