@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createConverter } from '../app/src/converter/index';
+import { occtDraw, occtLibraryLinks } from '../app/src/exporter/brep';
 import { OCCT_QUALITY } from '../app/src/converter/importers/occt';
 import { cax, CAX_IF_STEP } from '../test/helpers/samples';
 import { median, type Section, spread } from './report';
@@ -10,19 +11,10 @@ import { median, type Section, spread } from './report';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const BIN = path.resolve('bin/cadfleet-convert.js');
 
-/**
- * Debian's occt-draw links libTK*.so by their unversioned names, which only the -dev package
- * provides: a folder of symlinks on LD_LIBRARY_PATH stands in for it.
- */
-function occtDrawEnv(): NodeJS.ProcessEnv {
-  const draw = spawnSync('sh', ['-c', 'command -v occt-draw'], { encoding: 'utf8' }).stdout.trim();
-  if (!draw) throw new Error('occt-draw is not installed; apt-get install occt-draw (the native baseline)');
-  const libDir = '/usr/lib/x86_64-linux-gnu';
-  const links = fs.mkdtempSync(path.join(os.tmpdir(), 'occt-libs-'));
-  for (const lib of fs.readdirSync(libDir).filter((f) => /^libTK\w+\.so\.\d+$/.test(f))) {
-    fs.symlinkSync(path.join(libDir, lib), path.join(links, lib.replace(/\.\d+$/, '')));
-  }
-  return { ...process.env, LD_LIBRARY_PATH: links };
+/** The environment occt-draw runs in (its libraries' unversioned names: app/src/exporter/brep.ts), or a failure saying how to install it. */
+export function occtDrawEnv(): NodeJS.ProcessEnv {
+  if (!occtDraw()) throw new Error('occt-draw is not installed (the native baseline): bash scripts/setup.sh');
+  return { ...process.env, LD_LIBRARY_PATH: occtLibraryLinks(path.join(os.tmpdir(), 'cadfleet-bench-occt')) };
 }
 
 /** The same job natively: read STEP with XDE, mesh with the same relative deflection, write GLB (the scale bench's baseline too). */

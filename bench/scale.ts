@@ -7,8 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { occtLibraryLinks } from '../app/src/exporter/brep';
-import { drawScript } from './convert';
+import { drawScript, occtDrawEnv } from './convert';
 import { QUICK } from './fleet';
 import { median, type Row, type Section, spread } from './report';
 
@@ -38,11 +37,9 @@ interface Measured {
 }
 
 function requireTools(): NodeJS.ProcessEnv {
-  if (spawnSync('sh', ['-c', 'command -v occt-draw'], { encoding: 'utf8' }).status !== 0) {
-    throw new Error('occt-draw is not installed (the native baseline and the assemblies\' author): bash scripts/setup.sh');
-  }
+  const env = occtDrawEnv();
   if (!fs.existsSync(TIME)) throw new Error('GNU time (/usr/bin/time) is not installed; it measures peak memory: bash scripts/setup.sh');
-  return { ...process.env, LD_LIBRARY_PATH: occtLibraryLinks(path.join(os.tmpdir(), 'cadfleet-bench-scale')) };
+  return env;
 }
 
 /** The assembly's STEP file, written once per generator version and size. */

@@ -249,7 +249,8 @@ int main(int argc, char** argv) {
       std::string head(1 << 20, '\0');
       file.read(head.data(), static_cast<std::streamsize>(head.size()));
       head.resize(static_cast<size_t>(file.gcount()));
-      if (format == "step" && (upper(head).find("DOCUMENT_FILE") != std::string::npos || upper(head).find("EXTERNALLY_DEFINED") != std::string::npos)) {
+      head = upper(head);
+      if (format == "step" && (head.find("DOCUMENT_FILE") != std::string::npos || head.find("EXTERNALLY_DEFINED") != std::string::npos)) {
         refuse("unsupported", "the STEP file is an assembly whose parts live in other files (external references); export it as a single STEP file and upload that");
       }
       refuse("corrupt", "the " + upper(format) + " file holds no solid or surface geometry");
