@@ -1107,7 +1107,7 @@ export function reliabilityScenarios(): void {
       };
     };
     const sample = fs.readFileSync(cax('as1-oc-214.stp'));
-    const size = 24;
+    const size = 16;
     // The queue is paused while the batch is uploaded, then resumed: the clock runs from the
     // resume to the last model ready, so it measures the workers, not the upload path (the LB
     // admits 5 uploads a second past a burst of 20, slower than two workers convert).
@@ -1156,7 +1156,7 @@ export function reliabilityScenarios(): void {
     try {
       for (const cpus of quotas) {
         for (const w of ['worker-1', 'worker-2']) undo.push(quota(w, cpus));
-        await batch(8); // warm-up: both converters warm (worker-2's restarted), the quota in force
+        await batch(6); // warm-up: both converters warm (worker-2's restarted), the quota in force
         const two = await batch();
         expect(ssh('worker-2', 'sudo', 'systemctl', 'stop', 'cadfleet-worker').code).toBe(0);
         stopped = true;
