@@ -154,6 +154,10 @@ export class CadfleetStack extends TerraformStack {
     const lbIp = new Eip(this, 'lb-ip', { domain: 'vpc', tags: { Name: `${name}-lb`, [TAG_ROLE]: 'lb' } });
 
     const protect = bool(vars.deletionProtection.booleanValue);
+    // Teardown keeps data unless told otherwise, whatever the protection says: the documented
+    // route turns protection off first. Buckets are emptied only when asked; a prod* database
+    // always leaves a final snapshot and its automated backups.
+    const emptyBuckets = bool(vars.emptyBucketsOnDestroy.booleanValue);
     const domainSet = CadfleetVariables.isSet(vars.domainName);
     const lbAddress = Token.asString(Fn.conditional(domainSet, vars.domainName.stringValue, lbIp.publicIp));
     const lbOrigins = Token.asList(
@@ -163,7 +167,7 @@ export class CadfleetStack extends TerraformStack {
     const models = new PrivateBucket(this, 'models', {
       namePrefix: `${name}-models-`,
       noncurrentVersionDays: 30,
-      forceDestroy: bool(Op.not(protect)),
+      forceDestroy: emptyBuckets,
       cors: { allowedOrigins: lbOrigins, allowedMethods: ['PUT'] },
     }).bucket;
     const releasesNameSet = CadfleetVariables.isSet(vars.releasesBucketName);
@@ -172,7 +176,7 @@ export class CadfleetStack extends TerraformStack {
       namePrefix: Token.asString(Fn.conditional(releasesNameSet, Token.nullValue(), `${name}-releases-`)),
       // The pointer's history is the release history: keep it longer.
       noncurrentVersionDays: 90,
-      forceDestroy: bool(Op.not(protect)),
+      forceDestroy: emptyBuckets,
     }).bucket;
 
     const database = new Database(this, 'database', {
@@ -185,6 +189,9 @@ export class CadfleetStack extends TerraformStack {
       multiAz: bool(ref(`var.database.multi_az`)),
       backupRetentionDays: CadfleetVariables.numberField(vars.database, 'backup_retention_days'),
       deletionProtection: protect,
+      keepOnDestroy: config.production ? true : bool(vars.finalSnapshot.booleanValue),
+      // The VPC is new each time the environment is created: so is the snapshot's name.
+      finalSnapshotSuffix: Fn.replace(network.vpc.id, 'vpc-', ''),
     });
     const cache = new Cache(this, 'cache', {
       name,

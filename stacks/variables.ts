@@ -100,6 +100,8 @@ export class CadfleetVariables extends Construct {
   readonly releasesBucketName: TerraformVariable;
   readonly converterLicenseParameter: TerraformVariable;
   readonly deletionProtection: TerraformVariable;
+  readonly finalSnapshot: TerraformVariable;
+  readonly emptyBucketsOnDestroy: TerraformVariable;
   readonly githubRepository: TerraformVariable;
   readonly githubDeployEnvironment: TerraformVariable;
   readonly githubOidcProviderArn: TerraformVariable;
@@ -296,7 +298,18 @@ export class CadfleetVariables extends Construct {
     this.deletionProtection = variable('deletion_protection', {
       type: 'bool',
       default: props.production ?? false,
-      description: 'Protect the database (deletion protection, final snapshot) and keep non-empty buckets on destroy. Default: true for environments named prod*.',
+      description: 'Refuse to delete the database (RDS deletion protection): a destroy, or a change that replaces it, fails until this is false and applied. Default: true for environments named prod*.',
+    });
+    this.finalSnapshot = variable('final_snapshot', {
+      type: 'bool',
+      default: true,
+      description:
+        'On destroy, take a final snapshot of the database (cadfleet-<environment>-final-<VPC id>) and keep its automated backups. Always on for environments named prod*, whatever this says.',
+    });
+    this.emptyBucketsOnDestroy = variable('empty_buckets_on_destroy', {
+      type: 'bool',
+      default: false,
+      description: 'Let destroy delete the models and releases buckets with every object and version in them. false: destroy stops at a bucket that holds objects.',
     });
     this.githubRepository = variable('github_repository', {
       type: 'string',

@@ -100,6 +100,13 @@ export class AppFleet extends Construct {
                 defaultResult: 'CONTINUE',
               },
             ],
+            // Deleting the group (destroy, or a replacement) terminates its hosts without the
+            // drain hook: otherwise each waits out the hook's timeout (a host that never got a
+            // release runs no lifecycle watcher to complete it), past the provider's 10-minute
+            // wait. Work is not lost: a conversion a host took is retried by another worker once
+            // its lock lapses, and a viewer resumes on another streamer.
+            forceDelete: true,
+            timeouts: { delete: '30m' },
           }),
       tag: [{ key: 'Name', value: props.name, propagateAtLaunch: false }],
       dependsOn: props.bootDependencies,

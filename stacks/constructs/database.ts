@@ -26,8 +26,20 @@ export interface DatabaseProps {
   readonly multiAz?: boolean;
   /** @default 7 */
   readonly backupRetentionDays?: number;
-  /** Refuse deletion, and take a final snapshot on destroy. @default true */
+  /** Refuse deletion (RDS deletion protection). @default true */
   readonly deletionProtection?: boolean;
+  /**
+   * On destroy, take a final snapshot and keep the automated backups (RDS deletes them with the
+   * instance unless told not to). Independent of deletionProtection: the documented teardown
+   * turns protection off first, and must not lose the data with it. @default true
+   */
+  readonly keepOnDestroy?: boolean;
+  /**
+   * What makes the final snapshot's id unique to this incarnation of the environment (its VPC
+   * id, say): `<name>-final-<suffix>`. A fixed id makes the teardown of a re-created
+   * environment fail on the snapshot the first one left. @default none: `<name>-final`
+   */
+  readonly finalSnapshotSuffix?: string;
 }
 
 export function validateDatabaseProps(props: DatabaseProps): void {
@@ -45,6 +57,8 @@ export class Database extends Construct {
     super(scope, id);
     validateDatabaseProps(props);
     const protect = props.deletionProtection ?? true;
+    const keep = props.keepOnDestroy ?? true;
+    const drop = isToken(keep) ? bool(Op.not(keep)) : !keep;
 
     const subnets = new DbSubnetGroup(this, 'subnets', { name: props.name, subnetIds: props.subnetIds });
     const parameters = new DbParameterGroup(this, 'parameters', {
@@ -82,8 +96,9 @@ export class Database extends Construct {
       autoMinorVersionUpgrade: true,
       caCertIdentifier: 'rds-ca-rsa2048-g1',
       deletionProtection: protect,
-      skipFinalSnapshot: isToken(protect) ? bool(Op.not(protect)) : !protect,
-      finalSnapshotIdentifier: `${props.name}-final`,
+      skipFinalSnapshot: drop,
+      deleteAutomatedBackups: drop,
+      finalSnapshotIdentifier: props.finalSnapshotSuffix === undefined ? `${props.name}-final` : `${props.name}-final-${props.finalSnapshotSuffix}`,
       applyImmediately: false,
     });
   }

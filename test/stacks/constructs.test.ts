@@ -213,6 +213,8 @@ describe('HostLaunchTemplate and AppFleet', () => {
     const synth = parse(Testing.synthScope((scope) => new AppFleet(scope, 'worker', fleetProps)));
     const group = only(synth, 'aws_autoscaling_group');
     expect(group.initial_lifecycle_hook).toEqual([{ name: 'drain', lifecycle_transition: 'autoscaling:EC2_INSTANCE_TERMINATING', heartbeat_timeout: 900, default_result: 'CONTINUE' }]);
+    // A destroy does not wait out the hook on each host (900 s against the provider's 10 minutes).
+    expect(group).toMatchObject({ force_delete: true, timeouts: { delete: '30m' } });
     expect(group.enabled_metrics).toContain('GroupInServiceInstances');
     const metrics = only(synth, 'aws_autoscaling_policy').target_tracking_configuration.customized_metric_specification.metrics;
     expect(metrics.map((m: Record<string, unknown>) => m.id)).toEqual(['fleet', 'hosts', 'perhost']);
@@ -297,11 +299,21 @@ describe('Cache and Database', () => {
         manage_master_user_password: true,
         deletion_protection: true,
         skip_final_snapshot: false,
+        delete_automated_backups: false,
+        final_snapshot_identifier: 'cadfleet-test-final',
         backup_retention_period: 7,
       }),
     ).toBe(true);
     expect(only(parse(synth), 'aws_db_parameter_group').parameter).toContainEqual({ name: 'rds.force_ssl', value: '1' });
     expect(only(parse(synth), 'aws_db_instance').password).toBeUndefined();
+  });
+
+  it('keeps a final snapshot and the automated backups on destroy whatever the protection says, under an id of its own', () => {
+    const db = (props: { deletionProtection?: boolean; keepOnDestroy?: boolean }) =>
+      only(parse(Testing.synthScope((scope) => new Database(scope, 'db', { name: 'cadfleet-test', subnetIds: ['s1', 's2'], securityGroupIds: ['sg'], finalSnapshotSuffix: '0abc123', ...props }))), 'aws_db_instance');
+    // Protection off (the documented first step of a teardown) keeps the data all the same.
+    expect(db({ deletionProtection: false })).toMatchObject({ deletion_protection: false, skip_final_snapshot: false, delete_automated_backups: false, final_snapshot_identifier: 'cadfleet-test-final-0abc123' });
+    expect(db({ deletionProtection: true, keepOnDestroy: false })).toMatchObject({ deletion_protection: true, skip_final_snapshot: true, delete_automated_backups: true });
   });
 
   it.each([

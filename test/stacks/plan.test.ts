@@ -254,7 +254,16 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       manage_master_user_password: true,
       backup_retention_period: 7,
       deletion_protection: false, // terraform.tfvars.example: a staging environment
+      // Its teardown keeps the data all the same: a final snapshot, the automated backups.
+      skip_final_snapshot: false,
+      delete_automated_backups: false,
     });
+    // The snapshot's id is new with each incarnation of the environment (its VPC's id): a
+    // re-created environment's teardown does not collide with the snapshot the last one left.
+    const snapshotId = expr(configured(plan, 'aws_db_instance')[0]!, 'final_snapshot_identifier');
+    expect(referencedResources(snapshotId).map((r) => r.split('.')[0])).toEqual(['aws_vpc']);
+    // Buckets are not emptied by a destroy unless asked (empty_buckets_on_destroy).
+    expect(planned(plan, 'aws_s3_bucket').map((b) => b.values.force_destroy)).toEqual([false, false]);
     expect(db!.values.password ?? null).toBeNull();
     const [parameters] = planned(plan, 'aws_db_parameter_group');
     expect(parameters!.values.parameter).toContainEqual(expect.objectContaining({ name: 'rds.force_ssl', value: '1' }));
@@ -421,6 +430,15 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     for (const group of configured(plan, 'aws_autoscaling_group')) {
       expect(group.depends_on, group.address).toEqual(expect.arrayContaining([settingsParameter().address]));
     }
+  });
+
+  it('deletes a group whose hosts drain on termination without waiting out the hook on each host', () => {
+    const groups = planned(plan, 'aws_autoscaling_group').map((g) => ({ name: String(g.values.name).replace(`cadfleet-${ENV}-`, ''), values: g.values as Record<string, Json> }));
+    const hooked = groups.filter((g) => ((g.values.initial_lifecycle_hook ?? []) as Json[]).length > 0);
+    expect(hooked.map((g) => g.name).sort()).toEqual(['streamer', 'worker']);
+    // A host that never got a release runs no lifecycle watcher: a destroy would wait the hook's
+    // timeout (900 s for workers) per host, past the provider's 10-minute default.
+    for (const g of hooked) expect(g.values, g.name).toMatchObject({ force_delete: true, timeouts: { delete: '30m' } });
   });
 
   it("lets each host report its own group's instances unhealthy, and only workers and streamers finish their group's lifecycle actions", () => {
@@ -847,6 +865,8 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
         'converter_license_parameter = "/vendor/licence"',
         'releases_bucket_name = "acme-cadfleet-releases"',
         'deletion_protection = true',
+        'final_snapshot = false',
+        'empty_buckets_on_destroy = true',
         'cache = { replicas = 0 }',
         'github_repository = ""',
         'alarm_email = "ops@example.com"',
@@ -859,11 +879,13 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     expect(values('aws_launch_template').map((t) => t.key_name ?? null)).toEqual([null, null, null, null]);
     expect(values('aws_vpc_security_group_ingress_rule').filter((r) => r.from_port === PORTS.ssh && r.cidr_ipv4)).toEqual([]);
     expect(values('aws_s3_bucket_cors_configuration')[0]!.cors_rule[0].allowed_origins).toEqual(['https://cad.example.com']);
+    // Asked for: destroy empties the buckets and leaves no snapshot (outside prod*); protection
+    // is a separate matter.
     expect(values('aws_s3_bucket').map((b) => [b.bucket ?? b.bucket_prefix, b.force_destroy]).sort()).toEqual([
-      ['acme-cadfleet-releases', false],
-      [`cadfleet-${ENV}-models-`, false],
+      ['acme-cadfleet-releases', true],
+      [`cadfleet-${ENV}-models-`, true],
     ]);
-    expect(values('aws_db_instance')[0]).toMatchObject({ deletion_protection: true, skip_final_snapshot: false });
+    expect(values('aws_db_instance')[0]).toMatchObject({ deletion_protection: true, skip_final_snapshot: true, delete_automated_backups: true });
     expect(values('aws_elasticache_replication_group')[0]).toMatchObject({ num_cache_clusters: 1, automatic_failover_enabled: false });
     // The optional grants exist now, each for its one parameter; Session Manager's are gone.
     const policies = values('aws_iam_role_policy').map((p) => String(p.name).replace(`cadfleet-${ENV}-`, '')).sort();

@@ -45,8 +45,16 @@ describe('npx cdktf synth', () => {
     expect(result.code, result.stderr + result.stdout).toBe(0);
     const config = stackJson(outdir, 'cadfleet-prod') as { terraform: { backend: unknown }; variable: Record<string, { default?: unknown }> };
     expect(config.terraform.backend).toEqual({ s3: { bucket: 'acme-tfstate', key: 'cadfleet/prod/terraform.tfstate', region: 'eu-west-1', encrypt: true, use_lockfile: true } });
-    // Production defaults to deletion protection.
+    // Production defaults to deletion protection, and its database keeps a final snapshot and
+    // its automated backups on destroy whatever the variables say (no reference to them).
     expect(config.variable.deletion_protection?.default).toBe(true);
+    const db = Object.values((config as unknown as { resource: { aws_db_instance: Record<string, Record<string, unknown>> } }).resource.aws_db_instance)[0]!;
+    expect(db).toMatchObject({ skip_final_snapshot: false, delete_automated_backups: false });
+    expect(String(db.final_snapshot_identifier)).toMatch(/^cadfleet-prod-final-\$\{replace\(aws_vpc\.[\w-]+\.id, "vpc-", ""\)\}$/);
+    // Buckets are emptied on destroy only when asked, production or not.
+    const buckets = Object.values((config as unknown as { resource: { aws_s3_bucket: Record<string, Record<string, unknown>> } }).resource.aws_s3_bucket);
+    expect(buckets.map((b) => b.force_destroy)).toEqual(['${var.empty_buckets_on_destroy}', '${var.empty_buckets_on_destroy}']);
+    expect(config.variable.empty_buckets_on_destroy?.default).toBe(false);
   }, 120_000);
 });
 
