@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { summarizePlan, type PlanJson } from '../../cli/src/aws/plan-summary';
 import { DEPLOY_SESSION_SECONDS, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
 import { DEPLOY_LOCK_KEY, HOST_ROLES, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName, streamSecretName } from '../../stacks/contract';
@@ -205,6 +206,10 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
     expect([lb.values.min_size, lb.values.max_size]).toEqual([1, 1]);
     const fleets = Object.fromEntries(planned(plan, 'aws_autoscaling_group').map((g) => [g.values.name, [g.values.min_size, g.values.max_size]]));
     expect(fleets).toMatchObject({ [`cadfleet-${ENV}-api`]: [2, 4], [`cadfleet-${ENV}-worker`]: [1, 4], [`cadfleet-${ENV}-streamer`]: [2, 4] });
+    // What `cadfleet apply` shows before it asks, from this plan: a first apply deletes nothing.
+    const summary = summarizePlan(plan as unknown as PlanJson);
+    expect(summary).toMatchObject({ change: 0, destroy: 0, removed: [] });
+    expect(summary.add).toBe((plan.planned_values.root_module.resources ?? []).filter((r) => r.mode === 'managed').length);
   });
 
   it('opens only 80 and 443 to the internet, on the load balancer; never SSH or an app port', () => {

@@ -38,6 +38,7 @@ export const initArgv = (env: AwsEnvironment): Argv => ['terraform', `-chdir=${s
 export const planArgv = (env: AwsEnvironment, planFile?: string): Argv => [
   'terraform', `-chdir=${stackDir(env)}`, 'plan', '-input=false', `-var-file=${env.varFile}`, ...(planFile ? [`-out=${planFile}`] : []),
 ];
+export const showPlanArgv = (env: AwsEnvironment, planFile: string): Argv => ['terraform', `-chdir=${stackDir(env)}`, 'show', '-json', planFile];
 export const applyArgv = (env: AwsEnvironment, planFile: string): Argv => ['terraform', `-chdir=${stackDir(env)}`, 'apply', '-input=false', planFile];
 export const destroyArgv = (env: AwsEnvironment, yes: boolean): Argv => [
   'terraform', `-chdir=${stackDir(env)}`, 'destroy', '-input=false', `-var-file=${env.varFile}`, ...(yes ? ['-auto-approve'] : []),

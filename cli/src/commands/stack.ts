@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline/promises';
 import { Command } from 'commander';
 import { execa } from 'execa';
-import { applyArgv, awsEnvironment, destroyArgv, initArgv, planArgv, synthArgv, type AwsEnvironment } from '../aws/terraform';
+import { confirmApply, describePlan, summarizePlan, type PlanJson } from '../aws/plan-summary';
+import { applyArgv, awsEnvironment, destroyArgv, initArgv, planArgv, showPlanArgv, synthArgv, type AwsEnvironment } from '../aws/terraform';
 import type { Argv } from '../local/commands';
 import { ansibleDir } from '../deploy/deploy';
 
@@ -36,6 +38,16 @@ async function prepare(env: AwsEnvironment): Promise<boolean> {
 
 const repoRoot = (): string => path.dirname(ansibleDir());
 
+/** One answer typed on the terminal. */
+async function askOnTerminal(question: string): Promise<string> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
+}
+
 function stackCommand(name: string, description: string, action: (env: AwsEnvironment, opts: { yes?: boolean }) => Promise<number>): Command {
   return new Command(name)
     .description(description)
@@ -59,10 +71,20 @@ export function stackCommands(): Command[] {
     stackCommand('plan', 'Show what apply would change in an AWS environment (synthesize the stack, terraform plan).', (env) =>
       runInherit(planArgv(env), {}, env.repoRoot),
     ),
-    stackCommand('apply', 'Create or update the AWS infrastructure of an environment: plan, then apply exactly that plan.', async (env) => {
+    stackCommand('apply', 'Create or update the AWS infrastructure of an environment: plan, show what it deletes or replaces, ask (unless --yes), then apply exactly that plan.', async (env, opts) => {
       const planFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-plan-')), 'tfplan');
       const planned = await runInherit(planArgv(env, planFile), {}, env.repoRoot);
-      return planned === 0 ? runInherit(applyArgv(env, planFile), {}, env.repoRoot) : planned;
+      if (planned !== 0) return planned;
+      const shown = await execa(showPlanArgv(env, planFile)[0]!, showPlanArgv(env, planFile).slice(1), { cwd: env.repoRoot, reject: false, maxBuffer: 512 * 1024 * 1024 });
+      if (shown.exitCode !== 0) {
+        process.stderr.write(`cadfleet apply: could not read the plan back (terraform show: ${shown.stderr.trim().split('\n').pop() ?? `exit ${shown.exitCode}`}); nothing applied\n`);
+        return 1;
+      }
+      const summary = summarizePlan(JSON.parse(shown.stdout) as PlanJson);
+      for (const line of describePlan(env.name, summary)) process.stderr.write(`${line}\n`);
+      const decision = await confirmApply(env.name, summary, { yes: !!opts.yes, interactive: !!process.stdin.isTTY, ask: askOnTerminal });
+      if (decision.message) process.stderr.write(`${decision.message}\n`);
+      return decision.apply ? runInherit(applyArgv(env, planFile), {}, env.repoRoot) : decision.code;
     }),
     stackCommand('destroy', 'Delete all AWS infrastructure of an environment (asks first unless --yes).', async (env, opts) => {
       if (!opts.yes && !process.stdin.isTTY) {
