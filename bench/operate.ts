@@ -101,7 +101,7 @@ async function stacks(runs: number): Promise<StackTimes> {
       // The CLI's output, planned offline: data sources answered by variables, a local backend.
       const stackDir = path.join(dir, 'cli.out', 'stacks', `cadfleet-${ENV}`);
       const offlineVars = path.join(dir, 'offline.tfvars');
-      fs.writeFileSync(offlineVars, 'ami_id = "ami-0123456789abcdef0"\navailability_zones = ["us-east-1a", "us-east-1b"]\n');
+      fs.writeFileSync(offlineVars, 'ami_id = "ami-0123456789abcdef0"\navailability_zones = ["us-east-1a", "us-east-1b"]\ngithub_oidc_provider_arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"\n');
       const tf = offlineTerraform(stackDir, dir);
       times.init.push((await tf.ok(['init', '-input=false'])).seconds);
       times.validate.push((await tf.ok(['validate'])).seconds);

@@ -79,7 +79,8 @@ function main(opts: Options): number {
   const stackDir = path.join(out, 'cdktf.out', 'stacks', stackName(opts.env));
   fs.writeFileSync(path.join(stackDir, 'offline_override.tf.json'), JSON.stringify(overrideFile(path.join(out, 'terraform.tfstate')), null, 2));
   const offlineVars = path.join(out, 'offline.tfvars');
-  fs.writeFileSync(offlineVars, `ami_id = "ami-0123456789abcdef0"\navailability_zones = ["${region}a", "${region}b"]\n`);
+  // Data sources call AWS during plan: the AMI, the zones and the account's GitHub OIDC provider given instead.
+  fs.writeFileSync(offlineVars, `ami_id = "ami-0123456789abcdef0"\navailability_zones = ["${region}a", "${region}b"]\ngithub_oidc_provider_arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"\n`);
 
   // Whatever AWS credentials this machine has must not reach the plan.
   const env: NodeJS.ProcessEnv = { ...process.env, TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', AWS_EC2_METADATA_DISABLED: 'true' };

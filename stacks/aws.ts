@@ -23,7 +23,7 @@ export { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subn
 export { ElasticacheUser } from '@cdktf/provider-aws/lib/elasticache-user';
 export { ElasticacheUserGroup } from '@cdktf/provider-aws/lib/elasticache-user-group';
 export { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile';
-export { IamOpenidConnectProvider } from '@cdktf/provider-aws/lib/iam-openid-connect-provider';
+export { DataAwsIamOpenidConnectProvider } from '@cdktf/provider-aws/lib/data-aws-iam-openid-connect-provider';
 export { IamPolicy } from '@cdktf/provider-aws/lib/iam-policy';
 export { IamRole } from '@cdktf/provider-aws/lib/iam-role';
 export { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';

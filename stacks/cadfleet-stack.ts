@@ -45,7 +45,7 @@ import { CadfleetVariables } from './variables';
 import { AppFleet, type AppFleetProps } from './constructs/app-fleet';
 import { Cache } from './constructs/cache';
 import { DATABASE_NAME, DATABASE_USER, Database } from './constructs/database';
-import { GithubDeployRole } from './constructs/github-deploy-role';
+import { FORMER_PROVIDER_ADDRESS, GithubDeployRole } from './constructs/github-deploy-role';
 import { HostRole as HostIamRole } from './constructs/host-role';
 import { LoadBalancer } from './constructs/load-balancer';
 import { MetricAlarms } from './constructs/metric-alarms';
@@ -428,6 +428,9 @@ export class CadfleetStack extends TerraformStack {
 
     // The role GitHub Actions deploys this environment with (when github_repository is set).
     const deployRoleName = `${name}-deploy`;
+    // Earlier versions of the stacks created the account's OIDC provider in the first
+    // environment's state; a state that has it forgets it here, and the provider stays.
+    this.addOverride('removed', [{ from: FORMER_PROVIDER_ADDRESS, lifecycle: { destroy: false } }]);
     const deploy = new GithubDeployRole(this, 'github-deploy', {
       name: deployRoleName,
       enabled: CadfleetVariables.isSet(vars.githubRepository),

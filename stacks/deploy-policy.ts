@@ -224,6 +224,8 @@ export function deployStatements(props: DeployPolicyProps): DeployPolicies {
       actions: [...IAM_READ, 'iam:GetOpenIDConnectProvider', 'iam:GetPolicy', 'iam:GetPolicyVersion', 'iam:ListPolicyVersions'],
       resources: [...hostRoles, ...hostProfiles, deployRole, deployPolicies, oidcProvider],
     },
+    // The plan finds the account's GitHub provider by its URL (github_oidc_provider_arn unset).
+    { sid: 'FindOidcProvider', actions: ['iam:ListOpenIDConnectProviders'], resources: ['*'] },
     { sid: 'IamHostRoles', actions: IAM_WRITE, resources: [...hostRoles, ...hostProfiles] },
     {
       sid: 'PassHostRolesToEc2',

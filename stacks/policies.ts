@@ -32,6 +32,7 @@ const RESOURCELESS_ACTIONS = new Set([
   'ssm:GetCommandInvocation',
   'ssm:ListCommandInvocations',
   'autoscaling:DescribeAutoScalingInstances',
+  'iam:ListOpenIDConnectProviders',
 ]);
 
 /** Object actions on a bucket the app reads and writes. */

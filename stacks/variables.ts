@@ -350,7 +350,7 @@ export class CadfleetVariables extends Construct {
       type: 'string',
       default: '',
       description:
-        'ARN of the account\'s existing IAM OIDC provider for token.actions.githubusercontent.com (an account has one per URL; a second environment reuses it). Empty: this stack creates it.',
+        'ARN of the account\'s IAM OIDC provider for token.actions.githubusercontent.com (an account has one per URL, shared by its environments; no environment creates it: docs/aws.md). Empty: looked up by its URL when github_repository is set.',
       rules: [
         {
           condition: `var.github_oidc_provider_arn == "" || can(regex("${GITHUB_OIDC_PROVIDER_ARN_PATTERN.replaceAll('\\', '\\\\')}", var.github_oidc_provider_arn))`,

@@ -5,7 +5,7 @@
 // protection rules in GitHub (required reviewers, allowed branches) decide which runs may
 // deploy. The subject is compared with StringEquals: no wildcard can widen it.
 import { Fn, Op, Token } from '../cdk';
-import { DataAwsIamPolicyDocument, IamOpenidConnectProvider, IamPolicy, IamRole, IamRolePolicyAttachment } from '../aws';
+import { DataAwsIamOpenidConnectProvider, DataAwsIamPolicyDocument, IamPolicy, IamRole, IamRolePolicyAttachment } from '../aws';
 import { Construct } from 'constructs';
 import { GITHUB_OIDC_HOST } from '../deploy-policy';
 import { validateStatements, type Statement } from '../policies';
@@ -44,8 +44,10 @@ export interface GithubDeployRoleProps {
   /** The GitHub environment whose jobs may assume the role. */
   readonly deployEnvironment: string;
   /**
-   * ARN of the account's existing GitHub OIDC provider (an account can have only one per
-   * URL); empty or unset: create it. @default create
+   * ARN of the account's GitHub OIDC provider; empty or unset: looked up by its URL at plan
+   * time. The provider is the account's, not an environment's (IAM allows one per URL per
+   * account): no environment's state owns it, so destroying one environment leaves the others'
+   * deploys working. It is created once per account (docs/aws.md). @default look it up
    */
   readonly existingProviderArn?: string;
   /**
@@ -82,9 +84,15 @@ export function validateGithubDeployRoleProps(props: GithubDeployRoleProps): voi
   }
 }
 
+/**
+ * The logical id under which earlier versions of the stacks created the provider. A `removed`
+ * block drops it from such a state without deleting it: the account keeps its provider.
+ */
+export const FORMER_PROVIDER_ADDRESS = 'aws_iam_openid_connect_provider.github-deploy_github_452E3DB1';
+
 export class GithubDeployRole extends Construct {
-  /** The provider this stack creates; absent (count 0) when an existing one is reused or the role is off. */
-  readonly provider: IamOpenidConnectProvider;
+  /** The lookup of the account's provider; not read (count 0) when its ARN is given or the role is off. */
+  readonly provider: DataAwsIamOpenidConnectProvider;
   readonly role: IamRole;
   readonly policies: Record<string, IamPolicy>;
   /** ARN of the role (null when it is off). */
@@ -95,14 +103,14 @@ export class GithubDeployRole extends Construct {
     validateGithubDeployRoleProps(props);
     const enabled = props.enabled ?? true;
     const existing = props.existingProviderArn ?? '';
-    const createProvider = isToken(existing) ? bool(Op.and(isEmpty(existing), enabled)) : existing === '' && enabled;
+    const lookUp = isToken(existing) ? bool(Op.and(isEmpty(existing), enabled)) : existing === '' && enabled;
     const count = countIf(enabled);
 
-    this.provider = new IamOpenidConnectProvider(this, 'github', {
-      count: countIf(createProvider),
+    // A missing provider fails the plan here, before anything is created; docs/aws.md has the
+    // one command that creates it.
+    this.provider = new DataAwsIamOpenidConnectProvider(this, 'github-provider', {
+      count: countIf(lookUp),
       url: `https://${GITHUB_OIDC_HOST}`,
-      clientIdList: [GITHUB_OIDC_AUDIENCE],
-      // No thumbprint: AWS trusts GitHub's certificate through its own root CAs.
     });
     const providerArn = Token.asString(Fn.coalesce([existing, only(this.provider, 'arn')]));
 

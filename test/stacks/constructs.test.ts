@@ -346,10 +346,15 @@ describe('GithubDeployRole', () => {
     deployRoleName: 'cadfleet-test-deploy',
   });
 
-  it('trusts the exact subject of the repository\'s deploy environment, through a provider it creates', () => {
+  it('trusts the exact subject of the repository\'s deploy environment, through the account\'s provider, looked up and never created', () => {
     const synth = parse(Testing.synthScope((scope) => new GithubDeployRole(scope, 'deploy', deployProps(policies))));
-    expect(only(synth, 'aws_iam_openid_connect_provider')).toMatchObject({ url: 'https://token.actions.githubusercontent.com', client_id_list: ['sts.amazonaws.com'] });
+    // The provider is the account's: no environment's state owns it (destroying one would break the others' deploys).
+    expect(synth.resource.aws_iam_openid_connect_provider).toBeUndefined();
+    const lookup = Object.entries(synth.data.aws_iam_openid_connect_provider as Record<string, Json>);
+    expect(lookup).toHaveLength(1);
+    expect(lookup[0]![1]).toMatchObject({ url: 'https://token.actions.githubusercontent.com', count: '${true ? 1 : 0}' });
     const trust = synth.data.aws_iam_policy_document[Object.keys(synth.data.aws_iam_policy_document).find((k) => k.includes('trust'))!];
+    expect(trust.statement[0].principals[0].identifiers).toEqual([`\${coalesce("", one(data.aws_iam_openid_connect_provider.${lookup[0]![0]}[*].arn))}`]);
     expect(trust.statement[0].condition).toEqual([
       { test: 'StringEquals', variable: 'token.actions.githubusercontent.com:aud', values: ['sts.amazonaws.com'] },
       { test: 'StringEquals', variable: 'token.actions.githubusercontent.com:sub', values: ['repo:acme/cadfleet:environment:test'] },
@@ -359,10 +364,11 @@ describe('GithubDeployRole', () => {
     expect(only(synth, 'aws_iam_role').max_session_duration).toBe(DEPLOY_SESSION_SECONDS);
   });
 
-  it('reuses an existing provider instead of creating a second one', () => {
+  it('takes the provider\'s ARN when given, and then does not look it up', () => {
     const arn = 'arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com';
     const synth = parse(Testing.synthScope((scope) => new GithubDeployRole(scope, 'deploy', { ...deployProps(policies), existingProviderArn: arn })));
-    expect(only(synth, 'aws_iam_openid_connect_provider').count).toBe('${false ? 1 : 0}');
+    expect(Object.values(synth.data.aws_iam_openid_connect_provider as Record<string, Json>).map((d) => d.count)).toEqual(['${false ? 1 : 0}']);
+    expect(synth.resource.aws_iam_openid_connect_provider).toBeUndefined();
   });
 
   it.each([

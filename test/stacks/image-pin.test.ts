@@ -79,7 +79,8 @@ describe('the image the fleet runs, across plans', () => {
     dir = fs.mkdtempSync(path.join(workDir, 'pinned-image-'));
     // No ami_id: the stack looks Debian's newest up, as on a fresh account.
     const zones = path.join(dir, 'zones.tfvars');
-    fs.writeFileSync(zones, 'availability_zones = ["us-east-1a", "us-east-1b"]\n');
+    // The account's GitHub OIDC provider given, as in the offline plan (the stand-in answers EC2 and SSM only).
+    fs.writeFileSync(zones, 'availability_zones = ["us-east-1a", "us-east-1b"]\ngithub_oidc_provider_arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"\n');
     vars = [`-var-file=${exampleVars}`, `-var-file=${zones}`];
     pinTf = await standInStack('applied');
   }, 120_000);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { summarizePlan, type PlanJson } from '../../cli/src/aws/plan-summary';
-import { DEPLOY_SESSION_SECONDS, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
+import { DEPLOY_SESSION_SECONDS, FORMER_PROVIDER_ADDRESS, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST } from '../../stacks/constructs/github-deploy-role';
 import { HEALTH_CHECK_GRACE_SECONDS } from '../../stacks/boot-timing';
 import { DEPLOY_LOCK_KEY, HOST_ROLES, PORTS, TAG_ENVIRONMENT, TAG_ROLE, configParameterName, hostImageParameterName, pinnedImageParameterName, streamSecretName } from '../../stacks/contract';
 import { renderBootScript } from '../../stacks/user-data';
@@ -35,6 +35,8 @@ import { ENV, config, exampleVars, repoRoot, synthStaging } from './helpers/stag
 let workDir: string;
 let stackDir: string;
 let offlineVars: string;
+/** The account's GitHub OIDC provider, as the offline plan names it (its lookup calls AWS). */
+const OIDC_PROVIDER_ARN = `arn:aws:iam::123456789012:oidc-provider/${GITHUB_OIDC_HOST}`;
 let tf: OfflineTerraform;
 let synthesized: Record<string, Json>;
 let plan: Plan;
@@ -50,7 +52,8 @@ beforeAll(async () => {
 
   // Data sources would ask AWS for the AMI and the zones: the variables answer instead.
   offlineVars = path.join(workDir, 'offline.tfvars');
-  fs.writeFileSync(offlineVars, 'ami_id = "ami-0123456789abcdef0"\navailability_zones = ["us-east-1a", "us-east-1b"]\n');
+  // The lookups that call AWS at plan time, given instead: the AMI, the zones, the account's GitHub OIDC provider.
+  fs.writeFileSync(offlineVars, `ami_id = "ami-0123456789abcdef0"\navailability_zones = ["us-east-1a", "us-east-1b"]\ngithub_oidc_provider_arn = "${OIDC_PROVIDER_ARN}"\n`);
 
   tf = offlineTerraform(stackDir, workDir);
   started = performance.now();
@@ -713,9 +716,17 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       );
     };
 
-    it("is planned with GitHub's OIDC provider, for the sts.amazonaws.com audience", () => {
-      const providers = planned(plan, 'aws_iam_openid_connect_provider');
-      expect(providers.map((p) => [p.values.url, p.values.client_id_list])).toEqual([[`https://${GITHUB_OIDC_HOST}`, [GITHUB_OIDC_AUDIENCE]]]);
+    it("trusts the account's GitHub OIDC provider, which no environment's state owns", () => {
+      // Not created: IAM allows one provider per URL per account, shared by its environments;
+      // destroying one environment must not take the others' deploys with it.
+      expect(planned(plan, 'aws_iam_openid_connect_provider')).toEqual([]);
+      expect(configured(plan, 'aws_iam_openid_connect_provider')).toEqual([]);
+      // Looked up by its URL unless its ARN is given (the offline plan gives it: the lookup calls AWS).
+      const [lookup] = configured(plan, 'aws_iam_openid_connect_provider', 'data');
+      expect(expr(lookup!, 'url').constant_value).toBe(`https://${GITHUB_OIDC_HOST}`);
+      expect(JSON.stringify(lookup!.count_expression)).toContain('var.github_oidc_provider_arn');
+      // A state of an earlier version, which created it, forgets it without deleting it.
+      expect(synthesized.removed).toEqual([{ from: FORMER_PROVIDER_ADDRESS, lifecycle: { destroy: false } }]);
       expect(valuesOf(deployRole())).toMatchObject({ name: `cadfleet-${ENV}-deploy`, max_session_duration: DEPLOY_SESSION_SECONDS });
       expect(Object.keys(deployPolicies()).sort()).toEqual(['access', 'compute', 'services']);
       expect((plan.output_changes?.deploy_role_arn as { after_unknown?: unknown }).after_unknown).toBe(true);
@@ -729,8 +740,7 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       const statement = after.statement[0];
       expect(statement).toMatchObject({ effect: 'Allow', actions: ['sts:AssumeRoleWithWebIdentity'], not_actions: null, not_principals: [] });
       expect(statement.principals.map((p: Json) => p.type)).toEqual(['Federated']);
-      const configuredPrincipal = (configuredAt(plan, trust).expressions.statement as Json[])[0].principals[0].identifiers;
-      expect(referencedResources(configuredPrincipal)).toEqual(expect.arrayContaining([configured(plan, 'aws_iam_openid_connect_provider')[0]!.address]));
+      expect(statement.principals[0].identifiers).toEqual([OIDC_PROVIDER_ARN]);
       const conditions = [...statement.condition].sort((a: Json, b: Json) => a.variable.localeCompare(b.variable));
       expect(conditions).toEqual([
         { test: 'StringEquals', variable: `${GITHUB_OIDC_HOST}:aud`, values: [GITHUB_OIDC_AUDIENCE] },
@@ -750,7 +760,8 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
           if (s.effect === 'Allow' && a.includes('*')) expect(a, where).toMatch(/^[a-z0-9-]+:Describe\*$/);
         }
         if (s.effect === 'Allow' && s.resources.includes('*')) {
-          for (const a of s.actions) expect(a, where).toMatch(/:Describe\*$|^ssm:(GetCommandInvocation|ListCommandInvocations)$/);
+          // Reads IAM and SSM scope to no resource: the plan's lookup of the account's GitHub provider, a command's output.
+          for (const a of s.actions) expect(a, where).toMatch(/:Describe\*$|^ssm:(GetCommandInvocation|ListCommandInvocations)$|^iam:ListOpenIDConnectProviders$/);
         }
       }
       // Objects: the state and its lock file, releases, and the deploy lock; nothing else is read or written.

@@ -29,6 +29,8 @@ export interface ConfiguredResource {
   type: string;
   name: string;
   expressions: Record<string, unknown>;
+  /** `count`, as Terraform read it (references to variables, resources). */
+  count_expression?: unknown;
   /** Addresses of `depends_on`, as Terraform read them. */
   depends_on?: string[];
 }
