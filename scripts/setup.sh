@@ -29,6 +29,7 @@ PACKAGES=(
   ansible           # the playbooks (ansible-core 2.14 with community.postgresql, amazon.aws)
   ansible-lint
   python3-boto3     # the amazon.aws.aws_ec2 inventory lists the hosts of an AWS environment
+  awscli            # the one-time steps of docs/aws.md (cadfleet doctor --env <aws env> checks the rest)
   postgresql-client # tests check the data host's PostgreSQL as the app reaches it
   redis-tools       # ... and its Redis
   shellcheck        # lints the boot script the stacks render (test/stacks) and the workflows (test/workflows)
@@ -77,4 +78,10 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci (from package-lock.json)"
   npm ci --no-audit --no-fund
+fi
+
+# What an AWS environment also needs on this machine and Debian does not carry (the Session
+# Manager plugin, AWS's own package): named, with the next step, not installed.
+if ! command -v session-manager-plugin >/dev/null 2>&1; then
+  echo "setup: for AWS environments, install the AWS CLI's Session Manager plugin too (docs.aws.amazon.com: session-manager-working-with-install-plugin; not in Debian); cadfleet doctor --env <aws env> checks every prerequisite"
 fi

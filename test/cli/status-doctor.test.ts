@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { checksFor, runChecks } from '../../cli/src/commands/doctor';
 import { parseStatus, statusScript } from '../../cli/src/commands/status';
@@ -43,6 +43,25 @@ describe('doctor', () => {
     expect(byName['AWS credentials']).toMatchObject({ ok: false, optional: true });
     expect(byName['boto3 (for Ansible)']).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/python3-boto3/) });
     expect(byName['session-manager-plugin']).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/CADFLEET_HOST_ROUTE=bastion/) });
+    expect(byName['AWS CLI']).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/apt-get install awscli/) });
+    expect(byName['amazon.aws (Ansible collection)']).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/ansible-galaxy collection install 'amazon\.aws>=5\.0'/) });
+    expect(byName['community.general, ansible.posix (Ansible collections)']).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/community\.general ansible\.posix/) });
+    expect(byName.packer).toMatchObject({ ok: false, optional: true, fix: expect.stringMatching(/Packer/) });
+  });
+
+  it("finds, for real, the AWS CLI and the Ansible collections scripts/setup.sh installs, and names one that is not there", () => {
+    const real = runChecks();
+    const byName = Object.fromEntries(real.map((c) => [c.name, c]));
+    expect(byName['AWS CLI'], 'scripts/setup.sh installs awscli').toMatchObject({ ok: true, found: expect.stringMatching(/^\d+\.\d+/) });
+    expect(byName['amazon.aws (Ansible collection)'], "scripts/setup.sh installs Debian's ansible").toMatchObject({ ok: true, found: expect.stringMatching(/^[5-9]\.\d+/) });
+    expect(byName['community.general, ansible.posix (Ansible collections)']).toMatchObject({ ok: true });
+    // The same probe, with a collection that no machine has: the check fails and says how to install it.
+    const probeOf = (argv: string[]): { ok: boolean; out: string } => {
+      const r = spawnSync(argv[0]!, argv.slice(1).map((a) => a.replaceAll('amazon.aws', 'cadfleet.absent').replaceAll('amazon\\.aws', 'cadfleet\\.absent')), { encoding: 'utf8' });
+      return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim() };
+    };
+    const without = runChecks(probeOf).find((c) => c.name === 'amazon.aws (Ansible collection)')!;
+    expect(without).toMatchObject({ ok: false, found: 'not found', fix: expect.stringMatching(/apt-get install ansible/) });
   });
 
   it("finds boto3 in Ansible's own Python, where the inventory plugin imports it", () => {
@@ -82,6 +101,9 @@ describe('doctor --env', () => {
   it('for an AWS environment, requires its credentials and drops the local fleet checks', async () => {
     const checks = await checksFor('staging', runChecks(() => ({ ok: false, out: '' }), {}, 1000));
     expect(checks.find((c) => c.name === 'AWS credentials')).toMatchObject({ ok: false, optional: false });
+    for (const name of ['AWS CLI', 'amazon.aws (Ansible collection)', 'boto3 (for Ansible)', 'session-manager-plugin']) expect(checks.find((c) => c.name === name), name).toMatchObject({ ok: false, optional: false });
+    // The host image's tools stay optional: hosts boot from Debian's AMI without it.
+    expect(checks.find((c) => c.name === 'packer')).toMatchObject({ optional: true });
     expect(checks.find((c) => c.name === 'systemd-nspawn')).toBeUndefined();
   });
 });

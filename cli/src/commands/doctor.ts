@@ -62,6 +62,25 @@ export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.e
       'apt-get install python3-boto3 (or pip install boto3 beside a pipx Ansible: pipx inject ansible-core boto3)',
       true,
     ),
+    tool('AWS CLI', ['aws', '--version'], 'the one-time steps of docs/aws.md (parameters, the account\'s GitHub OIDC provider)', null, 'apt-get install awscli (Debian 12 has AWS CLI v2; scripts/setup.sh installs it), or AWS\'s own installer', true),
+    // ansible-galaxy says nothing useful on its exit code: the collection's own line is the answer.
+    tool(
+      'amazon.aws (Ansible collection)',
+      ['sh', '-c', 'ansible-galaxy collection list amazon.aws 2>/dev/null | grep -E "^amazon\\.aws +[0-9]"'],
+      "the aws_ec2 inventory: status, ssh, logs, upgrade on AWS",
+      [5, 0],
+      "apt-get install ansible (Debian's package carries it), or ansible-galaxy collection install 'amazon.aws>=5.0'",
+      true,
+    ),
+    tool(
+      'community.general, ansible.posix (Ansible collections)',
+      ['sh', '-c', 'ansible-galaxy collection list community.general 2>/dev/null | grep -qE "^community\\.general +[0-9]" && ansible-galaxy collection list ansible.posix 2>/dev/null | grep -E "^ansible\\.posix +[0-9]"'],
+      'building the host image (images/, Packer runs the host_image role)',
+      null,
+      "apt-get install ansible (Debian's package carries both), or ansible-galaxy collection install community.general ansible.posix",
+      true,
+    ),
+    tool('packer', ['packer', 'version'], 'building the host image (images/; optional: hosts boot from Debian\'s AMI without it)', null, "install HashiCorp's Packer (developer.hashicorp.com/packer/install); Debian has none", true),
     tool(
       'session-manager-plugin',
       ['session-manager-plugin', '--version'],
@@ -77,7 +96,9 @@ export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.e
 }
 
 const LOCAL_ONLY = new Set(['root', 'systemd-nspawn', 'debootstrap']);
-const AWS_ONLY = new Set(['AWS credentials', 'boto3 (for Ansible)', 'session-manager-plugin']);
+const AWS_ONLY = new Set(['AWS credentials', 'boto3 (for Ansible)', 'session-manager-plugin', 'AWS CLI', 'amazon.aws (Ansible collection)']);
+/** Needed only to build the host image: optional everywhere, left out for the local fleet. */
+const IMAGE_ONLY = new Set(['community.general, ansible.posix (Ansible collections)', 'packer']);
 
 /**
  * The checks for one environment: for `local`, the fleet's own prerequisites (tools, overlay
@@ -87,7 +108,7 @@ const AWS_ONLY = new Set(['AWS credentials', 'boto3 (for Ansible)', 'session-man
 export async function checksFor(env: string | undefined, machine: Check[] = runChecks()): Promise<Check[]> {
   if (env === undefined) return machine;
   if (env === 'local') {
-    const kept = machine.filter((c) => !LOCAL_ONLY.has(c.name) && !AWS_ONLY.has(c.name));
+    const kept = machine.filter((c) => !LOCAL_ONLY.has(c.name) && !AWS_ONLY.has(c.name) && !IMAGE_ONLY.has(c.name));
     const names = new Set(kept.map((c) => c.name));
     const local = (await localPrerequisites(systemRunner)).filter((c) => !names.has(c.name));
     return [...kept, ...local.map((c) => ({ ...c, optional: false }))];
