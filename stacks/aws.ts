@@ -54,3 +54,4 @@ export { Vpc } from '@cdktf/provider-aws/lib/vpc';
 export { VpcEndpoint } from '@cdktf/provider-aws/lib/vpc-endpoint';
 export { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 export { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
+export { DataAwsKeyPair } from '@cdktf/provider-aws/lib/data-aws-key-pair';

@@ -2,7 +2,7 @@
 // Redis, PostgreSQL and buckets, with the outputs of DESIGN.md's deployment-outputs contract;
 // log groups and alarms; and the role GitHub Actions deploys it with.
 import { Fn, type ITerraformDependable, LocalBackend, Op, ref, S3Backend, TerraformOutput, TerraformStack, type TerraformVariable, Token } from './cdk';
-import { AwsProvider, CloudwatchLogGroup, DataAwsAmi, DataAwsAvailabilityZones, DataAwsPartition, DataAwsSsmParameter, Eip, SecretsmanagerSecret, SsmParameter } from './aws';
+import { AwsProvider, CloudwatchLogGroup, DataAwsAmi, DataAwsAvailabilityZones, DataAwsKeyPair, DataAwsPartition, DataAwsSsmParameter, Eip, SecretsmanagerSecret, SsmParameter } from './aws';
 import type { Construct } from 'constructs';
 import { stackName, type StackConfig } from './config';
 import {
@@ -335,13 +335,20 @@ export class CadfleetStack extends TerraformStack {
           nginx_lb_acme_domain: vars.domainName.stringValue,
         },
       });
+    // A named key pair is looked up at plan time: a name the account (or region) does not have
+    // fails the plan at once, not the groups' launches at the end of a first apply.
+    const keyPair = new DataAwsKeyPair(this, 'ssh-key-pair', {
+      count: countIf(Op.not(isEmpty(vars.sshKeyName.stringValue))),
+      keyName: vars.sshKeyName.stringValue,
+    });
+    const keyName = Token.asString(Fn.conditional(isEmpty(vars.sshKeyName.stringValue), '', only(keyPair, 'key_name')));
     const hostProps = (role: HostRole) => ({
       name: `${name}-${role}`,
       environment: env,
       imageId,
       rootDeviceName,
       instanceProfileArn: roles[role].instanceProfile.arn,
-      keyName: vars.sshKeyName.stringValue,
+      keyName,
       userData: userData(role),
     });
 

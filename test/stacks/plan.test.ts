@@ -515,9 +515,16 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       const specs = t.values.tag_specifications as Array<{ resource_type: string; tags: Record<string, string> }>;
       expect(specs.map((s) => s.resource_type).sort()).toEqual(['instance', 'network-interface', 'volume']);
       for (const spec of specs) expect(spec.tags).toEqual({ Name: `cadfleet-${ENV}-${role}`, [TAG_ENVIRONMENT]: ENV, [TAG_ROLE]: role });
-      expect(t.values.key_name).toBe('cadfleet-admin');
+      // terraform.tfvars.example names no key pair: a new account has none.
+      expect(t.values.key_name ?? null).toBeNull();
       expect(t.values.image_id).toBe('ami-0123456789abcdef0');
     }
+    // A named key pair is looked up at plan time (an unknown name fails the plan, not the
+    // launches at the end of the first apply), and the templates take the name from the lookup.
+    const [lookup] = configured(plan, 'aws_key_pair', 'data');
+    expect(JSON.stringify(lookup!.count_expression)).toContain('var.ssh_key_name');
+    expect(expr(lookup!, 'key_name').references).toContain('var.ssh_key_name');
+    for (const t of configured(plan, 'aws_launch_template')) expect(JSON.stringify(expr(t, 'key_name').references ?? []), t.address).toContain(lookup!.address);
   });
 
   it('grants each host role every AWS call its boot program makes (the calls read from the script itself)', () => {
@@ -937,7 +944,7 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       ['an ARM instance type for an x64 bundle', 1, ['-var', 'lb_instance_type=t4g.small'], ['lb_instance_type must be an x86_64 instance type of a known family']],
       ['SSH open to the internet', 1, ['-var', 'admin_cidrs=["0.0.0.0/0"]'], ['admin_cidrs must not open SSH to the internet']],
       ['an admin CIDR that is not one', 2, ['-var', 'admin_cidrs=["203.0.113.300/32"]'], ['admin_cidrs must contain only IPv4 CIDR blocks']],
-      ['no admin CIDR with a key pair', 3, ['-var', 'admin_cidrs=[]'], ['admin_cidrs must list at least one CIDR block when ssh_key_name is set']],
+      ['no admin CIDR with a key pair', 3, ['-var', 'admin_cidrs=[]', '-var', 'ssh_key_name=cadfleet-admin'], ['admin_cidrs must list at least one CIDR block when ssh_key_name is set']],
       ["another environment's values", 1, ['-var', 'environment=prod'], ['environment must be "staging" (this stack was synthesized with CADFLEET_ENV=staging), got "prod"']],
       ['zones of another region', 1, ['-var', 'availability_zones=["eu-west-1a","eu-west-1b"]'], ['availability_zones must be empty (look them up) or list at least 2 distinct zones of region us-east-1']],
       ['a cache with 9 replicas', 1, ['-var', 'cache={replicas=9}'], ['cache.replicas must be a whole number from 0 to 5, got 9']],
