@@ -8,18 +8,18 @@
 // 1. dist/ is built once; the tiers' global setup sees CADFLEET_TEST_BUILT and does not build
 //    it again (two vitest runs building into one folder at once would race).
 // 2. typecheck and lint, side by side: each is one process on one core.
-// 3. the fleet tier (`vitest run test/fleet`: one fleet boot, its scenarios in sequence), and
-//    beside it, one after the other: the toolkit tier (every test but the fleet's, the app's
-//    and the stacks' terraform plans, on this machine's Node: the CLI, the playbooks, the
-//    viewer, the workflows, the stacks' constructs and boot scripts), the app tier (the app's
-//    tests on the Node the release bundles, the only Node the app runs on:
-//    scripts/test-node24.ts), then the plans tier (the stacks' offline terraform plans:
-//    scripts/test-tiers.ts). The fleet tier leaves about a third of the machine idle while it
-//    waits on its hosts; these run in that time, in the background (BACKGROUND_NICE), from the
-//    end of the fleet's first deploy (its busiest minute), their output kept and printed after
-//    the fleet tier's. (`fast` and `--serial` run the toolkit tier first, alone.)
+// 3. the toolkit tier: every test but the fleet's, the app's and the stacks' terraform plans,
+//    on this machine's Node (the CLI, the playbooks, the viewer, the workflows, the stacks'
+//    constructs and boot scripts).
+// 4. the fleet tier (`vitest run test/fleet`: one fleet boot, its scenarios in sequence), and
+//    beside it, one after the other, the app tier: the app's tests on the Node the release
+//    bundles, the only Node the app runs on (scripts/test-node24.ts), then the plans tier: the
+//    stacks' offline terraform plans (scripts/test-tiers.ts). The fleet tier leaves about a
+//    third of the machine idle while it waits on its hosts; these run in that time, in the
+//    background (BACKGROUND_NICE), from the end of the fleet's first deploy (its busiest
+//    minute), their output kept and printed after the fleet tier's.
 //
-// A failed step stops the steps after it; the tiers of step 3 all run to their end.
+// A failed step stops the steps after it; the tiers of step 4 all run to their end.
 // Each step's time is printed, and the whole run's at the end; a run that failed ends with the
 // tests that failed, each with the first line of its error (from vitest's JSON report of each
 // tier), since the last lines of a CI log are often the only ones read.
@@ -156,19 +156,18 @@ async function main(): Promise<number> {
     const eslint = path.join(ROOT, 'node_modules/eslint/bin/eslint.js');
     if (!(await beside([{ name: 'typecheck', file: node, args: [tsc, '--noEmit'] }, { name: 'lint', file: node, args: [eslint, '.'] }]))) return 1;
   }
-  if (mode !== 'all' || serial) {
-    if (!(await run('toolkit', node, TIERS.toolkit))) return 1;
-    if (mode === 'toolkit') return 0;
+  if (!(await run('toolkit', node, TIERS.toolkit))) return 1;
+  if (mode === 'toolkit') return 0;
+  if (mode === 'fast' || serial) {
     if (!(await run('plans', node, TIERS.plans))) return 1;
     if (!(await run('node24', node, TIERS.node24))) return 1;
     if (mode === 'fast') return 0;
     return (await run('fleet', node, TIERS.fleet)) ? 0 : 1;
   }
   // The fleet tier in front, its output passed through as it comes; beside it in the
-  // background, from the end of the fleet's first deploy, the toolkit, app and plans tiers, one
-  // after the other, their output in files until the fleet tier has ended.
+  // background, from the end of the fleet's first deploy, the app tier and then the plans tier,
+  // their output in files until the fleet tier has ended.
   const besides = [
-    { name: 'toolkit', args: TIERS.toolkit },
     { name: 'node24', args: TIERS.node24 },
     { name: 'plans', args: TIERS.plans },
   ];
@@ -205,9 +204,9 @@ async function main(): Promise<number> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
   const from = performance.now();
-  say(`fleet: vitest.mjs run ${FLEET_SUITE} (the toolkit, app and plans tiers start beside it once the first deploy has ended)`);
+  say(`fleet: vitest.mjs run ${FLEET_SUITE} (the app and plans tiers start beside it once the first deploy has ended)`);
   // The reliability report says what ran beside its scenarios (test/fleet/reliability-report.ts).
-  const fleetEnv = { ...env, CADFLEET_TEST_BESIDE: "`npm test`'s toolkit, app and plans tiers (the CLI's and the playbooks' tests, the app's tests on Node 24, then the stacks' terraform plans, in the background, for about twenty minutes from the end of the first deploy)" };
+  const fleetEnv = { ...env, CADFLEET_TEST_BESIDE: "`npm test`'s app and plans tiers (the app's tests on Node 24, then the stacks' terraform plans, in the background, for about seven minutes from the end of the first deploy)" };
   const fleet = execa(node, TIERS.fleet, { cwd: ROOT, env: fleetEnv, reject: false, stdin: 'inherit', stderr: 'inherit', stdout: 'pipe', buffer: false });
   // The first deploy keeps both cores busy for a minute; after it the fleet waits on its hosts
   // often enough for the app tier, whose tests have deadlines of their own (tens of seconds).

@@ -251,7 +251,8 @@ ensure_ssm_agent() {
   local deb
   deb=$(mktemp --suffix=.deb)
   retry curl -fsS -o "$deb" "https://s3.$REGION.amazonaws.com/amazon-ssm-$REGION/latest/debian_amd64/amazon-ssm-agent.deb" || later "cannot download the SSM agent"
-  dpkg -i "$deb" >/dev/null
+  # dpkg's lock may be held at first boot (apt-daily): try again, as for the download.
+  retry dpkg -i "$deb" >/dev/null || later "cannot install the SSM agent (dpkg)"
   rm -f "$deb"
   systemctl enable --now amazon-ssm-agent
 }
@@ -359,10 +360,12 @@ configure() {
 }
 
 log "boot of a $ROLE host of $ENVIRONMENT"
+# The agent first: a host whose apt fails below (a mirror error, dpkg locked) is still reachable
+# through Session Manager while its boot tries again.
+ensure_ssm_agent
 ensure_tools
 INSTANCE=$(retry imds instance-id) || later "no instance id from the metadata service"
 ADDRESS=$(retry imds local-ipv4) || later "no private address from the metadata service"
-ensure_ssm_agent
 ${o.elasticIpAllocationId === undefined ? '' : 'claim_elastic_ip\n'}read_settings
 ${readsStreamSecret ? 'read_stream_secret\n' : ''}status=0
 VERSION=$(current_version) || status=$?

@@ -67,7 +67,14 @@ echo "systemctl $*" >> "$CALLS"
 [ "$1" = is-enabled ] && exit 1
 exit 0
 `,
-  dpkg: '#!/bin/bash\necho "dpkg $*" >> "$CALLS"\n',
+  // DPKG_LOCKED: a counter file; dpkg finds its lock held (apt-daily at first boot) twice.
+  dpkg: `#!/bin/bash
+echo "dpkg $*" >> "$CALLS"
+if [ -n "$DPKG_LOCKED" ]; then
+  n=$(cat "$DPKG_LOCKED" 2>/dev/null || echo 0)
+  if [ "$n" -lt 2 ]; then echo $((n + 1)) > "$DPKG_LOCKED"; echo "dpkg: error: dpkg frontend lock was locked by another process with pid 712" >&2; exit 2; fi
+fi
+`,
   // Accounts and ownership belong to the host, not to the machine running the tests.
   getent: '#!/bin/bash\necho "getent $*" >> "$CALLS"\nexit 2\n',
   useradd: '#!/bin/bash\necho "useradd $*" >> "$CALLS"\n',
@@ -358,6 +365,20 @@ exec ${path.join(stubs, 'aws')} "$@"
       expect(short.output).toContain('error: the stream-token secret is shorter than 32 characters');
       expect(short.calls.some((c) => c.startsWith('ansible-playbook'))).toBe(false);
     });
+  });
+
+  it('installs the SSM agent before anything else, through a held dpkg lock: a host whose boot fails later is reachable meanwhile', async () => {
+    const lock = path.join(fs.mkdtempSync(path.join(tmp, 'dpkg-')), 'count');
+    const result = await boot({ role: 'worker', installSsmAgent: true }, bucketWith('1.0.0'), undefined, { DPKG_LOCKED: lock, SSM_MISSING: '1' });
+    // Its settings are not there yet: the boot stops, to run again (exit 75)...
+    expect(result.code, result.output).toBe(75);
+    // ...with the agent installed (the lock held twice, then free) and running.
+    expect(result.calls.filter((c) => c.startsWith('dpkg -i'))).toHaveLength(3);
+    expect(result.calls).toContain('systemctl enable --now amazon-ssm-agent');
+    // First of all: before the metadata service, the settings, the tools.
+    const curls = result.calls.filter((c) => c.startsWith('curl'));
+    expect(curls[0]).toMatch(/amazon-ssm-agent\.deb/);
+    expect(result.calls.indexOf('systemctl enable --now amazon-ssm-agent')).toBeLessThan(result.calls.findIndex((c) => c.includes('/latest/api/token')));
   });
 
   it('keeps trying while its settings parameter does not exist', async () => {
