@@ -45,8 +45,9 @@ function aptTaskNames(): string[] {
   for (const role of fs.readdirSync(rolesDir)) {
     const tasksDir = path.join(rolesDir, role, 'tasks');
     if (!fs.existsSync(tasksDir)) continue;
-    // acme.yml runs only where the LB gets its certificate by ACME (the suite's ACME scenario).
-    for (const file of fs.readdirSync(tasksDir).filter((f) => f !== 'acme.yml')) {
+    // acme.yml runs only where the LB gets its certificate by ACME (the suite's ACME scenario);
+    // time.yml only on AWS (the local fleet's hosts keep this machine's clock).
+    for (const file of fs.readdirSync(tasksDir).filter((f) => f !== 'acme.yml' && f !== 'time.yml')) {
       const text = fs.readFileSync(path.join(tasksDir, file), 'utf8');
       for (const m of text.matchAll(/^- name: (.+)\n(?: {2}.*\n)*? {2}ansible\.builtin\.apt:/gm)) names.push(`${role} : ${m[1]!.trim()}`);
     }
