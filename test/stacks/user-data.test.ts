@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STREAM_SECRET_FIRST_VERSION } from '../../stacks/contract';
+import { STREAM_SECRET_FIRST_VERSION, configParameterName, lifecycleHostVars, streamSecretName } from '../../stacks/contract';
 import { renderBootScript, renderBootUnit, renderUserData, shellQuote, type UserDataOptions } from '../../stacks/user-data';
 
 let tmp: string;
@@ -201,6 +201,40 @@ describe('renderUserData', () => {
       }
       expect(Buffer.byteLength(renderUserData(options)), role).toBeLessThan(16 * 1024);
     }
+  });
+
+  it("stays within EC2's 16 KB for every role with every value at its longest (the stack renders it with tokens, resolved only at apply)", () => {
+    // The longest each value the stacks put in can be: a 16-character environment, the longest
+    // region name, a 63-character bucket, SSM's 1,011-character parameter name, a 253-character
+    // domain, the longest group name the environment makes.
+    const env = 'abcdefghijklmnop';
+    const sizes: Record<string, number> = {};
+    for (const role of ['lb', 'api', 'worker', 'streamer'] as const) {
+      const script = renderUserData({
+        role,
+        environment: env,
+        region: 'ap-southeast-4',
+        releasesBucket: `cadfleet-${env}-releases-${'0'.repeat(63 - `cadfleet-${env}-releases-`.length)}`,
+        configParameter: configParameterName(env),
+        installSsmAgent: true,
+        elasticIpAllocationId: role === 'lb' ? 'eipalloc-0123456789abcdef0' : undefined,
+        tlsCertificateParameter: role === 'lb' ? `/${'p'.repeat(1010)}` : undefined,
+        streamTokenSecret: streamSecretName(env),
+        hostVars: {
+          cadfleet_provider: 'aws',
+          cadfleet_environment: env,
+          ...lifecycleHostVars(role, `cadfleet-${env}-${role}`),
+          firewall_trusted_sources: ['172.31.240.0/20'],
+          common_unattended_upgrades: true,
+          nginx_lb_tls_self_signed: true,
+          nginx_lb_server_name: `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`,
+          nginx_lb_acme_domain: `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`,
+        },
+      });
+      sizes[role] = Buffer.byteLength(script);
+    }
+    console.log(`user-data at the longest values: ${Object.entries(sizes).map(([r, n]) => `${r} ${n} bytes`).join(', ')} (EC2 takes 16,384)`);
+    for (const [role, bytes] of Object.entries(sizes)) expect(bytes, role).toBeLessThan(16 * 1024);
   });
 
   it('never writes Terraform template syntax, so values are the only interpolations', () => {
