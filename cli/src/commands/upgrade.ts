@@ -32,6 +32,7 @@ async function rollTo(action: 'upgrade' | 'rollback', envName: string, version: 
       deploy: deployOpts,
       release: built,
       readyTimeoutMs: Number(process.env.CADFLEET_READY_TIMEOUT_MS ?? 90_000),
+      bootTimeoutMs: Number(process.env.CADFLEET_BOOT_TIMEOUT_MS ?? 20 * 60_000),
       pointerFile: env.outputs.provider === 'local' ? path.join(root, 'release-pointer') : undefined,
       log,
     });
@@ -54,11 +55,15 @@ async function rollTo(action: 'upgrade' | 'rollback', envName: string, version: 
     process.off('SIGTERM', onSignal);
     if (report) {
       if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
-      for (const h of report.hosts) log(`  ${h.host.padEnd(16)} ${h.role.padEnd(9)} ${h.result.padEnd(12)} ${h.from ?? '-'} -> ${h.to}${h.reason ? `  (${h.reason})` : ''}`);
+      for (const h of report.hosts) log(`  ${h.host.padEnd(16)} ${h.role.padEnd(9)} ${h.result.padEnd(17)} ${h.from ?? '-'} -> ${h.to}${h.reason ? `  (${h.reason})` : ''}`);
+      const booting = report.hosts.filter((h) => h.result === 'left booting').map((h) => h.host);
+      if (booting.length) log(`still booting, left out: ${booting.join(', ')}; each installs the release releases/current names (${report.ok ? report.version : (report.previous ?? report.version)}) itself; cadfleet releases --env ${envName} shows when`);
       log(
         report.ok
           ? `${action} to ${report.version} done in ${report.seconds.toFixed(1)} s`
-          : `${action} to ${report.version} STOPPED: ${report.failedHost} failed its readiness check and went back to ${report.previous}: ${report.reason}\nNext: cadfleet logs --env ${envName} ${report.failedHost} ; the rest of the fleet runs what the table above says.`,
+          : report.previous === null
+            ? `${action} to ${report.version} (the first release) INCOMPLETE: ${report.failedHost}: ${report.reason}\nreleases/current names ${report.version}; the hosts marked "configured itself" run it. Next: cadfleet logs --env ${envName} ${report.failedHost} --unit cadfleet-boot`
+            : `${action} to ${report.version} STOPPED: ${report.failedHost} failed its readiness check and went back to ${report.previous}: ${report.reason}\nNext: cadfleet logs --env ${envName} ${report.failedHost} ; the rest of the fleet runs what the table above says.`,
       );
     }
   }
@@ -74,7 +79,7 @@ const common = (cmd: Command): Command =>
 export function upgradeCommands(): Command[] {
   const upgrade = common(
     new Command('upgrade')
-      .description('Rolling upgrade: install the release everywhere, migrate once, then role by role in batches drain, switch, restart and wait for readiness; a failing batch goes back by itself.')
+      .description('Rolling upgrade: install the release on every host that runs one, migrate once, then role by role in batches drain, switch, restart and wait for readiness; a failing batch goes back by itself. The first release of an environment (no host runs one) is published and pointed at, and every host configures itself with it: the command waits for them.')
       .option('--version <version>', 'the release (built from the working tree when it does not exist yet)'),
   )
     .addHelpText('after', '\nExamples:\n  $ cadfleet upgrade --env local --version 1.4.0\n  $ cadfleet upgrade --env local --batch 50% --lock-wait 10m')

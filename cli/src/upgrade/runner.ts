@@ -59,6 +59,8 @@ export interface UpgradeRunnerOptions {
   release: Release;
   /** How long a host may take to be ready again (api and streamer: until the LB routes to it). */
   readyTimeoutMs: number;
+  /** How long a host that was booting may take to install the first release and configure itself. @default 20 minutes */
+  bootTimeoutMs?: number;
   /** A file that also records the pointer (the local fleet's state folder). */
   pointerFile?: string;
   log: (line: string) => void;
@@ -75,18 +77,24 @@ async function ssh(env: Environment, host: TargetHost, script: string): Promise<
  */
 export function upgradeRunner(opts: UpgradeRunnerOptions): UpgradeRunner {
   let env = opts.deploy.env;
-  return {
+  const mine = (version: string): void => {
+    if (version !== opts.release.version) throw new Error(`the runner was made for ${opts.release.version}, not ${version}`);
+  };
+  // -e: every part of the path must exist (-f prints /opt/cadfleet/current for a host that has
+  // the folder and no release yet). A host that does not answer has no release either, for now.
+  const current = async (host: TargetHost): Promise<string | null> => {
+    const r = await ssh(env, host, 'readlink -e /opt/cadfleet/current');
+    return r.code === 0 && r.out ? path.basename(r.out) : null;
+  };
+  const runner: UpgradeRunner = {
     async hosts() {
       // Re-read: on AWS the auto scaling groups may have added or replaced hosts since.
       env = await loadEnvironment(env.name);
       return env.hosts.filter((h) => h.role !== 'data');
     },
-    async current(host) {
-      const r = await ssh(env, host, 'readlink -f /opt/cadfleet/current');
-      return r.code === 0 && r.out ? path.basename(r.out) : null;
-    },
-    async install(version) {
-      if (version !== opts.release.version) throw new Error(`the runner was made for ${opts.release.version}, not ${version}`);
+    current,
+    async publish(version) {
+      mine(version);
       // In the bucket before any host switches: the pointer may name it only once it is there.
       const store = releaseStoreOf(env.outputs, opts.deploy.stateRoot);
       try {
@@ -94,21 +102,36 @@ export function upgradeRunner(opts: UpgradeRunnerOptions): UpgradeRunner {
       } finally {
         store.close();
       }
-      const result = await runPlaybook({ ...opts.deploy, env }, opts.release, 'playbooks/release-install.yml');
+    },
+    async install(version, hosts) {
+      mine(version);
+      // Only the hosts that run a release: one still booting (its agent not up, dpkg locked at
+      // first boot) would fail the whole play, and installs the pointer's release by itself.
+      const result = await runPlaybook({ ...opts.deploy, env, limit: hosts.map((h) => h.name).join(',') }, opts.release, 'playbooks/release-install.yml');
       if (!result.ok) {
         const f = result.failures[0];
         throw new Error(`installing ${version} failed${f ? ` on ${f.host}, task "${f.task}": ${f.message}` : ''}; see ${result.log}`);
       }
     },
-    async migrate(version) {
-      const api = env.hosts.find((h) => h.role === 'api');
-      if (!api) return;
+    async migrate(version, api) {
       const home = `/opt/cadfleet/releases/${version}`;
       const script = `set -a; . /etc/cadfleet/api.env; CADFLEET_MIGRATIONS_DIR=${home}/app/migrations exec ${home}/bin/cadfleet-service migrate`;
       const r = await ssh(env, api, `sudo -u cadfleet sh -c ${shellQuote(script)}`);
       if (r.code !== 0) {
         throw new Error(`the migrations of ${version} failed on ${api.name} (exit ${r.code}): ${r.out.split('\n').slice(-3).join(' / ') || 'it printed nothing'}; nothing was switched`);
       }
+    },
+    async waitConfigured(host, version) {
+      const timeoutMs = opts.bootTimeoutMs ?? 20 * 60_000;
+      const deadline = Date.now() + timeoutMs;
+      let runs: string | null = null;
+      while ((runs = await current(host)) !== version) {
+        if (Date.now() > deadline) {
+          return { ok: false, reason: `did not configure itself with ${version} within ${Math.round(timeoutMs / 1000)} s (it runs ${runs ?? 'no release'}); its boot log: cadfleet logs --env ${env.name} ${host.name} --unit cadfleet-boot` };
+        }
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+      return runner.waitReady(host);
     },
     async switchTo(host, version) {
       const r = await ssh(env, host, switchScript(host.role, version));
@@ -148,4 +171,5 @@ export function upgradeRunner(opts: UpgradeRunnerOptions): UpgradeRunner {
     },
     log: opts.log,
   };
+  return runner;
 }

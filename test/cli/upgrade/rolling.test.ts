@@ -12,9 +12,10 @@ const host = (role: TargetHost['role'], index: number): TargetHost => ({ name: `
 const FLEET = [host('lb', 1), host('data', 1), host('api', 1), host('api', 2), host('worker', 1), host('worker', 2), host('worker', 3), host('streamer', 1), host('streamer', 2)];
 
 /** A fleet in memory: records what the upgrade did, in order. */
-function fakeRunner(options: { failOn?: string; hostsAfterFirstRole?: TargetHost[] } = {}) {
-  const current = new Map(FLEET.map((h) => [h.name, 'v1']));
+function fakeRunner(options: { failOn?: string; hostsAfterFirstRole?: TargetHost[]; releases?: Record<string, string | null>; neverConfigures?: string } = {}) {
+  const current = new Map<string, string | null>(FLEET.map((h) => [h.name, options.releases && h.name in options.releases ? options.releases[h.name]! : 'v1']));
   const events: string[] = [];
+  let pointer: string | null = null;
   let calls = 0;
   const runner: UpgradeRunner = {
     async hosts() {
@@ -22,13 +23,23 @@ function fakeRunner(options: { failOn?: string; hostsAfterFirstRole?: TargetHost
       return calls > 2 && options.hostsAfterFirstRole ? options.hostsAfterFirstRole : FLEET.filter((h) => h.role !== 'data');
     },
     async current(h) {
-      return current.get(h.name) ?? 'v1';
+      return current.has(h.name) ? current.get(h.name)! : 'v1';
     },
-    async install(v) {
-      events.push(`install ${v}`);
+    async publish(v) {
+      events.push(`publish ${v}`);
     },
-    async migrate(v) {
-      events.push(`migrate ${v}`);
+    async install(v, hosts) {
+      events.push(`install ${v} on ${hosts.map((h) => h.name).join(',')}`);
+    },
+    async migrate(v, api) {
+      events.push(`migrate ${v} on ${api.name}`);
+    },
+    // A booting host installs what the pointer names when it reads it, as the boot program does.
+    async waitConfigured(h, v) {
+      events.push(`wait ${h.name}`);
+      if (h.name === options.neverConfigures) return { ok: false, reason: `did not configure itself with ${v} within 1200 s (it runs no release)` };
+      current.set(h.name, pointer);
+      return current.get(h.name) === v ? { ok: true } : { ok: false, reason: `it installed ${current.get(h.name)}` };
     },
     async switchTo(h, v) {
       events.push(`switch ${h.name} ${v}`);
@@ -38,6 +49,7 @@ function fakeRunner(options: { failOn?: string; hostsAfterFirstRole?: TargetHost
       return current.get(h.name) !== 'v1' && h.name === options.failOn ? { ok: false, reason: 'readyz answered 503' } : { ok: true };
     },
     async setPointer(v) {
+      pointer = v;
       events.push(`pointer ${v}`);
     },
     log: () => undefined,
@@ -67,7 +79,8 @@ describe('rolling upgrade', () => {
     const { runner, events, current } = fakeRunner();
     const report = await rollingUpgrade(runner, 'v2', { count: 1 });
     expect(report).toMatchObject({ ok: true, version: 'v2', previous: 'v1' });
-    expect(events.slice(0, 3)).toEqual(['install v2', 'migrate v2', 'pointer v2']);
+    const everyHost = FLEET.filter((h) => h.role !== 'data').map((h) => h.name).join(',');
+    expect(events.slice(0, 4)).toEqual(['publish v2', `install v2 on ${everyHost}`, 'migrate v2 on cf-api-1', 'pointer v2']);
     expect(events.filter((e) => e.startsWith('switch')).map((e) => e.split(' ')[1])).toEqual(['cf-worker-1', 'cf-worker-2', 'cf-worker-3', 'cf-streamer-1', 'cf-streamer-2', 'cf-api-1', 'cf-api-2', 'cf-lb-1']);
     expect([...current.entries()].filter(([n]) => n !== 'cf-data-1').every(([, v]) => v === 'v2')).toBe(true);
   });
@@ -90,6 +103,39 @@ describe('rolling upgrade', () => {
     const report = await rollingUpgrade(runner, 'v2', { count: 1 });
     expect(report.ok).toBe(true);
     expect(current.get('cf-api-3')).toBe('v2');
+  });
+
+  it('lands the first release on an environment where no host runs one: publishes it, points at it, and waits for every host to configure itself', async () => {
+    const none = Object.fromEntries(FLEET.map((h) => [h.name, null]));
+    const { runner, events, current } = fakeRunner({ releases: none });
+    const report = await rollingUpgrade(runner, 'v1', { count: 1 });
+    expect(report).toMatchObject({ ok: true, version: 'v1', previous: null });
+    // Nothing to install on or migrate from: the hosts' own host.yml does both at boot.
+    expect(events.filter((e) => !e.startsWith('wait'))).toEqual(['publish v1', 'pointer v1']);
+    expect(events.filter((e) => e.startsWith('wait')).sort()).toEqual(FLEET.filter((h) => h.role !== 'data').map((h) => `wait ${h.name}`).sort());
+    expect(report.hosts.map((h) => h.result)).toEqual(Array(8).fill('configured itself'));
+    expect(current.get('cf-api-2')).toBe('v1');
+  });
+
+  it('names the host that did not configure itself with the first release (the pointer stays: the others run it)', async () => {
+    const none = Object.fromEntries(FLEET.map((h) => [h.name, null]));
+    const { runner, events } = fakeRunner({ releases: none, neverConfigures: 'cf-worker-2' });
+    const report = await rollingUpgrade(runner, 'v1', { count: 1 });
+    expect(report).toMatchObject({ ok: false, failedHost: 'cf-worker-2', reason: expect.stringMatching(/did not configure itself with v1/) });
+    expect(events.filter((e) => e.startsWith('pointer'))).toEqual(['pointer v1']);
+    expect(report.hosts.filter((h) => h.result !== 'configured itself').map((h) => h.host)).toEqual(['cf-worker-2']);
+  });
+
+  it('leaves a host that is still booting out of the install and the switch, and says so', async () => {
+    const { runner, events, current } = fakeRunner({ releases: { 'cf-worker-3': null, 'cf-api-1': null } });
+    const report = await rollingUpgrade(runner, 'v2', { count: 1 });
+    expect(report.ok).toBe(true);
+    // Installed on the hosts that run a release only; migrated on an api that runs one.
+    expect(events[1]).toBe('install v2 on cf-lb-1,cf-api-2,cf-worker-1,cf-worker-2,cf-streamer-1,cf-streamer-2');
+    expect(events[2]).toBe('migrate v2 on cf-api-2');
+    expect(events.filter((e) => e.startsWith('switch')).map((e) => e.split(' ')[1])).not.toContain('cf-worker-3');
+    expect(report.hosts.filter((h) => h.result === 'left booting').map((h) => h.host).sort()).toEqual(['cf-api-1', 'cf-worker-3']);
+    expect(current.get('cf-worker-3')).toBeNull();
   });
 
   it('switches current atomically and only the units the host runs', () => {
