@@ -8,11 +8,12 @@
 //   byKind                  {read|upload|session: {requests, byStatus, latencyMs}}
 //   missingRetryAfter       503 answers without a Retry-After header
 //   codes                   error codes of the JSON error bodies, by status ("503 dependency_unavailable")
-// A failure is any 5xx or connection error, but for the one retry the LB asks of its clients
+// A failure is any 5xx or connection error, but for the retry the LB asks of its clients
 // (docs/architecture.md, "LB keep-alive"): a reload closes nginx's idle HTTP/1.1 connections,
 // and a request sent on one in that instant fails before any answer, unread by nginx. Such a
-// request goes once more (uploads too: nothing here crashes the LB, the only other source of
-// that error) and counts in `retries`.
+// request goes again "on a new connection"; fetch cannot ask for one, and its pool may hold
+// other connections the same reload closed, so up to three tries (uploads too: nothing here
+// crashes the LB, the only other source of that error); each counts in `retries`.
 // Settings: CONCURRENCY (3), PAUSE_MS between a client's requests (50), UPLOAD_EVERY (every
 // 40th request is an upload), SESSION_EVERY (0: none; needs MODEL_ID).
 import fs from 'node:fs';
@@ -34,16 +35,20 @@ const done = () => fs.existsSync(STOP_FILE) || Date.now() - started > MAX_SECOND
 // fetch() rejects with these (as its error's cause) when the connection closed before an answer.
 const CLOSED_BEFORE_ANSWER = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
-/** fetch, sent once more after a connection that closed before any answer. `init` is called per try (a body is read once). */
+/**
+ * fetch, sent again after a connection that closed before any answer (an LB reload closes its
+ * idle connections; the pool may hold more than one that the same reload closed, each try uses
+ * one up). `init` is called per try (a body is read once).
+ */
 async function send(url, init) {
-  try {
-    return await fetch(url, init());
-  } catch (err) {
-    if (!CLOSED_BEFORE_ANSWER.has(err.cause?.code)) throw err;
-    result.retries++;
-    // By then the pool has seen the same reload close its other idle connections too.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    return fetch(url, init());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, init());
+    } catch (err) {
+      if (attempt >= 3 || !CLOSED_BEFORE_ANSWER.has(err.cause?.code)) throw err;
+      result.retries++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 }
 

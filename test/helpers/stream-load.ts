@@ -48,20 +48,24 @@ interface Handout {
 
 // fetch() rejects with these (as its error's cause) when the connection closed before an answer.
 const CLOSED_BEFORE_ANSWER = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+/** Tries of a request whose connection closed before an answer (the pool keeps up to 6 per origin). */
+const CLOSED_TRIES = 3;
 
 /**
- * fetch, sent once more after a connection that closed before any answer: an LB reload closes its
+ * fetch, sent again after a connection that closed before any answer: an LB reload closes its
  * idle HTTP/1.1 connections, and nginx never read a request that met that (docs/architecture.md,
  * "LB keep-alive"); a session handed out twice costs an unused record. Not counted as a failure.
+ * The pool may hold more than one connection the same reload closed (a starved machine runs
+ * reloads close together): each try uses up one, so a few tries reach a fresh connection.
  */
 async function send(url: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, init);
-  } catch (err) {
-    if (!CLOSED_BEFORE_ANSWER.has(String((err as { cause?: { code?: string } }).cause?.code))) throw err;
-    // By then the pool has seen the same reload close its other idle connections too.
-    await sleep(50);
-    return fetch(url, init);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      if (attempt >= CLOSED_TRIES || !CLOSED_BEFORE_ANSWER.has(String((err as { cause?: { code?: string } }).cause?.code))) throw err;
+      await sleep(50);
+    }
   }
 }
 
