@@ -741,11 +741,17 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
 
     it("trusts only this repository's deploy environment: StringEquals on the exact subject and the audience", () => {
       const trust = referencedResources(expr(configuredAt(plan, deployRole()), 'assume_role_policy')).find((a) => a.startsWith('data.'))!;
-      // Known at plan time except the provider's ARN, which the configuration names.
-      const after = change(trust).change.after as Json;
+      // Known whole at plan time (the provider's ARN given), so terraform read it during the
+      // plan: its values are in the plan's prior state, not among the changes.
+      const read = ((plan as unknown as { prior_state?: { values?: { root_module?: { resources?: Array<{ address: string; values: Json }> } } } }).prior_state?.values?.root_module?.resources ?? []).find(
+        (r) => r.address === trust || r.address === `${trust}[0]`,
+      );
+      expect(read, `${trust} read during the plan`).toBeDefined();
+      const after = read!.values;
       expect(after.statement).toHaveLength(1);
       const statement = after.statement[0];
-      expect(statement).toMatchObject({ effect: 'Allow', actions: ['sts:AssumeRoleWithWebIdentity'], not_actions: null, not_principals: [] });
+      expect(statement).toMatchObject({ effect: 'Allow', actions: ['sts:AssumeRoleWithWebIdentity'], not_principals: [] });
+      expect(statement.not_actions ?? []).toEqual([]);
       expect(statement.principals.map((p: Json) => p.type)).toEqual(['Federated']);
       expect(statement.principals[0].identifiers).toEqual([OIDC_PROVIDER_ARN]);
       const conditions = [...statement.condition].sort((a: Json, b: Json) => a.variable.localeCompare(b.variable));

@@ -141,7 +141,9 @@ describe('GitHub workflows', () => {
     expect(text).toContain(`**Plan: ${planLine![1]} to add, ${planLine![2]} to change, ${planLine![3]} to destroy.**`);
     // What a reviewer looks for: whom the deploy role trusts (terraform.tfvars.example's repository), the alarms.
     expect(text).toContain(`\`${githubSubject('acme/cadfleet', 'staging')}\``);
-    expect(text).toContain('`aws_iam_openid_connect_provider` | 1');
+    // The account's GitHub OIDC provider is not the environment's: never planned, only trusted.
+    expect(text).not.toContain('`aws_iam_openid_connect_provider`');
+    expect(text).toContain('`aws_iam_role` | 5');
     for (const metric of Object.values(METRICS)) expect(text).toMatch(new RegExp(`\`cadfleet-staging-${metric}-[a-z-]+\``));
   });
 
