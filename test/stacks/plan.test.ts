@@ -19,7 +19,6 @@ import {
   type Json,
   type Plan,
   type PolicyStatement,
-  type ResourceChange,
   configured,
   configuredAt,
   expr,
@@ -705,11 +704,6 @@ describe(`the ${ENV} stack, planned offline with terraform.tfvars.example`, () =
       const role = planned(plan, 'aws_iam_role').find((r) => r.values.name === `cadfleet-${ENV}-deploy`);
       if (!role) throw new Error('no deploy role in the plan');
       return role.address.replace(/\[0\]$/, '');
-    };
-    const change = (address: string): ResourceChange => {
-      const found = (plan.resource_changes ?? []).find((c) => c.address === address || c.address === `${address}[0]`);
-      if (!found) throw new Error(`no change for ${address}`);
-      return found;
     };
     /** The deploy role's managed policies, as configured, by name suffix. */
     const deployPolicies = (): Record<string, PolicyStatement[]> => {
