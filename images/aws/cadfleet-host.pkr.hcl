@@ -55,6 +55,8 @@ source "amazon-ebs" "debian12" {
   instance_type = var.instance_type
   subnet_id     = var.subnet_id == "" ? null : var.subnet_id
   ssh_username  = "admin"
+  # Packer's temporary key leaves the image with the build: no image carries a key of a build.
+  ssh_clear_authorized_keys = true
   ami_name      = "cadfleet-host-${var.environment}-${local.timestamp}"
 
   source_ami_filter {

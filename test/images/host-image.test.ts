@@ -83,6 +83,8 @@ describe('the host image recipe', () => {
     expect(template).toContain(`device_name           = "${DEFAULT_ROOT_DEVICE}"`);
     expect(template).toMatch(/http_tokens\s+= "required"/);
     expect(template).toMatch(/encrypt_boot\s+= true/);
+    // The build's temporary SSH key is not left in the image's authorized_keys.
+    expect(template).toMatch(/ssh_clear_authorized_keys\s+= true/);
     // The parameter the image is published in is the one the stacks read (use_host_image).
     const published = /ami_parameter = "([^"]+)"/.exec(template)![1]!;
     expect(published.replace('${var.environment}', 'staging')).toBe(hostImageParameterName('staging'));
