@@ -89,7 +89,7 @@ function startProcess(
       reject(err);
     };
     const onData = (chunk: Buffer): void => {
-      log.write(chunk);
+      if (!log.writableEnded) log.write(chunk);
       if (text.length < 64 * 1024) text += chunk.toString('utf8');
       if (!settled && options.ready.test(text)) {
         settled = true;
@@ -100,9 +100,10 @@ function startProcess(
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.once('error', (err) => fail(new Error(`${options.what} could not be started: ${err.message}`)));
+    // 'exit' can come before the last output does: the log ends once the pipes have closed.
+    child.once('close', () => log.end());
     child.once('exit', (code, signal) => {
       running.delete(child);
-      log.end();
       fail(new Error(`${options.what} exited (${signal ?? `code ${code}`}) while starting:\n${text.slice(-2000)}`));
     });
   });
