@@ -75,7 +75,8 @@ export function stackCommands(): Command[] {
       const planFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cadfleet-plan-')), 'tfplan');
       const planned = await runInherit(planArgv(env, planFile), {}, env.repoRoot);
       if (planned !== 0) return planned;
-      const shown = await execa(showPlanArgv(env, planFile)[0]!, showPlanArgv(env, planFile).slice(1), { cwd: env.repoRoot, reject: false, maxBuffer: 512 * 1024 * 1024 });
+      const [show, ...showArgs] = showPlanArgv(env, planFile);
+      const shown = await execa(show!, showArgs, { cwd: env.repoRoot, reject: false, maxBuffer: 512 * 1024 * 1024 });
       if (shown.exitCode !== 0) {
         process.stderr.write(`cadfleet apply: could not read the plan back (terraform show: ${shown.stderr.trim().split('\n').pop() ?? `exit ${shown.exitCode}`}); nothing applied\n`);
         return 1;
