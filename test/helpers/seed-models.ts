@@ -10,6 +10,12 @@ export interface ModelSeed {
   projects?: number;
   /** Each name is this, the row's number zero-padded to 7 digits, and `.step`. */
   name?: string;
+  /**
+   * Names in no relation to the rows' order on disk (the n-th row seeded gets number n x 7,919
+   * modulo the count, a permutation), as uploads' names are; otherwise the name order is the table's own
+   * order, which makes a name index look cheaper to the planner than it ever is in use.
+   */
+  scatterNames?: boolean;
   /** The newest row's creation time; each next row is one millisecond older, `sameTime` rows to a millisecond. */
   newest?: Date;
   sameTime?: number;
@@ -63,14 +69,14 @@ export async function seedModels(pool: pg.Pool, s: ModelSeed): Promise<void> {
       `INSERT INTO models (id, project, name, format, quality, state, progress, input_key, input_bytes, content_sha256, batch_id, created_at, updated_at)
        SELECT gen_random_uuid(),
               CASE WHEN $2::int > 1 THEN $1 || '-' || (i % $2::int) ELSE $1 END,
-              $3 || lpad(i::text, 7, '0') || '.step', 'step', 'normal',
+              $3 || lpad((CASE WHEN $10::boolean THEN $9::int + ((i - $9::int)::bigint * 7919) % $8::int ELSE i END)::text, 7, '0') || '.step', 'step', 'normal',
               (ARRAY['queued', 'converting', 'ready', 'failed'])[1 + i % 4], 0, 'uploads/seed/' || i, 1000 + i,
               encode(sha256(convert_to((i % $6::int)::text, 'UTF8')), 'hex'),
               $7::uuid,
               $4::timestamptz - (i / $5::int) * interval '1 millisecond',
               $4::timestamptz
        FROM generate_series($9::int, $9::int + $8::int - 1) AS i`,
-      [s.project, projects, s.name ?? 'part-', (s.newest ?? new Date()).toISOString(), s.sameTime ?? 1, s.shaGroups ?? 1_000_000_000, s.batch ?? null, s.count, s.from ?? 0],
+      [s.project, projects, s.name ?? 'part-', (s.newest ?? new Date()).toISOString(), s.sameTime ?? 1, s.shaGroups ?? 1_000_000_000, s.batch ?? null, s.count, s.from ?? 0, s.scatterNames ?? false],
     ),
   );
 }
