@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STREAM_SECRET_FIRST_VERSION, configParameterName, lifecycleHostVars, streamSecretName } from '../../stacks/contract';
-import { renderBootScript, renderBootUnit, renderUserData, shellQuote, type UserDataOptions } from '../../stacks/user-data';
+import { renderBootScript, renderBootUnit, renderUserData, shellQuote, withoutComments, type UserDataOptions } from '../../stacks/user-data';
 
 let tmp: string;
 let stubs: string;
@@ -238,9 +238,35 @@ describe('renderUserData', () => {
   });
 
   it('never writes Terraform template syntax, so values are the only interpolations', () => {
-    const script = renderUserData({ role: 'worker', environment: 'staging', region: 'us-east-1', releasesBucket: 'b' });
-    expect(script).not.toContain('${');
-    expect(script).not.toContain('%{');
+    for (const role of ['lb', 'api', 'worker', 'streamer'] as const) {
+      const script = renderUserData({ role, environment: 'staging', region: 'us-east-1', releasesBucket: 'b', elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, streamTokenSecret: 's' });
+      expect(script, role).not.toContain('${');
+      expect(script, role).not.toContain('%{');
+    }
+  });
+
+  it('is the files of stacks/boot/ (their comment lines left out), each in the program of the roles that need it', () => {
+    const dir = path.join(__dirname, '../../stacks/boot');
+    const files = Object.fromEntries(fs.readdirSync(dir).filter((f) => f !== 'README.md').map((f) => [f, read(path.join(dir, f))]));
+    expect(Object.keys(files).sort()).toEqual(['elastic-ip.sh', 'host-vars.py', 'lib.sh', 'main.sh', 'release.sh', 'stream-secret.sh']);
+    // The Python helper goes in a quoted here-document that ends at a line "PY".
+    expect(files['host-vars.py']!.split('\n')).not.toContain('PY');
+    execFileSync('python3', ['-c', 'import ast, sys; ast.parse(sys.stdin.read())'], { input: files['host-vars.py'] });
+    const program = (role: 'lb' | 'api' | 'worker' | 'streamer') =>
+      renderBootScript({ role, environment: 'staging', region: 'us-east-1', releasesBucket: 'b', elasticIpAllocationId: role === 'lb' ? 'eipalloc-1' : undefined, streamTokenSecret: 's' });
+    const expected: Record<string, string[]> = {
+      lb: ['lib.sh', 'elastic-ip.sh', 'release.sh', 'host-vars.py', 'main.sh'],
+      api: ['lib.sh', 'stream-secret.sh', 'release.sh', 'host-vars.py', 'main.sh'],
+      worker: ['lib.sh', 'release.sh', 'host-vars.py', 'main.sh'],
+      streamer: ['lib.sh', 'stream-secret.sh', 'release.sh', 'host-vars.py', 'main.sh'],
+    };
+    for (const [role, names] of Object.entries(expected)) {
+      const text = program(role as 'lb');
+      const at = names.map((n) => text.indexOf(withoutComments(files[n]!)));
+      expect(at.every((i) => i > 0), `${role}: ${names.join(', ')} at ${at.join(', ')}`).toBe(true);
+      expect([...at].sort((a, b) => a - b), role).toEqual(at);
+      for (const other of Object.keys(files).filter((n) => !names.includes(n))) expect(text.includes(withoutComments(files[other]!)), `${role} carries ${other}`).toBe(false);
+    }
   });
 
   it('quotes values for the shell', () => {
