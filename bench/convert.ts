@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createConverter } from '../app/src/converter/index';
-import { occtDraw, occtLibraryLinks } from '../app/src/exporter/brep';
+import { occtDraw, occtLibraryLinks } from '../app/src/converter/export/brep';
 import { OCCT_QUALITY } from '../app/src/converter/importers/occt';
 import { cax, CAX_IF_STEP } from '../test/helpers/samples';
 import { median, type Section, spread } from './report';
@@ -11,7 +11,7 @@ import { median, type Section, spread } from './report';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const BIN = path.resolve('bin/cadfleet-convert.js');
 
-/** The environment occt-draw runs in (its libraries' unversioned names: app/src/exporter/brep.ts), or a failure saying how to install it. */
+/** The environment occt-draw runs in (its libraries' unversioned names: app/src/converter/export/brep.ts), or a failure saying how to install it. */
 export function occtDrawEnv(): NodeJS.ProcessEnv {
   if (!occtDraw()) throw new Error('occt-draw is not installed (the native baseline): bash scripts/setup.sh');
   return { ...process.env, LD_LIBRARY_PATH: occtLibraryLinks(path.join(os.tmpdir(), 'cadfleet-bench-occt')) };

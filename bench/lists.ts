@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { bindingOf, encodeCursor } from '../app/src/pages';
+import { bindingOf, encodeCursor } from '../app/src/shared/pages';
 import { deleteSeeded, seedModels } from '../test/helpers/seed-models';
 import { CA, QUICK, STATE, type Agents, type FleetInfo, call, cadfleet, closeAgents, ensureFleet, fleetAgents, param, say } from './fleet';
 import { type Row, type Section, median, spread, percentile } from './report';

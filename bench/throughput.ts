@@ -16,7 +16,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis as IORedis } from 'ioredis';
 import { fileURLToPath } from 'node:url';
-import { CONVERSION_QUEUE } from '../app/src/queue';
+import { CONVERSION_QUEUE } from '../app/src/shared/queue';
 import { converterScaling } from './converter-scaling';
 import { type Agents, CA, type FleetInfo, type ModelView, STATE, cadfleet, cadfleetSync, closeAgents, cores, cpuMeter, hostCpuSeconds, ensureFleet, fleetAgents, limitCpu, onHosts, onInterrupt, param, say, until, upload, waitReady, workerReady } from './fleet';
 import { type Row, type Section, median, spread } from './report';

@@ -2,11 +2,11 @@
 //   main.ts api | worker | streamer   long-running roles (systemd units cadfleet-api, cadfleet-worker, cadfleet-streamer)
 //   main.ts migrate | keys ...    operator commands (see admin.ts)
 import { Command } from 'commander';
-import { adminCommands } from './admin';
-import { type Config, ConfigError, ROLES, type Role, type StreamerConfig, loadConfig, loadStreamerConfig, nodeIdFor } from './config';
-import { createLogger, type Logger } from './logger';
-import { EvictionPolicyError } from './redis';
-import { VERSION } from './version';
+import { adminCommands } from './admin/commands';
+import { type Config, ConfigError, ROLES, type Role, type StreamerConfig, loadConfig, loadStreamerConfig, nodeIdFor } from './shared/config';
+import { createLogger, type Logger } from './shared/logger';
+import { EvictionPolicyError } from './shared/redis';
+import { VERSION } from './shared/version';
 
 async function runRole(role: Role): Promise<void> {
   // The streamer has its own, smaller configuration: it never talks to PostgreSQL.
@@ -26,8 +26,8 @@ async function runRole(role: Role): Promise<void> {
   try {
     // Each role loads only its own modules: a streamer has no use for BullMQ or the converter.
     if (loaded.role === 'streamer') await (await import('./streamer/process')).runStreamer(loaded.config, log);
-    else if (loaded.role === 'api') await (await import('./server')).runApi(loaded.config, log);
-    else await (await import('./worker-process')).runWorker(loaded.config, log);
+    else if (loaded.role === 'api') await (await import('./api/process')).runApi(loaded.config, log);
+    else await (await import('./worker/process')).runWorker(loaded.config, log);
   } catch (err) {
     if (err instanceof EvictionPolicyError) log.fatal(err.message);
     else log.fatal({ err }, `the ${role} could not start: ${(err as Error).message}`);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STREAMER_SETTINGS } from '../../app/src/config';
+import { STREAMER_SETTINGS } from '../../app/src/shared/config';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const ROLES = ['lb', 'data', 'api', 'worker', 'streamer'] as const;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ArchiveError, chooseRoot, extractZip, listZipFile, listZipFromRanges } from '../../app/src/archive';
+import { ArchiveError, chooseRoot, extractZip, listZipFile, listZipFromRanges } from '../../app/src/shared/archive';
 import { tempDir } from '../helpers/convert';
 import { makeZip, type ZipEntrySpec } from '../helpers/zip';
 

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, loadStreamerConfig } from '../../app/src/config';
+import { ConfigError, loadConfig, loadStreamerConfig } from '../../app/src/shared/config';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 

@@ -1,9 +1,9 @@
 // The api's shared event reader: one query per interval for any number of streams, each stream
 // sent its own project's events once, in order; a stream behind the window catches up on its own.
 import { describe, expect, it } from 'vitest';
-import type { Scope } from '../../app/src/models';
-import type { ModelEvent } from '../../app/src/webhooks/store';
-import { createEventTail } from '../../app/src/webhooks/tail';
+import type { Scope } from '../../app/src/shared/models';
+import type { ModelEvent } from '../../app/src/shared/webhooks/store';
+import { createEventTail } from '../../app/src/api/webhook-tail';
 
 function events(n: number, from = 1): ModelEvent[] {
   return Array.from({ length: n }, (_, i) => ({ id: from + i, project: (from + i) % 2 ? 'odd' : 'even', type: 'model.queued', createdAt: new Date() }) as ModelEvent);

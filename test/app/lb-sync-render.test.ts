@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { hostPort, parseUpstreamServers, renderRouting } from '../../app/src/lb-sync/render';
-import type { NodeRecord } from '../../app/src/registry';
+import { parseUpstreamServers, renderRouting } from '../../app/src/lb-sync/render';
+import { hostPort } from '../../app/src/shared/registry';
+import type { NodeRecord } from '../../app/src/shared/registry';
 
 const node = (id: string, role: string, address: string | undefined, state: NodeRecord['state'] = 'active'): NodeRecord => ({
   id, role, address, state, version: '1', host: id, pid: 1, startedAt: 0, heartbeatAt: 0, extra: {},

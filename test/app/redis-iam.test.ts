@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type IssuedToken, TOKEN_LIFETIME_SECONDS, elastiCacheTokenIssuer, signElastiCacheToken, startTokenCache } from '../../app/src/redis-iam';
+import { type IssuedToken, TOKEN_LIFETIME_SECONDS, elastiCacheTokenIssuer, signElastiCacheToken, startTokenCache } from '../../app/src/shared/redis-iam';
 
 // AWS's documentation example credentials: made up, and recognisably so.
 const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };

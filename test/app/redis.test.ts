@@ -8,9 +8,9 @@ import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { RedisConfig } from '../../app/src/config';
-import { createRedis } from '../../app/src/redis';
-import type { TokenSource } from '../../app/src/redis-iam';
+import type { RedisConfig } from '../../app/src/shared/config';
+import { createRedis } from '../../app/src/shared/redis';
+import type { TokenSource } from '../../app/src/shared/redis-iam';
 import { type RedisInstance, makeTlsFiles, startRedis } from '../../scripts/local-services';
 
 const USER = 'cadfleet-test-app';

@@ -2,9 +2,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { postWebhook } from '../../app/src/webhooks/deliver';
-import { signatureHeader, verifySignature } from '../../app/src/webhooks/sign';
-import { addressRefusal, checkWebhookUrl, resolveWebhookUrl } from '../../app/src/webhooks/ssrf';
+import { postWebhook } from '../../app/src/worker/webhooks';
+import { signatureHeader, verifySignature } from '../../app/src/shared/webhooks/sign';
+import { addressRefusal, checkWebhookUrl, resolveWebhookUrl } from '../../app/src/shared/webhooks/ssrf';
 
 const STRICT = { allowNetworks: [], allowHttp: false };
 

@@ -4,9 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../app/src/config';
+import { loadConfig } from '../../app/src/shared/config';
 import { createConverter, type ManagedConverter } from '../../app/src/converter/index';
-import { LICENSE_ENV, converterEnvironment, type LicenseSource } from '../../app/src/converter-license';
+import { LICENSE_ENV, converterEnvironment, type LicenseSource } from '../../app/src/worker/converter-license';
 import { BIN, tempDir } from '../helpers/convert';
 import { stlSample } from '../helpers/samples';
 

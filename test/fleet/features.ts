@@ -9,7 +9,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
 import { expect, it } from 'vitest';
-import { verifySignature } from '../../app/src/webhooks/sign';
+import { verifySignature } from '../../app/src/shared/webhooks/sign';
 import { assembly } from '../helpers/assembly';
 import { convertSample, tempDir } from '../helpers/convert';
 import { cax } from '../helpers/samples';

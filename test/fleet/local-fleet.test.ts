@@ -2,7 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { VIEWER_CSP } from '../../app/src/viewer-static';
+import { VIEWER_CSP } from '../../app/src/api/viewer-static';
 import { authorizeKeyScript, ensureRunKey } from '../../cli/src/aws/run-key';
 import { shellQuote } from '../../cli/src/commands/keys';
 import { sshCommand } from '../../cli/src/local/commands';
@@ -245,8 +245,8 @@ describe('the local fleet', () => {
         path.join(tree, `app/migrations/${next}_upgrade-test-column.sql`),
         '-- Up Migration\nALTER TABLE models ADD COLUMN upgrade_test_note text;\n\n-- Down Migration\nALTER TABLE models DROP COLUMN upgrade_test_note;\n',
       );
-      patch(path.join(tree, 'app/src/queue.ts'), '  inputKey: string;\n}', "  inputKey: string;\n  submittedBy?: string;\n}");
-      patch(path.join(tree, 'app/src/queue.ts'), '        inputKey: model.inputKey,\n', "        inputKey: model.inputKey,\n        submittedBy: 'v2',\n");
+      patch(path.join(tree, 'app/src/shared/queue.ts'), '  inputKey: string;\n}', "  inputKey: string;\n  submittedBy?: string;\n}");
+      patch(path.join(tree, 'app/src/shared/queue.ts'), '        inputKey: model.inputKey,\n', "        inputKey: model.inputKey,\n        submittedBy: 'v2',\n");
     });
     const upgrading = timed('upgrade v1 -> v2', () => runCli(['upgrade', '--env', 'local', '--version', v2, '--json'], env, [], path.join(v2Tree, 'bin/cadfleet.js')));
     // A second upgrade while the first runs is refused by the lock, naming the holder.

@@ -15,10 +15,10 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCom
 import { Queue } from 'bullmq';
 import { Redis as IORedis } from 'ioredis';
 import { expect, it, onTestFinished } from 'vitest';
-import { CONVERSION_QUEUE } from '../../app/src/queue';
+import { CONVERSION_QUEUE } from '../../app/src/shared/queue';
 import { converterScaling } from '../../bench/converter-scaling';
-import { signStreamToken, type StreamClaims } from '../../app/src/streamer/token';
-import { VIEWER_CSP } from '../../app/src/viewer-static';
+import { signStreamToken, type StreamClaims } from '../../app/src/shared/stream-token';
+import { VIEWER_CSP } from '../../app/src/api/viewer-static';
 import { tempDir } from '../helpers/convert';
 import { makeZip } from '../helpers/zip';
 import { cax, stlSample } from '../helpers/samples';

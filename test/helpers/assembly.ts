@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { occtLibraryLinks } from '../../app/src/exporter/brep';
+import { occtLibraryLinks } from '../../app/src/converter/export/brep';
 import { tempDir } from './convert';
 
 /**

@@ -206,7 +206,7 @@ export interface Backend {
 /**
  * A small HTTP backend in the api's place: GET answers a model list of the size the api's
  * `GET /api/v1/models?limit=20` gives (about 7 KB of JSON), POST counts its x-request-id.
- * Its keep-alive timeout is longer than nginx's upstream one, as the api's is (app/src/server.ts).
+ * Its keep-alive timeout is longer than nginx's upstream one, as the api's is (app/src/api/process.ts).
  * `cpuMs`: CPU time each request burns first, standing in for the api's own work.
  */
 export async function startBackend(name: string, options: { cpuMs?: number } = {}): Promise<Backend> {

@@ -8,9 +8,9 @@ import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDatabaseConfig } from '../../app/src/config';
-import { createCredentialCache } from '../../app/src/db-credentials';
-import { createDb } from '../../app/src/db';
+import { loadDatabaseConfig } from '../../app/src/shared/config';
+import { createCredentialCache } from '../../app/src/shared/db-credentials';
+import { createDb } from '../../app/src/shared/db';
 import { type PostgresInstance, S3RVER_CREDENTIALS, startPostgres } from '../../scripts/local-services';
 
 let dir: string;

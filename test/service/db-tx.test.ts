@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../app/src/db';
+import { createDb, type Db } from '../../app/src/shared/db';
 import { type PostgresInstance, startPostgres } from '../../scripts/local-services';
 
 let postgres: PostgresInstance;

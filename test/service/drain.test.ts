@@ -6,8 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { hostPort } from '../../app/src/lb-sync/render';
-import { type LbRouting, registryKeys } from '../../app/src/registry';
+import { hostPort } from '../../app/src/shared/registry';
+import { type LbRouting, registryKeys } from '../../app/src/shared/registry';
 import { type Harness, SAMPLES, apiClient, eventually, sleep, startHarness } from './harness';
 
 let h: Harness;

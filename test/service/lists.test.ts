@@ -4,11 +4,11 @@
 // sequential scan would show.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import type { Db } from '../../app/src/db';
-import { createBatchStore } from '../../app/src/batches';
-import { type ModelFilters, createModelRepository, prefixEnd } from '../../app/src/models';
-import { type PageRequest, bindingOf, decodeCursor, encodeCursor } from '../../app/src/pages';
-import { createWebhookStore } from '../../app/src/webhooks/store';
+import type { Db } from '../../app/src/shared/db';
+import { createBatchStore } from '../../app/src/shared/batches';
+import { type ModelFilters, createModelRepository, prefixEnd } from '../../app/src/shared/models';
+import { type PageRequest, bindingOf, decodeCursor, encodeCursor } from '../../app/src/shared/pages';
+import { createWebhookStore } from '../../app/src/shared/webhooks/store';
 import { type ApiClient, type AppProcess, type Harness, SAMPLES, apiClient, startHarness } from './harness';
 import { seedBatches, seedDeliveries, seedModels } from '../helpers/seed-models';
 

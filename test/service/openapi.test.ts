@@ -6,9 +6,9 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiContext } from '../../app/src/api-context';
-import { cadfleetApp } from '../../app/src/app';
-import { loadConfig } from '../../app/src/config';
+import type { ApiContext } from '../../app/src/api/context';
+import { cadfleetApp } from '../../app/src/api/app';
+import { loadConfig } from '../../app/src/shared/config';
 import { type ApiClient, type AppProcess, type Harness, SAMPLES, apiClient, startHarness } from './harness';
 
 interface OpenApi {

@@ -182,8 +182,8 @@ describe('the conversion pipeline', () => {
     expect(del.status).toBe(204);
     expect((await client.json('GET', `/api/v1/models/${modelId}`)).status).toBe(404);
     expect((await client.json('GET', `/api/v1/models/${modelId}/files/model.glb`)).status).toBe(404);
-    const { createStorage } = await import('../../app/src/storage');
-    const { loadConfig } = await import('../../app/src/config');
+    const { createStorage } = await import('../../app/src/shared/storage');
+    const { loadConfig } = await import('../../app/src/shared/config');
     const storage = createStorage(loadConfig({ ...h.env }).s3);
     try {
       expect(await storage.head(storage.modelsBucket, `${prefix}model.glb`)).toBeUndefined();

@@ -5,13 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { keyFromHeader } from '../../app/src/auth';
-import { ConfigError, loadConfig, loadDatabaseConfig } from '../../app/src/config';
-import { inputFileName } from '../../app/src/conversion-worker';
-import { acceptedFormat, checkUploadName } from '../../app/src/file-names';
-import { HttpError, isDependencyError } from '../../app/src/http-errors';
-import { createHealth, okForAWhile } from '../../app/src/health';
-import { parseNodeRecord, registryKeys } from '../../app/src/registry';
+import { keyFromHeader } from '../../app/src/api/auth';
+import { ConfigError, loadConfig, loadDatabaseConfig } from '../../app/src/shared/config';
+import { inputFileName } from '../../app/src/worker/conversions';
+import { acceptedFormat, checkUploadName } from '../../app/src/api/file-names';
+import { HttpError, isDependencyError } from '../../app/src/shared/http-errors';
+import { createHealth, okForAWhile } from '../../app/src/shared/health';
+import { parseNodeRecord, registryKeys } from '../../app/src/shared/registry';
 
 const BASE = {
   CADFLEET_DATABASE_URL: 'postgres://u:secret-pw@db.internal:5432/cadfleet',

@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifySignature } from '../../app/src/webhooks/sign';
+import { verifySignature } from '../../app/src/shared/webhooks/sign';
 import { type ApiClient, type AppProcess, type Harness, SAMPLES, apiClient, eventually, sleep, startHarness } from './harness';
 
 interface Received {

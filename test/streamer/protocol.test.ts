@@ -4,7 +4,7 @@
 // split, and small windows so the client decides when the server may go on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManifestMessage } from '../../app/src/streamer/protocol';
-import { type StreamClaims, signStreamToken } from '../../app/src/streamer/token';
+import { type StreamClaims, signStreamToken } from '../../app/src/shared/stream-token';
 import { type ApiClient, type AppProcess, type Harness, SAMPLES, apiClient, eventually, startHarness } from '../service/harness';
 import { type StreamClient, decoderReady, openStream } from './client';
 import { STREAM_ENV, type StreamerProcess, startStreamer } from './streamers';

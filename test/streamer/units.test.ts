@@ -7,14 +7,14 @@ import { Readable } from 'node:stream';
 import { Document, NodeIO } from '@gltf-transform/core';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadStreamerConfig } from '../../app/src/config';
+import { ConfigError, loadStreamerConfig } from '../../app/src/shared/config';
 import { draftParts, finishManifest } from '../../app/src/converter/manifest';
-import type { NodeRecord } from '../../app/src/registry';
+import type { NodeRecord } from '../../app/src/shared/registry';
 import { createModelStore } from '../../app/src/streamer/model-cache';
 import { buildPack, frameBudget, spatialOrder, streamingOrder } from '../../app/src/streamer/pack';
-import { pickStreamer, streamUrl } from '../../app/src/streamer/pick';
+import { pickStreamer, streamUrl } from '../../app/src/api/stream-pick';
 import { parseStreamPath } from '../../app/src/streamer/streamer';
-import { signStreamToken, verifyStreamToken } from '../../app/src/streamer/token';
+import { signStreamToken, verifyStreamToken } from '../../app/src/shared/stream-token';
 import { decodeGeometry, decoderReady } from './client';
 
 const SECRET = 'unit-test-secret-unit-test-secret-0123';

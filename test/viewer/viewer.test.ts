@@ -10,7 +10,7 @@ import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppProcess, type Harness, ROOT, SAMPLES, apiClient, startHarness } from '../service/harness';
 import { STREAM_ENV, type StreamerProcess, startStreamer } from '../streamer/streamers';
-import { VIEWER_CSP } from '../../app/src/viewer-static';
+import { VIEWER_CSP } from '../../app/src/api/viewer-static';
 import { seedModels } from '../helpers/seed-models';
 
 // The page's globals, for the functions that run inside it (the tests compile without the DOM library).

@@ -6,8 +6,8 @@ import { DEFAULT_MAX_INPUT_BYTES, failure } from './convert';
 import { DEFAULT_LIMITS, IsolatedConverter, isConvertWorker, runConvertWorker } from './isolate';
 import { clearOutputs, writeOutput } from './output';
 import { serve } from './serve';
-import { TARGET_FILES } from '../exporter/index';
-import { objZipFrom, plainGlb, stlFrom } from '../exporter/mesh';
+import { TARGET_FILES } from './export/index';
+import { objZipFrom, plainGlb, stlFrom } from './export/mesh';
 import { QUALITIES, type ConvertResult, type Quality } from './types';
 
 /** Exit codes: part of the converter's contract with callers. */

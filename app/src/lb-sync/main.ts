@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { ConfigError, type RedisConfig, parseEnv, redisConfigFrom, redisEnvSchema } from '../config';
-import { createLogger } from '../logger';
-import { createRedis, startRedisTokens } from '../redis';
-import { type LbRouting, createRegistry, registryKeys } from '../registry';
+import { ConfigError, type RedisConfig, parseEnv, redisConfigFrom, redisEnvSchema } from '../shared/config';
+import { createLogger } from '../shared/logger';
+import { createRedis, startRedisTokens } from '../shared/redis';
+import { type LbRouting, createRegistry, registryKeys } from '../shared/registry';
 import { parseUpstreamServers, renderRouting } from './render';
 
 const run = promisify(execFile);

@@ -1,15 +1,4 @@
-import type { NodeRecord } from '../registry';
-
-/** host:port of a node's advertised URL, or undefined when it advertises none. */
-export function hostPort(address: string | undefined): string | undefined {
-  if (!address) return undefined;
-  try {
-    const url = new URL(address);
-    return `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
-  } catch {
-    return undefined;
-  }
-}
+import { type NodeRecord, hostPort } from '../shared/registry';
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 

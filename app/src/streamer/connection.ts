@@ -5,12 +5,12 @@
 // own send buffer.
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
-import type { Logger } from '../logger';
+import type { Logger } from '../shared/logger';
 import type { ModelStore, PackLease } from './model-cache';
 import { ModelUnavailableError } from './model-cache';
 import { CLOSE, type ClientMessage, type ErrorCode, type ErrorMessage, type ManifestMessage, PROTOCOL_VERSION, type ResumeMessage } from './protocol';
-import type { SessionStore } from './sessions';
-import { verifyStreamToken } from './token';
+import type { SessionStore } from '../shared/stream-sessions';
+import { verifyStreamToken } from '../shared/stream-token';
 
 export interface ConnectionSettings {
   tokenSecret: string;

@@ -9,8 +9,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Manifest } from '../converter/manifest';
-import type { Logger } from '../logger';
-import { type Storage, objectKeys } from '../storage';
+import type { Logger } from '../shared/logger';
+import { type Storage, objectKeys } from '../shared/storage';
 import { PACK_FORMAT, type Pack, type PackIndex, buildPack } from './pack';
 
 export class ModelUnavailableError extends Error {

@@ -3,18 +3,18 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { type StreamerConfig, nodeIdFor } from '../config';
-import { createHealth, okForAWhile } from '../health';
-import type { Logger } from '../logger';
-import { createMetrics } from '../metrics';
-import { assertNoEviction, createRedis, startRedisTokens } from '../redis';
-import { createRegistry, waitUntilUnrouted } from '../registry';
-import { advertisedHost } from '../advertise';
-import { onShutdown } from '../shutdown';
-import { createStorage } from '../storage';
-import { VERSION } from '../version';
+import { type StreamerConfig, nodeIdFor } from '../shared/config';
+import { createHealth, okForAWhile } from '../shared/health';
+import type { Logger } from '../shared/logger';
+import { createMetrics } from '../shared/metrics';
+import { assertNoEviction, createRedis, startRedisTokens } from '../shared/redis';
+import { createRegistry, waitUntilUnrouted } from '../shared/registry';
+import { advertisedHost } from '../shared/advertise';
+import { onShutdown } from '../shared/shutdown';
+import { createStorage } from '../shared/storage';
+import { VERSION } from '../shared/version';
 import { createModelStore } from './model-cache';
-import { createSessionStore } from './sessions';
+import { createSessionStore } from '../shared/stream-sessions';
 import { createStreamer } from './streamer';
 
 /** Connection strings can carry passwords; nothing this process starts needs them. */

@@ -4,10 +4,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { Logger } from '../logger';
+import type { Logger } from '../shared/logger';
 import { type Connection, type ConnectionEvents, type ConnectionSettings, type LiveSession, serveConnection } from './connection';
 import type { ModelStore } from './model-cache';
-import type { SessionStore } from './sessions';
+import type { SessionStore } from '../shared/stream-sessions';
 
 export interface StreamerOptions {
   nodeId: string;

@@ -8,7 +8,7 @@ const RELEASE = '/opt/cadfleet/current';
 export const S3RVER_KEYS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
 /**
- * The service environment every app host shares (app/src/config.ts names each variable). The
+ * The service environment every app host shares (app/src/shared/config.ts names each variable). The
  * per-host part (node id, advertise URL, version) is added by the playbook. Local fleet: the
  * data host's PostgreSQL, Redis and S3 server, all over TLS checked against the fleet CA.
  */
