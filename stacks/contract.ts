@@ -1,5 +1,7 @@
 // Names and numbers that other parts of cadfleet rely on (Ansible inventory, the CLI, the
-// app, user-data). DESIGN.md's contracts, written down once for the stacks.
+// app, user-data). DESIGN.md's contracts, written down once for the stacks; what a host itself
+// runs (units, ports, install paths) is the host contract, ansible/contract/hosts.json.
+import { portOf } from '../app/src/shared/host-contract';
 
 /** Every kind of host in a fleet. */
 export const HOST_ROLES = ['lb', 'api', 'worker', 'streamer'] as const;
@@ -25,11 +27,11 @@ export const PORTS = {
   http: 80,
   https: 443,
   /** api (HTTP) */
-  api: 8080,
+  api: portOf('api'),
   /** streamer (WebSocket) */
-  streamer: 8090,
-  /** worker: /healthz and /metrics only (the Prometheus exporter port, as ansible's cadfleet_service role expects) */
-  worker: 9464,
+  streamer: portOf('streamer'),
+  /** worker: /healthz and /metrics only (the Prometheus exporter port) */
+  worker: portOf('worker'),
   postgres: 5432,
   redis: 6379,
 } as const;
@@ -41,17 +43,6 @@ export const releaseBundleKey = (version: string): string => `releases/cadfleet-
 /** The deploy lock of an AWS environment: one deploy, upgrade or rollback at a time, whoever runs it (created only if absent). */
 export const DEPLOY_LOCK_KEY = 'releases/.deploy-lock.json';
 export const releaseSumsKey = (version: string): string => `${releaseBundleKey(version)}.SHA256SUMS`;
-
-/** Install location on hosts: releases/<version>, and `current` pointing at one of them. */
-export const INSTALL_DIR = '/opt/cadfleet';
-/** Environment file the role's systemd unit reads (EnvironmentFile of ansible's cadfleet_service unit). */
-export const envFile = (role: HostRole): string => `/etc/cadfleet/${role}.env`;
-
-/** System user the services run as, and its state folder (as ansible's cadfleet_service role makes them). */
-export const SERVICE_USER = 'cadfleet';
-export const STATE_DIR = '/var/lib/cadfleet';
-
-export const unitName = (role: HostRole): string => `cadfleet-${role}.service`;
 
 /** Login user of Debian's AMIs (and of the image cadfleet builds from them). */
 export const SSH_USER = 'admin';

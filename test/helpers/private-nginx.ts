@@ -10,6 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/local-services';
 
+/** The host contract, as the playbooks load it (group_vars): the role's defaults take the install path from it. */
+const HOST_CONTRACT_FILE = path.resolve(__dirname, '../../ansible/playbooks/group_vars/all/host_contract.json');
+
 const ROLE = path.resolve(import.meta.dirname, '../../ansible/roles/nginx_lb');
 
 export interface PrivateNginx {
@@ -58,7 +61,7 @@ export function ansibleRender(dir: string, vars: Record<string, unknown>): { ngi
 `,
   );
   fs.mkdirSync(out, { recursive: true });
-  const r = spawnSync('ansible-playbook', ['-i', 'localhost,', '-c', 'local', '-e', JSON.stringify({ ansible_python_interpreter: 'auto_silent', ...vars }), 'render.yml'], {
+  const r = spawnSync('ansible-playbook', ['-i', 'localhost,', '-c', 'local', '-e', `@${HOST_CONTRACT_FILE}`, '-e', JSON.stringify({ ansible_python_interpreter: 'auto_silent', ...vars }), 'render.yml'], {
     cwd: dir,
     encoding: 'utf8',
     env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: path.join(dir, 'ansible-tmp'), ANSIBLE_RETRY_FILES_ENABLED: 'False' },

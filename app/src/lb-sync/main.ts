@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ConfigError, type RedisConfig, parseEnv, redisConfigFrom, redisEnvSchema } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { createRedis, startRedisTokens } from '../shared/redis';
+import { HOST_CONTRACT } from '../shared/host-contract';
 import { type LbRouting, createRegistry, registryKeys } from '../shared/registry';
 import { parseUpstreamServers, renderRouting } from './render';
 
@@ -49,8 +50,10 @@ async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger({ level: env.CADFLEET_LOG_LEVEL, role: 'lb-sync' });
   const tokens = await startRedisTokens(env.redis, log);
-  const redis = createRedis(env.redis, 'worker', 'cadfleet-lb-sync', tokens);
-  const events = createRedis(env.redis, 'worker', 'cadfleet-lb-sync-events', tokens);
+  // Redis client names: the program's own (its unit's, in the host contract).
+  const name = HOST_CONTRACT.roles.lb.release_units[0]!;
+  const redis = createRedis(env.redis, 'worker', name, tokens);
+  const events = createRedis(env.redis, 'worker', `${name}-events`, tokens);
   const registry = createRegistry(redis, env.CADFLEET_REDIS_PREFIX);
   const apiFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'api-upstream.conf');
   const mapFile = path.join(env.CADFLEET_LB_ROUTING_DIR, 'streamers.map');

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { portOf } from './host-contract';
 
 export const ROLES = ['api', 'worker', 'streamer'] as const;
 export type Role = (typeof ROLES)[number];
@@ -92,7 +93,7 @@ const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   CADFLEET_ROLE: z.enum(ROLES).optional(),
   /** This node's id in the registry. One process per role per host is the fleet's shape. @default <hostname>-<role> */
   CADFLEET_NODE_ID: nodeId.optional(),
-  /** How other hosts reach this node (the LB reads it), e.g. http://10.0.1.5:8080. */
+  /** How other hosts reach this node (the LB reads it), e.g. http://10.0.1.5 and the api's port. */
   CADFLEET_ADVERTISE_URL: url(['http:', 'https:']).optional(),
 
 
@@ -106,7 +107,7 @@ const serviceSchema = databaseSchema.extend(redisEnvSchema.shape).extend({
   CADFLEET_S3_MODELS_BUCKET: bucket,
 
   CADFLEET_HTTP_HOST: z.string().default('0.0.0.0'),
-  CADFLEET_HTTP_PORT: int(0, 65535).default(8080),
+  CADFLEET_HTTP_PORT: int(0, 65535).default(portOf('api')),
   /** Worker only: serve /healthz and /metrics on this port (off when unset). */
   CADFLEET_METRICS_PORT: int(0, 65535).optional(),
   /** Largest file accepted by POST /api/v1/models (multipart). */
@@ -244,7 +245,7 @@ const streamerSchema = serviceSchema
     /** The key before the last rotation: tokens it signed are still accepted while the api hosts move to the new one. */
     CADFLEET_STREAM_TOKEN_SECRET_PREVIOUS: streamSecret.optional(),
     /** WebSocket port (also /healthz, /readyz, /metrics). */
-    CADFLEET_STREAM_PORT: int(0, 65535).default(8090),
+    CADFLEET_STREAM_PORT: int(0, 65535).default(portOf('streamer')),
     /** Sessions one streamer streams at once; more are refused (close 4429) and the api picks another node. */
     CADFLEET_STREAM_MAX_SESSIONS: int(1, 100_000).default(200),
     /** On SIGTERM: how long active sessions may go on before they are told to resume elsewhere. */

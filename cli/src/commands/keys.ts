@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { HOST_CONTRACT, envFileOf } from '../../../app/src/shared/host-contract';
 import { execa } from 'execa';
 import { loadEnvironment, sshTo, type Environment } from '../environment';
 import { shellQuote } from '../shell';
@@ -11,8 +12,8 @@ export { shellQuote };
  * file sourced there: the database credentials never cross this machine's command lines.
  */
 export function remoteServiceArgv(args: readonly string[]): string[] {
-  const script = `set -a; . /etc/cadfleet/api.env; exec /opt/cadfleet/current/bin/cadfleet-service keys ${args.map(shellQuote).join(' ')}`;
-  return ['sudo', '-u', 'cadfleet', 'sh', '-c', shellQuote(script)];
+  const script = `set -a; . ${envFileOf('api')}; exec ${HOST_CONTRACT.install.current}/bin/cadfleet-service keys ${args.map(shellQuote).join(' ')}`;
+  return ['sudo', '-u', HOST_CONTRACT.install.user, 'sh', '-c', shellQuote(script)];
 }
 
 async function runOnApi(env: Environment, args: string[]): Promise<number> {

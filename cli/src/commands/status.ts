@@ -1,22 +1,20 @@
 import { Command } from 'commander';
+import { HOST_CONTRACT } from '../../../app/src/shared/host-contract';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
 import { systemRunner } from '../local/exec';
 import type { Role } from '../local/fleet';
 
 /** The units that make a host of each role work, and where its health check answers. */
-export const ROLE_CHECKS: Readonly<Record<Role, { units: string[]; healthPort: number }>> = {
-  lb: { units: ['nginx', 'cadfleet-lb-sync'], healthPort: 80 },
-  data: { units: ['postgresql', 'redis-server', 'cadfleet-s3'], healthPort: 0 },
-  api: { units: ['cadfleet-api'], healthPort: 8080 },
-  worker: { units: ['cadfleet-worker'], healthPort: 9464 },
-  streamer: { units: ['cadfleet-streamer'], healthPort: 8090 },
-};
+/** Each role's units and the port of its health path (0: none), from the host contract. */
+export const ROLE_CHECKS: Readonly<Record<Role, { units: readonly string[]; healthPort: number }>> = Object.fromEntries(
+  Object.entries(HOST_CONTRACT.roles).map(([role, c]) => [role, { units: c.units, healthPort: c.port ?? 0 }]),
+) as Record<Role, { units: readonly string[]; healthPort: number }>;
 
 /** One shell line run on the host: release, units, health, and the role's own figures from /metrics. */
 export function statusScript(role: Role): string {
   const { units, healthPort } = ROLE_CHECKS[role];
   return [
-    'echo "release=$(basename "$(readlink -f /opt/cadfleet/current 2>/dev/null)" 2>/dev/null)"',
+    `echo "release=$(basename "$(readlink -f ${HOST_CONTRACT.install.current} 2>/dev/null)" 2>/dev/null)"`,
     `for u in ${units.join(' ')}; do echo "unit.$u=$(systemctl is-active "$u" 2>/dev/null)"; done`,
     healthPort ? `echo "health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://127.0.0.1:${healthPort}/healthz)"` : 'echo health=n/a',
     // The nginx_lb role marks a certificate it made itself (no tls_certificate_parameter, no deploy-given one).

@@ -1,9 +1,10 @@
+import { HOST_CONTRACT } from '../../../app/src/shared/host-contract';
 import type { Outputs } from '../contract';
 import type { LocalSecrets } from './local-secrets';
 
 /** Where the common role installs the fleet CA on every host (local fleet). */
 export const FLEET_CA_FILE = '/usr/local/share/ca-certificates/cadfleet-ca.crt';
-const RELEASE = '/opt/cadfleet/current';
+const RELEASE = HOST_CONTRACT.install.current;
 /** s3rver's one fixed key pair: on the local fleet, the network bounds access to S3. */
 export const S3RVER_KEYS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
@@ -32,7 +33,7 @@ export function localServiceEnv(outputs: Outputs, secrets: LocalSecrets): Record
     NODE_EXTRA_CA_CERTS: FLEET_CA_FILE,
     CADFLEET_CONVERT_BIN: `${RELEASE}/bin/cadfleet-convert.js`,
     CADFLEET_MIGRATIONS_DIR: `${RELEASE}/app/migrations`,
-    CADFLEET_WORK_DIR: '/var/lib/cadfleet/work',
+    CADFLEET_WORK_DIR: `${HOST_CONTRACT.install.state_dir}/work`,
     CADFLEET_STREAM_TOKEN_SECRET: secrets.streamTokenSecret,
     ...extraServiceEnv(process.env.CADFLEET_SERVICE_ENV),
   };

@@ -6,6 +6,10 @@ import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { execaSync } from 'execa';
 import { $ } from 'zx/core';
+import { HOST_CONTRACT } from '../../../app/src/shared/host-contract';
+
+/** The LB's registry sync: its unit, and the program the unit runs. */
+const LB_SYNC_UNIT = HOST_CONTRACT.roles.lb.release_units[0]!;
 
 /**
  * The release bundle (DESIGN "Release bundle"): `cadfleet-<version>-linux-x64.tar.gz` holding
@@ -146,37 +150,31 @@ async function stage(repoRoot: string, payload: string, nodeBinary: string): Pro
   };
   launch('cadfleet-convert', 'cadfleet-convert.js');
   launch('cadfleet-service', 'service.js');
-  launch('cadfleet-lb-sync', 'lb-sync.js');
+  // The LB's sync program is named after its unit (the host contract's).
+  launch(LB_SYNC_UNIT, 'lb-sync.js');
   fs.mkdirSync(path.join(payload, 'systemd'), { recursive: true });
   for (const role of ['api', 'worker', 'streamer'] as const) {
-    fs.writeFileSync(path.join(payload, 'systemd', `cadfleet-${role}.service`), renderServiceUnit(repoRoot, role));
+    fs.writeFileSync(path.join(payload, 'systemd', `${HOST_CONTRACT.roles[role].release_units[0]}.service`), renderServiceUnit(repoRoot, role));
   }
-  fs.writeFileSync(path.join(payload, 'systemd', 'cadfleet-lb-sync.service'), renderLbSyncUnit(repoRoot));
+  fs.writeFileSync(path.join(payload, 'systemd', `${LB_SYNC_UNIT}.service`), renderLbSyncUnit(repoRoot));
   fs.writeFileSync(path.join(payload, 'package.json'), `${JSON.stringify({ name: 'cadfleet-release', private: true, type: 'module' })}\n`);
 }
 
 /**
  * The role's systemd unit as the cadfleet_service role's template renders it with the role's
- * defaults. The bundle carries it for hosts that no deploy has touched: the stacks' boot script
- * installs it on an auto-scaled host (and on a `cadfleet local scale-out` host).
+ * defaults, which are the host contract's values (ansible/contract/hosts.json). The bundle
+ * carries it for hosts that no deploy has touched: the stacks' boot script installs it on an
+ * auto-scaled host (and on a `cadfleet local scale-out` host).
  */
 export function renderServiceUnit(repoRoot: string, role: 'api' | 'worker' | 'streamer'): string {
   const template = fs.readFileSync(path.join(repoRoot, 'ansible/roles/cadfleet_service/templates/cadfleet.service.j2'), 'utf8');
-  const defaults = fs.readFileSync(path.join(repoRoot, 'ansible/roles/cadfleet_service/defaults/main.yml'), 'utf8');
-  const scalar = (name: string): string => {
-    const m = new RegExp(`^${name}:\\s*(\\S+)\\s*$`, 'm').exec(defaults);
-    if (!m) throw new Error(`ansible/roles/cadfleet_service/defaults/main.yml has no plain ${name}`);
-    return m[1]!;
-  };
-  // The one default that depends on the role: `{{ '3G' if cadfleet_service_role == 'worker' else '1G' }}`.
-  const memory = /^cadfleet_service_memory_max:\s*"\{\{ '(\w+)' if cadfleet_service_role == 'worker' else '(\w+)' \}\}"/m.exec(defaults);
-  if (!memory) throw new Error('ansible/roles/cadfleet_service/defaults/main.yml: cadfleet_service_memory_max is not in the form this renderer knows');
+  const { install, roles } = HOST_CONTRACT;
   const values: Record<string, string> = {
     cadfleet_service_role: role,
-    cadfleet_service_user: scalar('cadfleet_service_user'),
-    cadfleet_service_release_root: scalar('cadfleet_service_release_root'),
-    cadfleet_service_stop_timeout: scalar('cadfleet_service_stop_timeout'),
-    cadfleet_service_memory_max: role === 'worker' ? memory[1]! : memory[2]!,
+    cadfleet_service_user: install.user,
+    cadfleet_service_release_root: install.dir,
+    cadfleet_service_stop_timeout: String(roles[role].stop_timeout),
+    cadfleet_service_memory_max: String(roles[role].memory_max),
   };
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name: string) => {
     const value = values[name];
@@ -187,10 +185,8 @@ export function renderServiceUnit(repoRoot: string, role: 'api' | 'worker' | 'st
 
 /** The LB's unit (the registry sync; nginx is the distribution's), as the nginx_lb role renders it with its defaults. */
 export function renderLbSyncUnit(repoRoot: string): string {
-  const template = fs.readFileSync(path.join(repoRoot, 'ansible/roles/nginx_lb/templates/cadfleet-lb-sync.service.j2'), 'utf8');
-  const defaults = fs.readFileSync(path.join(repoRoot, 'ansible/roles/nginx_lb/defaults/main.yml'), 'utf8');
-  const root = /^nginx_lb_release_root:\s*(\S+)\s*$/m.exec(defaults)?.[1];
-  if (!root) throw new Error('ansible/roles/nginx_lb/defaults/main.yml has no plain nginx_lb_release_root');
+  const template = fs.readFileSync(path.join(repoRoot, `ansible/roles/nginx_lb/templates/${LB_SYNC_UNIT}.service.j2`), 'utf8');
+  const root = HOST_CONTRACT.install.dir;
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name: string) => {
     if (name !== 'nginx_lb_release_root') throw new Error(`the LB sync unit template uses {{ ${name} }}, which the bundle cannot render`);
     return root;

@@ -7,6 +7,9 @@ import { buildRelease, renderLbSyncUnit, renderServiceUnit, tarballName, validat
 import { tempDir } from '../../helpers/convert';
 import { cax } from '../../helpers/samples';
 
+/** The host contract, as the playbooks load it (group_vars): the roles' defaults take their values from it. */
+const CONTRACT = path.resolve('ansible/playbooks/group_vars/all/host_contract.json');
+
 describe('release bundle', () => {
   const outDir = tempDir('cadfleet-releases-');
 
@@ -19,7 +22,7 @@ describe('release bundle', () => {
       `- hosts: localhost\n  connection: local\n  gather_facts: false\n  vars_files: [${role}/defaults/main.yml]\n  tasks:\n    - ansible.builtin.template: { src: ${role}/templates/cadfleet.service.j2, dest: "${out}/{{ cadfleet_service_role }}.service" }\n`,
     );
     for (const name of ['api', 'worker', 'streamer'] as const) {
-      execFileSync('ansible-playbook', ['-i', 'localhost,', playbook, '-e', `cadfleet_service_role=${name}`], { stdio: 'pipe', env: { ...process.env, ANSIBLE_NOCOLOR: '1' } });
+      execFileSync('ansible-playbook', ['-i', 'localhost,', playbook, '-e', `cadfleet_service_role=${name}`, '-e', `@${CONTRACT}`], { stdio: 'pipe', env: { ...process.env, ANSIBLE_NOCOLOR: '1' } });
       const unit = renderServiceUnit(process.cwd(), name);
       expect(unit, name).toBe(fs.readFileSync(path.join(out, `${name}.service`), 'utf8'));
       expect(unit).toContain(`ExecStart=/opt/cadfleet/current/bin/cadfleet-service ${name}\n`);
@@ -32,7 +35,7 @@ describe('release bundle', () => {
       lbPlaybook,
       `- hosts: localhost\n  connection: local\n  gather_facts: false\n  vars_files: [${lbRole}/defaults/main.yml]\n  tasks:\n    - ansible.builtin.template: { src: ${lbRole}/templates/cadfleet-lb-sync.service.j2, dest: "${out}/lb-sync.service" }\n`,
     );
-    execFileSync('ansible-playbook', ['-i', 'localhost,', lbPlaybook], { stdio: 'pipe', env: { ...process.env, ANSIBLE_NOCOLOR: '1' } });
+    execFileSync('ansible-playbook', ['-i', 'localhost,', lbPlaybook, '-e', `@${CONTRACT}`], { stdio: 'pipe', env: { ...process.env, ANSIBLE_NOCOLOR: '1' } });
     expect(renderLbSyncUnit(process.cwd())).toBe(fs.readFileSync(path.join(out, 'lb-sync.service'), 'utf8'));
     expect(renderLbSyncUnit(process.cwd())).toContain('ExecStart=/opt/cadfleet/current/bin/cadfleet-lb-sync\n');
   }, 60_000);
