@@ -5,6 +5,7 @@ import { systemRunner } from '../local/exec';
 import { defaultContext, openFleet } from '../local/local-fleet';
 import { acquireLock, appendAudit, parseDuration } from '../upgrade/lock';
 import path from 'node:path';
+import { targetNamed } from '../target';
 
 export function deployCommand(): Command {
   return new Command('deploy')
@@ -19,13 +20,9 @@ export function deployCommand(): Command {
     .addHelpText('after', '\nExamples:\n  $ sudo cadfleet deploy --env local\n  $ sudo cadfleet deploy --env local --limit data')
     .action(async (opts: { env: string; limit?: string; version?: string; json?: boolean; verbose?: boolean; full?: boolean; lockWait: string }) => {
       try {
-        if (opts.env !== 'local') {
-          // AWS hosts are configured by their image and boot script (stacks/user-data.ts), not by
-          // the site playbook; what changes on them is the release, and that is the upgrade's.
-          process.stderr.write(
-            `cadfleet deploy: on AWS (${opts.env}) hosts configure themselves at boot from the host image and the environment's settings; ` +
-              `ship a release with: cadfleet upgrade --env ${opts.env} [--version V] (it publishes the release, moves releases/current and rolls the hosts to it)\n`,
-          );
+        const refusal = targetNamed(opts.env).deployRefusal;
+        if (refusal) {
+          process.stderr.write(`cadfleet deploy: ${refusal}\n`);
           process.exitCode = 2;
           return;
         }

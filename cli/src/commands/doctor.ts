@@ -3,18 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { execaSync } from 'execa';
-import { systemRunner } from '../local/exec';
-import { localPrerequisites } from '../local/prerequisites';
+import { targetNamed, type Check } from '../target';
 
-export interface Check {
-  name: string;
-  /** What the check is needed for; `optional` checks warn instead of failing. */
-  for: string;
-  ok: boolean;
-  optional?: boolean;
-  found: string;
-  fix: string;
-}
+export type { Check };
 
 type Probe = (argv: string[]) => { ok: boolean; out: string };
 
@@ -95,25 +86,13 @@ export function runChecks(run: Probe = probe, env: NodeJS.ProcessEnv = process.e
   ];
 }
 
-const LOCAL_ONLY = new Set(['root', 'systemd-nspawn', 'debootstrap']);
-const AWS_ONLY = new Set(['AWS credentials', 'boto3 (for Ansible)', 'session-manager-plugin', 'AWS CLI', 'amazon.aws (Ansible collection)']);
-/** Needed only to build the host image: optional everywhere, left out for the local fleet. */
-const IMAGE_ONLY = new Set(['community.general, ansible.posix (Ansible collections)', 'packer']);
-
 /**
  * The checks for one environment: for `local`, the fleet's own prerequisites (tools, overlay
  * file system, cgroups, network namespaces), the ones `cadfleet local up` checks before anything
  * boots, all required; for an AWS environment, its credentials and host access are required.
  */
 export async function checksFor(env: string | undefined, machine: Check[] = runChecks()): Promise<Check[]> {
-  if (env === undefined) return machine;
-  if (env === 'local') {
-    const kept = machine.filter((c) => !LOCAL_ONLY.has(c.name) && !AWS_ONLY.has(c.name) && !IMAGE_ONLY.has(c.name));
-    const names = new Set(kept.map((c) => c.name));
-    const local = (await localPrerequisites(systemRunner)).filter((c) => !names.has(c.name));
-    return [...kept, ...local.map((c) => ({ ...c, optional: false }))];
-  }
-  return machine.filter((c) => !LOCAL_ONLY.has(c.name)).map((c) => (AWS_ONLY.has(c.name) ? { ...c, optional: false } : c));
+  return env === undefined ? machine : targetNamed(env).doctorChecks(machine);
 }
 
 export function doctorCommand(): Command {

@@ -34,7 +34,7 @@ export function keysCommand(): Command {
       try {
         const env = await loadEnvironment(opts.env);
         const code = await runOnApi(env, build(opts, rest));
-        if (code === 255) process.stderr.write(`cadfleet keys: the api host did not answer SSH; ${env.name === 'local' ? 'is the environment up? (cadfleet local status)' : `see cadfleet status --env ${env.name}`}\n`);
+        if (code === 255) process.stderr.write(`cadfleet keys: the api host did not answer SSH; see cadfleet status --env ${env.name}\n`);
         process.exitCode = code;
       } catch (err) {
         process.stderr.write(`cadfleet keys: ${(err as Error).message}\n`);

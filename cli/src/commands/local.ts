@@ -4,13 +4,11 @@ import { systemRunner } from '../local/exec';
 import { selectHosts } from '../local/fleet';
 import { defaultContext, destroy, down, openFleet, startHosts, status, up, type LocalContext } from '../local/local-fleet';
 import { localFleetName } from '../environment';
-import { localOutputs } from '../outputs';
-import { awsEnvironment, readAwsOutputs } from '../aws/terraform';
-import { ansibleDir } from '../deploy/deploy';
 import path from 'node:path';
 import { SCALABLE_ROLES, scaleIn, scaleOut, type ScalableRole } from '../local/scale-out';
 import { replaceHosts, upAwsWay } from '../local/cloud-boot';
 import { acquireLock, appendAudit } from '../upgrade/lock';
+import { targetNamed } from '../target';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -215,7 +213,7 @@ export function localCommand(makeContext: () => LocalContext = () => defaultCont
   return local;
 }
 
-export function outputsCommand(makeContext: () => LocalContext = () => defaultContext(systemRunner, log)): Command {
+export function outputsCommand(): Command {
   return new Command('outputs')
     .description('The deployment outputs of an environment: LB address, hosts by role, endpoints, SSH access. No secrets.')
     .requiredOption('--env <name>', 'environment: local, or an AWS environment')
@@ -223,13 +221,7 @@ export function outputsCommand(makeContext: () => LocalContext = () => defaultCo
     .addHelpText('after', '\nExamples:\n  $ sudo cadfleet outputs --env local | jq .lb\n  $ cadfleet outputs --env staging | jq .buckets     # from the applied stack\'s state (after cadfleet plan/apply)')
     .action((opts: { env: string }) =>
       guarded(async () => {
-        if (opts.env !== 'local') {
-          const outputs = await readAwsOutputs(systemRunner, awsEnvironment(opts.env, path.dirname(ansibleDir())));
-          process.stdout.write(`${JSON.stringify(outputs, null, 2)}\n`);
-          return;
-        }
-        const { fleet, paths } = openFleet(makeContext(), localFleetName());
-        process.stdout.write(`${JSON.stringify(localOutputs('local', fleet, paths), null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(await targetNamed(opts.env).outputs(), null, 2)}\n`);
       }),
     );
 }

@@ -1,37 +1,19 @@
 // `cadfleet models`: an environment's models through its LB, as a client of the v1 API sees them:
 // the list pages followed with the API's `next` cursor, with the API's filters.
-import fs from 'node:fs';
+
 import https from 'node:https';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MODEL_STATES } from '../../../app/src/shared/models';
 import { LIST_TIME, MAX_PAGE, SHA256_HEX } from '../../../app/src/shared/pages';
-import { awsEnvironment, readAwsOutputs } from '../aws/terraform';
-import { localFleetName, repoRoot } from '../environment';
-import { systemRunner } from '../local/exec';
-import { defaultContext, openFleet } from '../local/local-fleet';
-import { pkiPaths } from '../local/pki';
 import { positiveInt, positiveIntUpTo } from './arguments';
+import { targetNamed, type ApiTarget } from '../target';
 
-
-export interface ApiTarget {
-  /** https://<LB address>, the environment's outputs' `lb.url`. */
-  url: string;
-  /** PEM of the CA that signed the LB's certificate, when it is not a public one (the local fleet's). */
-  ca?: Buffer;
-}
+export type { ApiTarget };
 
 /** The LB of an environment: the local fleet's (trusted with its own CA) or an AWS one's outputs. */
-export async function apiTarget(env: string, caFile?: string): Promise<ApiTarget> {
-  const ca = caFile ? fs.readFileSync(caFile) : undefined;
-  if (env === 'local') {
-    const { fleet, paths } = openFleet(defaultContext(systemRunner, () => undefined), localFleetName());
-    const lb = fleet.hosts.find((h) => h.role === 'lb');
-    if (!lb) throw new Error('the local fleet has no LB host');
-    return { url: `https://${lb.ip}`, ca: ca ?? fs.readFileSync(pkiPaths(paths.root).caCert) };
-  }
-  const outputs = await readAwsOutputs(systemRunner, awsEnvironment(env, repoRoot()));
-  return { url: outputs.lb.url, ca };
+export function apiTarget(env: string, caFile?: string): Promise<ApiTarget> {
+  return targetNamed(env).api(caFile);
 }
 
 export interface ApiAnswer {

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { execa } from 'execa';
 import { loadEnvironment, resolveHosts, sshTo, type Environment, type TargetHost } from '../environment';
+import { targetOf } from '../target';
 
 const fail = (message: string, code = 1): void => {
   process.stderr.write(`cadfleet: ${message}\n`);
@@ -32,10 +33,7 @@ async function streamFrom(argv: readonly string[], onLine: (line: string, stream
 }
 
 /** What to look at when a host does not answer: the fleet's own status locally, EC2 and Session Manager on AWS. */
-export const runningHint = (env: Environment, host: TargetHost): string =>
-  env.outputs.provider === 'local'
-    ? 'is it running? (cadfleet local status)'
-    : `is it running, and its SSM agent online? (aws ssm describe-instance-information --filters Key=InstanceIds,Values=${host.name})`;
+export const runningHint = (env: Environment, host: TargetHost): string => targetOf(env).runningHint(host);
 
 const unreachable = (env: Environment, host: TargetHost, stderr: string): string =>
   `${host.name} (${host.address}) did not answer: ${stderr.trim().split('\n').pop() || 'ssh failed'}; ${runningHint(env, host)}`;

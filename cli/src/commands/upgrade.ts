@@ -4,11 +4,11 @@ import { HOST_CONTRACT } from '../../../app/src/shared/host-contract';
 import { releaseFor, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, sshTo, type Environment } from '../environment';
 import { systemRunner } from '../local/exec';
-import { workspaceOf } from '../upgrade/env-lock';
 import { upgradeRunner } from '../upgrade/runner';
 import { appendAudit, parseDuration, readAudit } from '../upgrade/lock';
 import { parseBatchSize, type BatchSize } from '../upgrade/plan';
 import { rollingUpgrade, type UpgradeReport } from '../upgrade/rolling';
+import { targetOf, workspaceOf } from '../target';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -34,7 +34,7 @@ async function rollTo(action: 'upgrade' | 'rollback', envName: string, version: 
       release: built,
       readyTimeoutMs: Number(process.env.CADFLEET_READY_TIMEOUT_MS ?? 90_000),
       bootTimeoutMs: Number(process.env.CADFLEET_BOOT_TIMEOUT_MS ?? 20 * 60_000),
-      pointerFile: env.outputs.provider === 'local' ? path.join(root, 'release-pointer') : undefined,
+      pointerFile: targetOf(env).pointerFile(root),
       log,
     });
     report = await rollingUpgrade(runner, built.version, size);

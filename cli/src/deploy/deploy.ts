@@ -2,43 +2,17 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import type { Environment } from '../contract';
-import type { Runner } from '../local/exec';
-import { ensureCa, ensureServerCert, pkiPaths } from '../local/pki';
-import { ansiblePlaybookArgv, inventoryFrom, playFailures, playRecap, type PlayFailure, type RecapLine } from './ansible';
-import { ensureLocalSecrets, redact } from './local-secrets';
-import { buildRelease, type Release } from '../release/bundle';
-import { releaseStore, type ReleaseStore } from '../release/store';
-import { S3RVER_KEYS, localServiceEnv } from './service-env';
 import type { Outputs } from '../outputs';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { releaseBundleKey } from '../../../stacks/contract';
+import { buildRelease, type Release } from '../release/bundle';
+import type { ReleaseStore } from '../release/store';
+import { targetOf } from '../target';
+import { ansibleDir } from './ansible-dir';
+import { ansiblePlaybookArgv, playFailures, playRecap, type PlayFailure, type RecapLine } from './ansible';
+import { redact } from './local-secrets';
+import type { DeployOptions } from './options';
 
-export interface DeployOptions {
-  env: Environment;
-  /** The local fleet's state folder (keys, PKI, secrets); deploy files go in `deploy/` there. */
-  stateRoot: string;
-  runner: Runner;
-  limit?: string;
-  /** Each line of ansible-playbook's output, secrets redacted. */
-  onLine?: (line: string) => void;
-  /** Progress of the steps before Ansible (building the release). */
-  log?: (line: string) => void;
-  /** A release version to build and install; by default the working tree's content hash names it. */
-  version?: string;
-  /** Where built releases are kept. @default /var/lib/cadfleet/releases as root, else ~/.cache/cadfleet/releases */
-  releasesDir?: string;
-  /**
-   * Publish the release to the local fleet's releases bucket and point `releases/current` at it
-   * once the deploy succeeded, for hosts that boot by themselves. @default true without `limit`
-   */
-  publish?: boolean;
-  /** Configure every host in full, even those whose record says this deploy already configured them. */
-  full?: boolean;
-}
+export type { DeployOptions };
 
 export interface DeployReport {
   ok: boolean;
@@ -52,61 +26,9 @@ export interface DeployReport {
   log: string;
 }
 
-export function ansibleDir(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'ansible', 'playbooks', 'site.yml'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find ansible/playbooks/site.yml above the CLI');
-    dir = parent;
-  }
-  return path.join(dir, 'ansible');
-}
+export { ansibleDir };
+export { localFirewallSources, localReleaseStore } from './local-vars';
 
-/** Everything the playbooks need for the local fleet: secrets, the CA and the data host's certificate. */
-async function localVars(opts: DeployOptions, release: Release): Promise<Record<string, unknown>> {
-  const secrets = ensureLocalSecrets(opts.stateRoot);
-  const pki = pkiPaths(opts.stateRoot);
-  await ensureCa(opts.runner, pki, opts.env.name);
-  const data = opts.env.hosts.find((h) => h.role === 'data');
-  const lb = opts.env.hosts.find((h) => h.role === 'lb');
-  if (!data || !lb) throw new Error('the local environment has no data or lb host');
-  const cert = await ensureServerCert(opts.runner, pki, data.name, { dns: [data.name, 'data'], ip: [data.address] });
-  const lbCert = await ensureServerCert(opts.runner, pki, lb.name, { dns: [lb.name, 'localhost'], ip: [lb.address] });
-  const read = (file: string): string => fs.readFileSync(file, 'utf8');
-  const serviceEnv = localServiceEnv(opts.env.outputs, secrets);
-  const subnet = `${data.address.split('.').slice(0, 3).join('.')}.0/24`;
-  return {
-    common_ca_certificate: read(pki.caCert),
-    common_unattended_upgrades: false,
-    // Every port of a host but SSH (and the LB's HTTP/HTTPS) answers the fleet's host range
-    // only: <subnet>.0/25 holds the bridge's gateway (.1, this machine, where the operator and
-    // the CLI run) and every host address the fleet hands out (.10 up, hosts added later
-    // included). Anything else on the fleet's network (or routed to it) gets no answer from the
-    // app's ports, PostgreSQL, Redis or the S3 stand-in.
-    firewall_trusted_sources: localFirewallSources(data.address),
-    postgresql_local_password: secrets.postgresPassword,
-    postgresql_local_allowed_cidr: subnet,
-    postgresql_local_tls_cert: read(cert.cert),
-    postgresql_local_tls_key: read(cert.key),
-    redis_local_password: secrets.redisPassword,
-    redis_local_tls_cert: read(cert.cert),
-    redis_local_tls_key: read(cert.key),
-    redis_local_tls_ca: read(pki.caCert),
-    s3_local_tls_cert: read(cert.cert),
-    s3_local_tls_key: read(cert.key),
-    nginx_lb_tls_cert: `${read(lbCert.cert)}${read(pki.caCert)}`,
-    nginx_lb_tls_key: read(lbCert.key),
-    release_version: release.version,
-    release_tarball: release.tarball,
-    release_sha256: release.sha256,
-    cadfleet_service_env_common: serviceEnv,
-  };
-}
-
-/** The local fleet's host range, <subnet>.0/25: the bridge's gateway and every host address it hands out. */
-export function localFirewallSources(dataAddress: string): string[] {
-  return [`${dataAddress.split('.').slice(0, 3).join('.')}.0/25`];
-}
 
 /** Root (the local fleet's commands) keeps releases beside the fleet; anyone else (an AWS upgrade from a laptop or a runner) in their cache. */
 export const releasesDir = (opts: { releasesDir?: string }): string =>
@@ -162,24 +84,14 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   const started = performance.now();
   const dir = path.join(opts.stateRoot, 'deploy');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const aws = opts.env.outputs.provider === 'aws';
-  let inventory: string;
-  /** What the digest takes of the inventory: the local one as written, the aws_ec2 configuration file. */
-  let inventoryText: string;
-  if (aws) {
-    if (!opts.env.inventory) throw new Error(`no aws_ec2 inventory for ${opts.env.name}: load the environment with loadEnvironment`);
-    inventory = opts.env.inventory;
-    inventoryText = fs.existsSync(inventory) ? fs.readFileSync(inventory, 'utf8') : inventory;
-  } else {
-    inventory = path.join(dir, 'inventory.json');
-    inventoryText = `${JSON.stringify(inventoryFrom(opts.env.outputs), null, 2)}\n`;
-    fs.writeFileSync(inventory, inventoryText);
-  }
+  const target = targetOf(opts.env);
+  // What the digest takes of the inventory: the local one as written, the aws_ec2 configuration file.
+  const { file: inventory, text: inventoryText } = target.inventory(opts.env, dir);
   const varsFile = path.join(dir, 'vars.json');
-  const vars = aws ? await awsReleaseVars(opts.env.outputs, release) : await localVars(opts, release);
+  const vars = await target.playbookVars(opts, release);
   const digest = deployDigest(ansibleDir(), digestedVars(vars), inventoryText);
   fs.writeFileSync(varsFile, `${JSON.stringify({ ...vars, cadfleet_deploy_digest: digest, cadfleet_deploy_full: opts.full ?? false })}\n`, { mode: 0o600 });
-  const secrets = aws ? null : ensureLocalSecrets(opts.stateRoot);
+  const secrets = target.secrets(opts.stateRoot);
   const log = path.join(dir, `last-${path.basename(playbook, '.yml')}.log`);
   const argv = ansiblePlaybookArgv({ playbook, inventory, varsFile, limit: opts.limit });
   const cwd = ansibleDir();
@@ -211,36 +123,11 @@ export async function runPlaybook(opts: DeployOptions, release: Release, playboo
   return { ok: code === 0, seconds: (performance.now() - started) / 1000, recap, changed: recap.reduce((sum, r) => sum + r.changed, 0), failures, log };
 }
 
-/**
- * What release-install.yml needs on AWS: the bundle as a presigned URL of the releases bucket
- * (the upgrade publishes it there first; hosts fetch it through their NAT or the S3 endpoint,
- * not through the Session Manager tunnel) and its sum, which the role checks.
- */
-async function awsReleaseVars(outputs: Outputs, release: Release): Promise<Record<string, unknown>> {
-  const s3 = new S3Client({ region: outputs.region ?? undefined });
-  try {
-    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: outputs.buckets.releases, Key: releaseBundleKey(release.version) }), { expiresIn: 3600 });
-    return { release_version: release.version, release_url: url, release_sha256: release.sha256 };
-  } finally {
-    s3.destroy();
-  }
-}
-
 /** The releases bucket of an environment: the local fleet's on its data host, or the AWS one (the SDK's credential chain). */
 export function releaseStoreOf(outputs: Outputs, stateRoot: string): ReleaseStore {
-  if (outputs.provider === 'local') return localReleaseStore(outputs, stateRoot);
-  return releaseStore({ bucket: outputs.buckets.releases, region: outputs.region ?? undefined });
+  return targetOf({ name: outputs.environment, outputs }).releaseStore(outputs, stateRoot);
 }
 
-/**
- * The local fleet's releases bucket, on the data host's S3 server (s3rver's key pair, the fleet
- * CA): where a deploy publishes what it installed, for hosts that boot without a deploy.
- */
-export function localReleaseStore(outputs: Outputs, stateRoot: string): ReleaseStore {
-  const { buckets } = outputs;
-  if (!buckets.endpoint) throw new Error('the local outputs name no S3 endpoint');
-  return releaseStore({ bucket: buckets.releases, endpoint: buckets.endpoint, credentials: S3RVER_KEYS, caFile: pkiPaths(stateRoot).caCert });
-}
 
 /**
  * Builds the release of the working tree, then runs the site playbook with it. A whole-fleet
@@ -252,8 +139,9 @@ export async function deploy(opts: DeployOptions): Promise<DeployReport> {
   const release = await releaseFor(opts);
   const result = await runPlaybook(opts, release, 'playbooks/site.yml');
   let pointer: string | null = null;
-  if (result.ok && (opts.publish ?? !opts.limit) && opts.env.outputs.provider === 'local') {
-    const store = localReleaseStore(opts.env.outputs, opts.stateRoot);
+  const target = targetOf(opts.env);
+  if (result.ok && (opts.publish ?? !opts.limit) && target.publishesAfterDeploy) {
+    const store = target.releaseStore(opts.env.outputs, opts.stateRoot);
     try {
       const published = await store.publish(release);
       await store.writePointer(release.version);

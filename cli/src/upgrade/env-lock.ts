@@ -5,13 +5,8 @@
 // have to be the only guard.
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { DEPLOY_LOCK_KEY } from '../../../stacks/contract';
-import { awsEnvironment, readAwsOutputs } from '../aws/terraform';
-import { awsStateRoot, localFleetName, repoRoot } from '../environment';
-import { systemRunner } from '../local/exec';
-import { defaultContext, openFleet } from '../local/local-fleet';
 import { acquireLock, LockHeldError, readLock, type LockRecord } from './lock';
 
 export interface EnvLock {
@@ -132,19 +127,4 @@ export function s3Lock(o: S3LockOptions): EnvLock {
       }
     },
   };
-}
-
-/** Where an environment's deploy state lives on this machine (deploy files, audit log) and its lock. */
-export interface Workspace {
-  root: string;
-  lock: EnvLock;
-}
-
-export async function workspaceOf(envName: string): Promise<Workspace> {
-  if (envName === 'local') {
-    const root = openFleet(defaultContext(systemRunner, () => undefined), localFleetName()).paths.root;
-    return { root, lock: fileLock(path.join(root, 'lock.json')) };
-  }
-  const outputs = await readAwsOutputs(systemRunner, awsEnvironment(envName, repoRoot()));
-  return { root: awsStateRoot(envName), lock: s3Lock({ bucket: outputs.buckets.releases, region: outputs.region ?? undefined }) };
 }
