@@ -1,11 +1,10 @@
-import { Command } from 'commander';
-import { loadEnvironment, localFleetName } from '../environment';
-import { deploy } from '../deploy/deploy';
-import { systemRunner } from '../local/exec';
-import { defaultContext, openFleet } from '../local/local-fleet';
-import { acquireLock, appendAudit, parseDuration } from '../upgrade/lock';
 import path from 'node:path';
-import { targetNamed } from '../target';
+import { Command } from 'commander';
+import { deploy } from '../deploy/deploy';
+import { loadEnvironment } from '../environment';
+import { systemRunner } from '../local/exec';
+import { targetNamed, workspaceOf } from '../target';
+import { appendAudit, parseDuration } from '../upgrade/lock';
 
 export function deployCommand(): Command {
   return new Command('deploy')
@@ -27,16 +26,18 @@ export function deployCommand(): Command {
           return;
         }
         const env = await loadEnvironment(opts.env);
-        const { paths } = openFleet(defaultContext(systemRunner, () => undefined), localFleetName());
-        const unlock = await acquireLock(path.join(paths.root, 'lock.json'), 'deploy', { version: opts.version, waitMs: parseDuration(opts.lockWait) });
-        process.once('SIGINT', () => {
-          unlock();
-          process.exit(130);
-        });
+        // The environment's lock, as an upgrade or a rollback takes it (and gives it back on a signal).
+        const { root, lock } = await workspaceOf(opts.env);
+        const unlock = await lock.acquire('deploy', { version: opts.version, waitMs: parseDuration(opts.lockWait) });
+        const onSignal = (): void => {
+          void unlock().finally(() => process.exit(130));
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
         let tasks = 0;
         const report = await deploy({
           env,
-          stateRoot: paths.root,
+          stateRoot: root,
           runner: systemRunner,
           limit: opts.limit,
           version: opts.version,
@@ -48,8 +49,10 @@ export function deployCommand(): Command {
             if (task) process.stderr.write(`  [${++tasks}] ${task[1]}\n`);
           },
         });
-        unlock();
-        appendAudit(path.join(paths.root, 'audit.log'), { action: 'deploy', version: report.release.version, previous: null, ok: report.ok, seconds: report.seconds, ...(report.ok ? {} : { detail: report.failures.map((f) => `${f.host}: ${f.task}`).join('; ') }) });
+        await unlock();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        appendAudit(path.join(root, 'audit.log'), { action: 'deploy', version: report.release.version, previous: null, ok: report.ok, seconds: report.seconds, ...(report.ok ? {} : { detail: report.failures.map((f) => `${f.host}: ${f.task}`).join('; ') }) });
         if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         if (report.ok) {
           process.stderr.write(`deployed ${report.release.version} to ${env.name} in ${report.seconds.toFixed(1)} s: ${report.changed ? `${report.changed} change(s)` : 'no changes'} on ${report.recap.length} host(s)\n`);
