@@ -1,20 +1,14 @@
 import { Command } from 'commander';
-import { HOST_CONTRACT, envFileOf } from '../../../app/src/shared/host-contract';
 import { execa } from 'execa';
 import { loadEnvironment, sshTo, type Environment } from '../environment';
+import { serviceKeysArgv } from '../remote';
 import { shellQuote } from '../shell';
 
 // Kept importable from here (the fleet tests take it from this module).
 export { shellQuote };
 
-/**
- * Runs the service's own `keys` command on the first api host, with the host's environment
- * file sourced there: the database credentials never cross this machine's command lines.
- */
-export function remoteServiceArgv(args: readonly string[]): string[] {
-  const script = `set -a; . ${envFileOf('api')}; exec ${HOST_CONTRACT.install.current}/bin/cadfleet-service keys ${args.map(shellQuote).join(' ')}`;
-  return ['sudo', '-u', HOST_CONTRACT.install.user, 'sh', '-c', shellQuote(script)];
-}
+/** The service's own `keys` command on an api host (cli/src/remote.ts). */
+export const remoteServiceArgv = serviceKeysArgv;
 
 async function runOnApi(env: Environment, args: string[]): Promise<number> {
   const api = env.hosts.find((h) => h.role === 'api');

@@ -1,27 +1,11 @@
 import { Command } from 'commander';
-import { HOST_CONTRACT } from '../../../app/src/shared/host-contract';
+import { ROLE_CHECKS, statusLine } from '../remote';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
 import { systemRunner } from '../local/exec';
 import type { Role } from '../local/fleet';
 
-/** The units that make a host of each role work, and where its health check answers. */
-/** Each role's units and the port of its health path (0: none), from the host contract. */
-export const ROLE_CHECKS: Readonly<Record<Role, { units: readonly string[]; healthPort: number }>> = Object.fromEntries(
-  Object.entries(HOST_CONTRACT.roles).map(([role, c]) => [role, { units: c.units, healthPort: c.port ?? 0 }]),
-) as Record<Role, { units: readonly string[]; healthPort: number }>;
-
-/** One shell line run on the host: release, units, health, and the role's own figures from /metrics. */
-export function statusScript(role: Role): string {
-  const { units, healthPort } = ROLE_CHECKS[role];
-  return [
-    `echo "release=$(basename "$(readlink -f ${HOST_CONTRACT.install.current} 2>/dev/null)" 2>/dev/null)"`,
-    `for u in ${units.join(' ')}; do echo "unit.$u=$(systemctl is-active "$u" 2>/dev/null)"; done`,
-    healthPort ? `echo "health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://127.0.0.1:${healthPort}/healthz)"` : 'echo health=n/a',
-    // The nginx_lb role marks a certificate it made itself (no tls_certificate_parameter, no deploy-given one).
-    role === 'lb' ? 'test -e /etc/nginx/cadfleet/tls/self-signed && echo warning=self-signed-certificate; true' : 'true',
-    healthPort && role !== 'lb' ? `curl -s --max-time 3 http://127.0.0.1:${healthPort}/metrics | grep -E '^cadfleet_(queue_jobs\\{state="(waiting|active)"|stream_sessions|active_sessions)' | sed 's/^/metric /'` : 'true',
-  ].join('; ');
-}
+// The host's status line and each role's checks are remote commands (cli/src/remote.ts).
+export { ROLE_CHECKS, statusLine as statusScript };
 
 export interface HostStatus {
   host: string;
@@ -66,7 +50,7 @@ export function parseStatus(host: TargetHost, output: string, reachable: boolean
 }
 
 async function collect(env: Environment, host: TargetHost): Promise<HostStatus> {
-  const r = await systemRunner.run(sshTo(env, host, [statusScript(host.role)]));
+  const r = await systemRunner.run(sshTo(env, host, [statusLine(host.role)]));
   return parseStatus(host, r.stdout, r.code !== 255);
 }
 

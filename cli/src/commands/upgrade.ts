@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { Command } from 'commander';
-import { HOST_CONTRACT } from '../../../app/src/shared/host-contract';
 import { releaseFor, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, sshTo, type Environment } from '../environment';
 import { systemRunner } from '../local/exec';
+import { releasesLine } from '../remote';
 import { upgradeRunner } from '../upgrade/runner';
 import { appendAudit, parseDuration, readAudit } from '../upgrade/lock';
 import { parseBatchSize, type BatchSize } from '../upgrade/plan';
@@ -127,7 +127,7 @@ export function upgradeCommands(): Command[] {
       }
       const rows = await Promise.all(
         env.hosts.map(async (host) => {
-          const r = await systemRunner.run(sshTo(env, host, [`basename "$(readlink -f ${HOST_CONTRACT.install.current})"; ls -1 ${HOST_CONTRACT.install.releases}`]));
+          const r = await systemRunner.run(sshTo(env, host, [releasesLine()]));
           const [current, ...installed] = r.code === 0 ? r.stdout.trim().split('\n').filter(Boolean) : [];
           return { host: host.name, role: host.role, reachable: r.code !== 255, current: current ?? null, installed };
         }),

@@ -1,53 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { HOST_CONTRACT, envFileOf, localUrlOf, portOf, releaseDirOf } from '../../../app/src/shared/host-contract';
-import { shellQuote } from '../shell';
+import { READY, apiRoutedLine, currentReleaseLine, journalTailLine, migrateLine, readyProbeLine, streamerRoutedLine, switchScript, unitsPresentLine } from '../remote';
 import { releaseStoreOf, runPlaybook, type DeployOptions } from '../deploy/deploy';
 import { loadEnvironment, sshTo, type Environment, type TargetHost } from '../environment';
 import { systemRunner } from '../local/exec';
-import type { Role } from '../local/fleet';
 import type { Release } from '../release/bundle';
 import type { UpgradeRunner } from './rolling';
 
-const { install } = HOST_CONTRACT;
-/** The units an upgrade restarts: those that run from the release (on the LB nginx keeps serving; the viewer's files switch atomically). */
-const UNITS = (role: Role): readonly string[] => HOST_CONTRACT.roles[role].release_units;
-/** Each role's readiness URL on its own host (the host contract's `ready` path). */
-export const READY: Readonly<Record<Role, string>> = {
-  api: localUrlOf('api', 'ready'),
-  worker: localUrlOf('worker', 'ready'),
-  streamer: localUrlOf('streamer', 'ready'),
-  lb: localUrlOf('lb', 'ready'),
-  data: '',
-};
-
-/** The shell line that takes a host out, switches `current` atomically and starts it again. */
-export function switchScript(role: Role, version: string): string {
-  const units = UNITS(role).join(' ');
-  const target = releaseDirOf(version);
-  // An app host that has its settings but no unit yet (on AWS: booted before the first release
-  // existed, so its boot script installed nothing) gets the unit the release ships, as the boot
-  // script would; the local fleet's hosts have theirs from the deploy, so this does nothing there.
-  const app = role === 'api' || role === 'worker' || role === 'streamer';
-  const unit = `${UNITS(role)[0]}.service`;
-  const firstUnit = app
-    ? [
-        `if [ ! -e /etc/systemd/system/${unit} ] && [ -f ${shellQuote(`${target}/systemd/${unit}`)} ] && [ -f ${envFileOf(role)} ]; then ` +
-          `sudo install -D -m 0644 ${shellQuote(`${target}/systemd/${unit}`)} /etc/systemd/system/${unit} && sudo systemctl daemon-reload && sudo systemctl enable -q ${unit}; fi`,
-      ]
-    : [];
-  return [
-    `test -f ${shellQuote(`${target}/VERSION`)} || { echo "release ${version} is not installed on this host" >&2; exit 3; }`,
-    ...firstUnit,
-    // systemctl stop sends SIGTERM: the node drains (the LB drops it) and finishes its work first.
-    // Only the units this host runs (a role not deployed yet has none).
-    `units=$(for u in ${units || '""'}; do systemctl cat "$u" >/dev/null 2>&1 && echo "$u"; done; true)`,
-    'if [ -n "$units" ]; then sudo systemctl stop $units; fi',
-    `sudo ln -sfn ${shellQuote(target)} ${install.current}.next`,
-    `sudo mv -Tf ${install.current}.next ${install.current}`,
-    'if [ -n "$units" ]; then sudo systemctl start $units; fi',
-  ].join(' && ');
-}
+// Kept importable from here (tests and the upgrade take them from this module).
+export { READY, switchScript };
 
 export interface UpgradeRunnerOptions {
   deploy: DeployOptions;
@@ -78,7 +39,7 @@ export function upgradeRunner(opts: UpgradeRunnerOptions): UpgradeRunner {
   // -e: every part of the path must exist (-f prints the link's own path for a host that has
   // the folder and no release yet). A host that does not answer has no release either, for now.
   const current = async (host: TargetHost): Promise<string | null> => {
-    const r = await ssh(env, host, `readlink -e ${install.current}`);
+    const r = await ssh(env, host, currentReleaseLine());
     return r.code === 0 && r.out ? path.basename(r.out) : null;
   };
   const runner: UpgradeRunner = {
@@ -109,9 +70,7 @@ export function upgradeRunner(opts: UpgradeRunnerOptions): UpgradeRunner {
       }
     },
     async migrate(version, api) {
-      const home = releaseDirOf(version);
-      const script = `set -a; . ${envFileOf('api')}; CADFLEET_MIGRATIONS_DIR=${home}/app/migrations exec ${home}/bin/cadfleet-service migrate`;
-      const r = await ssh(env, api, `sudo -u ${install.user} sh -c ${shellQuote(script)}`);
+      const r = await ssh(env, api, migrateLine(version));
       if (r.code !== 0) {
         throw new Error(`the migrations of ${version} failed on ${api.name} (exit ${r.code}): ${r.out.split('\n').slice(-3).join(' / ') || 'it printed nothing'}; nothing was switched`);
       }
@@ -135,21 +94,21 @@ export function upgradeRunner(opts: UpgradeRunnerOptions): UpgradeRunner {
     async waitReady(host) {
       const deadline = Date.now() + opts.readyTimeoutMs;
       const lb = env.hosts.find((h) => h.role === 'lb');
-      const deployed = await ssh(env, host, UNITS(host.role).map((u) => `systemctl cat ${u} >/dev/null 2>&1`).join(' && ') || 'true');
+      const deployed = await ssh(env, host, unitsPresentLine(host.role));
       if (deployed.code !== 0) return { ok: true };
       for (;;) {
-        const probe = await ssh(env, host, `curl -s -o /dev/null -w '%{http_code}' --max-time 3 ${READY[host.role]}`);
+        const probe = await ssh(env, host, readyProbeLine(host.role));
         let ready = probe.out.endsWith('200');
         if (ready && host.role === 'api' && lb) {
           // Back in service means back in the LB's upstream (the sync service follows the registry).
-          ready = (await ssh(env, lb, `grep -q ${shellQuote(`server ${host.address}:${portOf('api')}`)} /etc/nginx/cadfleet/api-upstream.conf`)).code === 0;
+          ready = (await ssh(env, lb, apiRoutedLine(host.address))).code === 0;
         } else if (ready && host.role === 'streamer' && lb) {
           // The api hands out sessions on it as soon as it is live: the LB must route to it by then.
-          ready = (await ssh(env, lb, `grep -q ${shellQuote(` ${host.address}:${portOf('streamer')};`)} /etc/nginx/cadfleet/streamers.map`)).code === 0;
+          ready = (await ssh(env, lb, streamerRoutedLine(host.address))).code === 0;
         }
         if (ready) return { ok: true };
         if (Date.now() > deadline) {
-          const journal = await ssh(env, host, `sudo journalctl --no-pager -o cat -n 5 ${UNITS(host.role).map((u) => `-u ${u}`).join(' ')}`);
+          const journal = await ssh(env, host, journalTailLine(host.role, 5));
           return { ok: false, reason: `not ready within ${opts.readyTimeoutMs / 1000} s (${READY[host.role]} answered ${probe.out.slice(-3) || 'nothing'}); last log lines: ${journal.out.split('\n').slice(-5).join(' | ').slice(0, 600)}` };
         }
         await new Promise((r) => setTimeout(r, 1000));
