@@ -1,4 +1,6 @@
-// The connections both long-running roles share, built from the config and closed in reverse.
+// The connections the long-running roles share, built from the config and closed in reverse:
+// PostgreSQL (api and worker; the streamer has none), Redis, S3, the node registry, the
+// dependency checks and the metrics registry.
 import type { Config } from './config';
 import { type Db, createDb } from './db';
 import { createHealth, type Health, okForAWhile } from './health';
@@ -8,6 +10,9 @@ import { type Redis, type RedisPurpose, assertNoEviction, createRedis, startRedi
 import type { TokenCache } from './redis-iam';
 import { type Registry, createRegistry } from './registry';
 import { type Storage, createStorage } from './storage';
+
+/** What the connections are built from: a streamer's configuration has no database. */
+export type ServicesConfig = Pick<Config, 'redis' | 's3' | 's3CheckMs' | 'dependencyTimeoutMs'> & { database?: Config['database'] };
 
 export interface Services {
   db: Db;
@@ -37,13 +42,18 @@ async function waitForRedis(client: Redis, timeoutMs: number): Promise<void> {
   });
 }
 
-export async function createServices(config: Config, log: Logger, role: string, nodeId: string): Promise<Services> {
-  const db = await createDb(config.database, log.child({ component: 'postgres' }), { applicationName: `cadfleet-${role}` });
+/** A process's services without PostgreSQL (the streamer). */
+export type StreamServices = Omit<Services, 'db'>;
+
+export function createServices(config: Config, log: Logger, role: string, nodeId: string): Promise<Services>;
+export function createServices(config: ServicesConfig & { database?: undefined }, log: Logger, role: string, nodeId: string): Promise<StreamServices>;
+export async function createServices(config: ServicesConfig, log: Logger, role: string, nodeId: string): Promise<Services | StreamServices> {
+  const db = config.database ? await createDb(config.database, log.child({ component: 'postgres' }), { applicationName: `cadfleet-${role}` }) : undefined;
   let tokens: TokenCache | undefined;
   try {
     tokens = await startRedisTokens(config.redis, log.child({ component: 'redis' }));
   } catch (err) {
-    await db.close();
+    await db?.close();
     throw err;
   }
   const connectRedis = (purpose: RedisPurpose, name: string): Redis => createRedis(config.redis, purpose, name, tokens);
@@ -54,13 +64,13 @@ export async function createServices(config: Config, log: Logger, role: string, 
   } catch (err) {
     redis.disconnect();
     tokens?.stop();
-    await db.close();
+    await db?.close();
     throw err;
   }
   const storage = createStorage(config.s3);
   const health = createHealth(
     {
-      postgres: () => db.ping(),
+      ...(db ? { postgres: () => db.ping() } : {}),
       redis: () => redis.ping(),
       s3: okForAWhile(() => storage.ping(), config.s3CheckMs),
     },
@@ -73,7 +83,7 @@ export async function createServices(config: Config, log: Logger, role: string, 
     for (const s of health.current()) set({ dependency: s.name }, s.ok ? 1 : 0);
   });
   return {
-    db,
+    ...(db ? { db } : {}),
     redis,
     connectRedis,
     storage,
@@ -85,7 +95,7 @@ export async function createServices(config: Config, log: Logger, role: string, 
       storage.close();
       await redis.quit().catch(() => redis.disconnect());
       tokens?.stop();
-      await db.close();
+      await db?.close();
     },
   };
 }

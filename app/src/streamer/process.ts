@@ -4,14 +4,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { type StreamerConfig, nodeIdFor } from '../shared/config';
-import { createHealth, okForAWhile } from '../shared/health';
 import type { Logger } from '../shared/logger';
-import { createMetrics } from '../shared/metrics';
-import { assertNoEviction, createRedis, startRedisTokens } from '../shared/redis';
-import { createRegistry, waitUntilUnrouted } from '../shared/registry';
+import { waitUntilUnrouted } from '../shared/registry';
 import { advertisedHost } from '../shared/advertise';
+import { createServices } from '../shared/services';
 import { onShutdown } from '../shared/shutdown';
-import { createStorage } from '../shared/storage';
 import { VERSION } from '../shared/version';
 import { createModelStore } from './model-cache';
 import { createSessionStore } from '../shared/stream-sessions';
@@ -29,29 +26,17 @@ export interface RunningStreamer {
 export async function startStreamer(config: StreamerConfig, log: Logger): Promise<RunningStreamer> {
   for (const name of INHERITABLE_SECRETS) delete process.env[name];
   const nodeId = nodeIdFor(config, 'streamer');
-  const tokens = await startRedisTokens(config.redis, log.child({ component: 'redis' }));
-  const redis = createRedis(config.redis, 'request', `cadfleet-streamer-${nodeId}`, tokens);
-  await new Promise<void>((resolve, reject) => {
-    if (redis.status === 'ready') return resolve();
-    const timer = setTimeout(() => reject(new Error('Redis did not answer within 15000 ms')), 15_000);
-    redis.once('ready', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  }).catch((err: unknown) => {
-    redis.disconnect();
-    tokens?.stop();
-    throw err;
-  });
-  await assertNoEviction(redis);
-  const storage = createStorage(config.s3);
-  const registry = createRegistry(redis, config.redis.prefix);
+  // The services every process has, without PostgreSQL: a streamer never talks to it.
+  const services = await createServices(
+    { redis: config.redis, s3: config.s3, s3CheckMs: config.s3CheckMs, dependencyTimeoutMs: config.dependencyTimeoutMs },
+    log,
+    'streamer',
+    nodeId,
+  );
+  const { redis, storage, registry, health, metrics } = services;
   const sessions = createSessionStore(redis, config.redis.prefix, config.stream.sessionTtlMs);
-  const health = createHealth({ redis: () => redis.ping(), s3: okForAWhile(() => storage.ping(), config.s3CheckMs) }, { timeoutMs: config.dependencyTimeoutMs });
-  health.onChange = (s) => (s.ok ? log.info({ dependency: s.name }, 'dependency is back') : log.warn({ dependency: s.name, error: s.error }, 'dependency is down'));
   health.start(config.dependencyCheckMs);
 
-  const metrics = createMetrics({ role: 'streamer', node: nodeId });
   const reg = [metrics.registry];
   const sessionsGauge = new Gauge({ name: 'cadfleet_stream_sessions', help: 'Open streaming sessions', registers: reg });
   const refusals = new Counter({ name: 'cadfleet_stream_refusals_total', help: 'Refused stream connections by code', labelNames: ['code'], registers: reg });
@@ -215,10 +200,7 @@ export async function startStreamer(config: StreamerConfig, log: Logger): Promis
       streamer.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      health.stop();
-      storage.close();
-      await redis.quit().catch(() => redis.disconnect());
-      tokens?.stop();
+      await services.close();
     },
   };
 }
