@@ -113,10 +113,17 @@ export function withoutComments(text: string): string {
  * The files of the boot program (stacks/boot/, see its README.md), read where this module is:
  * beside it in the repository, or from the CLI's bundle in dist/.
  */
+const bootFiles = new Map<string, string>();
 function bootFile(name: string): string {
+  const known = bootFiles.get(name);
+  if (known !== undefined) return known;
   for (const base of ['./boot/', '../stacks/boot/']) {
     const file = fileURLToPath(new URL(base + name, import.meta.url));
-    if (fs.existsSync(file)) return withoutComments(fs.readFileSync(file, 'utf8'));
+    if (fs.existsSync(file)) {
+      const text = withoutComments(fs.readFileSync(file, 'utf8'));
+      bootFiles.set(name, text);
+      return text;
+    }
   }
   throw new Error(`stacks/boot/${name} is missing: the boot program is rendered from the files of stacks/boot/`);
 }

@@ -7,13 +7,10 @@ import { shellQuote } from '../shell';
 // Kept importable from here (the fleet tests take it from this module).
 export { shellQuote };
 
-/** The service's own `keys` command on an api host (cli/src/remote.ts). */
-export const remoteServiceArgv = serviceKeysArgv;
-
 async function runOnApi(env: Environment, args: string[]): Promise<number> {
   const api = env.hosts.find((h) => h.role === 'api');
   if (!api) throw new Error(`${env.name} has no api host`);
-  const argv = sshTo(env, api, remoteServiceArgv(args));
+  const argv = sshTo(env, api, serviceKeysArgv(args));
   // 255, as ssh says it failed itself, also when ssh could not be started; 1 for a signal.
   const r = await execa(argv[0]!, argv.slice(1), { stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', reject: false });
   return r.exitCode ?? (r.signal ? 1 : 255);
